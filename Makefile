@@ -1,0 +1,49 @@
+# Rollgate: `make run` starts the whole stack with the demo; `make test` runs the test suite.
+# Both install what they need on a fresh Debian/Ubuntu machine (run as root, or with the packages present).
+SHELL := /bin/bash
+PY := .venv/bin/python
+PORT ?= 8000
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rollgate
+STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+
+.PHONY: run test bench deps system services migrate clean
+
+system:
+	@bash scripts/install-system.sh
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || python3 -m venv .venv
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -r requirements-dev.txt
+	@rm -f .venv/.installed-* && touch $(STAMP)
+
+node_modules/.installed: package.json
+	@npm install --no-audit --no-fund --silent
+	@touch node_modules/.installed
+
+deps: system $(STAMP) node_modules/.installed
+
+services:
+	@bash scripts/services.sh redis
+
+migrate: deps services
+	@$(PY) manage.py migrate --noinput -v0
+	@$(PY) manage.py seed_demo
+
+run: migrate
+	@echo
+	@echo "Rollgate is starting at http://127.0.0.1:$(PORT)/   (Ctrl-C stops everything)"
+	@echo "API schema: http://127.0.0.1:$(PORT)/api/schema/   health: http://127.0.0.1:$(PORT)/api/health/"
+	@echo
+	@PORT=$(PORT) .venv/bin/honcho -f Procfile start
+
+test: deps
+	@bash scripts/services.sh postgres redis
+	@DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest
+
+bench: deps
+	@bash scripts/services.sh postgres redis
+	@for script in bench/*.py; do echo "== $$script"; DATABASE_URL=$(TEST_DATABASE_URL) $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf .venv node_modules var

@@ -1,0 +1,6 @@
+from .base import *  # noqa: F401,F403
+from .base import env, env_secret
+
+DEBUG = env.bool("DEBUG", default=True)
+# Local runs work with no variables set; production.py has no default.
+SECRET_KEY = env_secret("SECRET_KEY", default="rollgate-local-development-only-not-secret")

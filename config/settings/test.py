@@ -1,0 +1,15 @@
+from .base import *  # noqa: F401,F403
+from .base import env
+
+DEBUG = False
+SECRET_KEY = "rollgate-test-only"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The suite runs against a real PostgreSQL (make test sets DATABASE_URL); Redis db 1 keeps tests off dev data.
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/1")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+    }
+}
+CELERY_BROKER_URL = REDIS_URL

@@ -1,0 +1,48 @@
+"""The websocket every open page keeps: it relays live events the user's role may see.
+
+Anonymous connections are refused (close code 4401), users without a role too (4403). A page may subscribe to
+more groups (`{"subscribe": "release.42"}`); each join is checked against the policy.
+"""
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from frontend import live
+
+
+class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        self.joined: set[str] = set()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        groups = await database_sync_to_async(live.default_groups)(user)
+        if not groups:
+            await self.close(code=4403)
+            return
+        await self.accept()
+        for group in groups:
+            await self._join(group)
+        await self.send_json({"type": "hello", "groups": sorted(self.joined)})
+
+    async def _join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.joined.add(group)
+
+    async def receive_json(self, content, **kwargs):
+        group = content.get("subscribe") if isinstance(content, dict) else None
+        if not isinstance(group, str):
+            await self.send_json({"type": "error", "detail": 'send {"subscribe": "release.<id>"}'})
+            return
+        if await database_sync_to_async(live.may_join)(self.scope["user"], group):
+            await self._join(group)
+            await self.send_json({"type": "subscribed", "group": group})
+        else:
+            await self.send_json({"type": "error", "detail": f"not allowed to follow {group[:60]}"})
+
+    async def disconnect(self, code):
+        for group in getattr(self, "joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def rollgate_event(self, message):
+        await self.send_json(message["event"])

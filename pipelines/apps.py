@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class PipelinesConfig(AppConfig):
+    """Build, scan, push and deploy stages as Celery tasks; deploy targets under pipelines/targets/."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "pipelines"

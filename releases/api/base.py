@@ -1,0 +1,50 @@
+from rest_framework import serializers
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+
+from releases import policy
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo ("enviroment") is an error instead of a silent default."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [f"unknown field; accepted fields: {', '.join(self.fields)}"] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class HeaderPagination(LimitOffsetPagination):
+    """Lists stay plain JSON arrays; the total and the next page travel in headers (X-Total-Count, Link)."""
+
+    default_limit = 100
+    max_limit = 1000
+
+    def get_paginated_response(self, data):
+        headers = {"X-Total-Count": str(self.count)}
+        links = [f'<{url}>; rel="{rel}"' for rel, url in (("next", self.get_next_link()),
+                                                          ("prev", self.get_previous_link())) if url]
+        if links:
+            headers["Link"] = ", ".join(links)
+        return Response(data, headers=headers)
+
+    def get_paginated_response_schema(self, schema):
+        return schema
+
+
+def requires(action: str):
+    """A DRF permission class asking releases.policy for `action` (403 with the reason when refused)."""
+
+    class PolicyPermission(BasePermission):
+        def has_permission(self, request, view):
+            decision = policy.can(request.user, action)
+            self.message = decision.reason or "not allowed"
+            return bool(decision)
+
+    PolicyPermission.__name__ = f"Requires_{action.replace('.', '_')}"
+    return PolicyPermission

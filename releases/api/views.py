@@ -1,0 +1,412 @@
+"""REST API of the release domain. Views parse input, ask the policy, call one service or selector, serialise.
+
+One view per action (HackSoft style); the logic is in releases/services.py and releases/selectors.py.
+"""
+from django.db import connection
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from releases import policy, selectors, services
+from releases.api.base import HeaderPagination, StrictInputSerializer, requires
+from releases.choices import ReleaseStatus
+from releases.freeze import validate_freeze_windows
+from releases.models import AgentService, Environment
+from releases.services import Actor
+
+COMMENT_MAX = 4000
+
+
+class CommentInput(StrictInputSerializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=COMMENT_MAX, default="")
+
+
+def _paginate(view: APIView, request, queryset, serializer_class) -> Response:
+    paginator = HeaderPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+# --- services ----------------------------------------------------------------------------------------------
+
+
+class ServiceOutput(serializers.ModelSerializer):
+    class Meta:
+        model = AgentService
+        fields = ["id", "name", "description", "image_repository", "source_repository", "created_at"]
+
+
+class ServiceListApi(APIView):
+    class InputSerializer(StrictInputSerializer):
+        class Meta:
+            ref_name = "ServiceCreateInput"
+
+        name = serializers.RegexField(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", max_length=63, error_messages={
+            "invalid": "must be a DNS label: lowercase letters, digits and '-', at most 63 characters"})
+        image_repository = serializers.RegexField(r"^[A-Za-z0-9.:_/-]{1,255}$", error_messages={
+            "invalid": "must be an image repository such as registry.example.com/agent/agent-core (no tag)"})
+        description = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+        source_repository = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+    def get_permissions(self):
+        action = policy.RELEASE_VIEW if self.request.method == "GET" else policy.SERVICE_MANAGE
+        return [requires(action)()]
+
+    @extend_schema(responses=ServiceOutput(many=True))
+    def get(self, request):
+        return Response(ServiceOutput(AgentService.objects.all(), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: ServiceOutput})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        service = services.service_create(actor=Actor.of(request.user), **data.validated_data)
+        return Response(ServiceOutput(service).data, status=status.HTTP_201_CREATED)
+
+
+class ServiceDetailApi(APIView):
+    permission_classes = [requires(policy.RELEASE_VIEW)]
+
+    @extend_schema(responses=ServiceOutput)
+    def get(self, request, name: str):
+        return Response(ServiceOutput(get_object_or_404(AgentService, name=name)).data)
+
+
+# --- environments --------------------------------------------------------------------------------------------
+
+
+class EnvironmentOutput(serializers.ModelSerializer):
+    gray_phases = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Environment
+        fields = ["id", "name", "namespace", "position", "protected", "required_approvals", "freeze_windows",
+                  "auto_rollback", "deploy_target", "gray_phases"]
+
+    def get_gray_phases(self, env) -> list[int]:
+        return selectors.gray_ladder(env)
+
+
+class EnvironmentListApi(APIView):
+    permission_classes = [requires(policy.RELEASE_VIEW)]
+
+    @extend_schema(responses=EnvironmentOutput(many=True))
+    def get(self, request):
+        return Response(EnvironmentOutput(Environment.objects.prefetch_related("gray_phases"), many=True).data)
+
+
+class EnvironmentDetailApi(APIView):
+    class InputSerializer(StrictInputSerializer):
+        class Meta:
+            ref_name = "EnvironmentUpdateInput"
+
+        protected = serializers.BooleanField(required=False)
+        required_approvals = serializers.DictField(child=serializers.IntegerField(min_value=0, max_value=5),
+                                                   required=False)
+        freeze_windows = serializers.JSONField(required=False)
+        auto_rollback = serializers.BooleanField(required=False)
+
+        def validate_required_approvals(self, value):
+            from releases.choices import Role
+
+            unknown = sorted(set(value) - set(Role.values))
+            if unknown:
+                raise serializers.ValidationError(f"unknown role {', '.join(unknown)}; roles: {', '.join(Role.values)}")
+            return {role: count for role, count in value.items() if count}
+
+        def validate_freeze_windows(self, value):
+            try:
+                return validate_freeze_windows(value)
+            except ValueError as error:
+                raise serializers.ValidationError(str(error))
+
+    def get_permissions(self):
+        action = policy.RELEASE_VIEW if self.request.method == "GET" else policy.ENVIRONMENT_MANAGE
+        return [requires(action)()]
+
+    @extend_schema(responses=EnvironmentOutput)
+    def get(self, request, name: str):
+        return Response(EnvironmentOutput(get_object_or_404(Environment, name=name)).data)
+
+    @extend_schema(request=InputSerializer, responses=EnvironmentOutput)
+    def patch(self, request, name: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        env = services.environment_update(actor=Actor.of(request.user), name=name, changes=data.validated_data)
+        return Response(EnvironmentOutput(env).data)
+
+
+# --- releases ------------------------------------------------------------------------------------------------
+
+
+class ReleaseOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    service = serializers.CharField(source="service.name")
+    environment = serializers.CharField(source="environment.name")
+    tag = serializers.CharField(source="version.tag")
+    version_kind = serializers.CharField(source="version.kind")
+    commit = serializers.CharField(source="version.commit_sha")
+    branch = serializers.CharField(source="version.branch")
+    image = serializers.CharField(source="version.image_reference")
+    image_digest = serializers.CharField(source="version.image_digest")
+    status = serializers.CharField()
+    status_reason = serializers.CharField()
+    gray_weight = serializers.IntegerField()
+    gray_strategy = serializers.CharField()
+    previous_version = serializers.SerializerMethodField()
+    started_by = serializers.CharField(source="started_by.username")
+    created_at = serializers.DateTimeField()
+    status_changed_at = serializers.DateTimeField()
+
+    def get_previous_version(self, release) -> str | None:
+        previous = release.previous_release
+        return previous.version.tag if previous else None
+
+
+class ReleaseDetailOutput(ReleaseOutput):
+    record = serializers.SerializerMethodField()
+    approvals = serializers.SerializerMethodField()
+    actions = serializers.SerializerMethodField()
+
+    def get_record(self, release) -> dict:
+        return selectors.release_record(release)
+
+    def get_approvals(self, release) -> dict:
+        summary = selectors.approval_summary(release)
+        return {
+            "required": summary.required,
+            "missing": summary.missing,
+            "decisions": [
+                {"user": a.user.username, "role": a.role, "decision": a.decision, "comment": a.comment,
+                 "created_at": a.created_at}
+                for a in release.approvals.select_related("user")
+            ],
+        }
+
+    def get_actions(self, release) -> dict:
+        user = self.context["request"].user
+        return {name: {"allowed": s.allowed, "reason": s.reason}
+                for name, s in selectors.release_actions(user=user, release=release).items()}
+
+
+class ReleaseListApi(APIView):
+    class InputSerializer(StrictInputSerializer):
+        class Meta:
+            ref_name = "ReleaseCreateInput"
+
+        service = serializers.CharField(max_length=63)
+        environment = serializers.CharField(max_length=30)
+        tag = serializers.CharField(max_length=100)
+        commit = serializers.RegexField(r"^[0-9a-f]{40}$", error_messages={
+            "invalid": "must be the full 40-character lowercase hex git commit sha"})
+        branch = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    class FilterSerializer(serializers.Serializer):
+        service = serializers.CharField(required=False, max_length=63, default="")
+        environment = serializers.CharField(required=False, max_length=30, default="")
+        status = serializers.CharField(required=False, max_length=200, default="")
+        tag = serializers.CharField(required=False, max_length=100, default="")
+
+        def validate_status(self, value):
+            unknown = [s for s in value.split(",") if s and s not in ReleaseStatus.values]
+            if unknown:
+                raise serializers.ValidationError(
+                    f"unknown status {', '.join(unknown)}; statuses: {', '.join(ReleaseStatus.values)}")
+            return value
+
+    def get_permissions(self):
+        action = policy.RELEASE_VIEW if self.request.method == "GET" else policy.RELEASE_CREATE
+        return [requires(action)()]
+
+    @extend_schema(parameters=[FilterSerializer], responses=ReleaseOutput(many=True))
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        return _paginate(self, request, selectors.release_list(user=request.user, **filters.validated_data),
+                         ReleaseOutput)
+
+    @extend_schema(request=InputSerializer, responses={201: ReleaseDetailOutput})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release = services.release_create(actor=Actor.of(request.user), **data.validated_data)
+        release = selectors.release_get(user=request.user, release_id=release.pk)
+        return Response(ReleaseDetailOutput(release, context={"request": request}).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class ReleaseDetailApi(APIView):
+    permission_classes = [requires(policy.RELEASE_VIEW)]
+
+    @extend_schema(responses=ReleaseDetailOutput)
+    def get(self, request, release_id: int):
+        release = selectors.release_get(user=request.user, release_id=release_id)
+        if release is None:
+            return Response({"detail": f"no release with id {release_id}", "code": "not_found"}, status=404)
+        return Response(ReleaseDetailOutput(release, context={"request": request}).data)
+
+
+class _ReleaseActionApi(APIView):
+    """Base for POST /api/releases/<id>/<action>/ with an optional {"comment": "..."}."""
+
+    permission: str = ""
+    input_serializer = CommentInput
+    # Subclasses define perform(actor, release_id, data), which calls exactly one service.
+
+    def get_permissions(self):
+        return [requires(self.permission)()]
+
+    def post(self, request, release_id: int):
+        data = self.input_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        self.perform(Actor.of(request.user), release_id, data.validated_data)
+        release = selectors.release_get(user=request.user, release_id=release_id)
+        return Response(ReleaseDetailOutput(release, context={"request": request}).data)
+
+
+def _action_schema(cls):
+    return extend_schema(request=cls.input_serializer, responses=ReleaseDetailOutput)(cls)
+
+
+@_action_schema
+class ReleaseApproveApi(_ReleaseActionApi):
+    permission = policy.RELEASE_APPROVE
+
+    def perform(self, actor, release_id, data):
+        services.release_approve(actor=actor, release_id=release_id, comment=data["comment"])
+
+
+@_action_schema
+class ReleaseRejectApi(_ReleaseActionApi):
+    permission = policy.RELEASE_REJECT
+
+    def perform(self, actor, release_id, data):
+        services.release_reject(actor=actor, release_id=release_id, comment=data["comment"])
+
+
+class PromoteInput(CommentInput):
+    full = serializers.BooleanField(required=False, default=False, help_text="go straight to 100 %")
+    expected_weight = serializers.IntegerField(
+        required=False, min_value=0, max_value=100, default=None, allow_null=True,
+        help_text="the gray weight you saw; refused with 409 if the release moved meanwhile",
+    )
+
+
+@_action_schema
+class ReleasePromoteApi(_ReleaseActionApi):
+    permission = policy.RELEASE_PROMOTE
+    input_serializer = PromoteInput
+
+    def perform(self, actor, release_id, data):
+        services.release_promote(actor=actor, release_id=release_id, comment=data["comment"], full=data["full"],
+                                 expected_weight=data["expected_weight"])
+
+
+@_action_schema
+class ReleasePauseApi(_ReleaseActionApi):
+    permission = policy.RELEASE_PAUSE
+
+    def perform(self, actor, release_id, data):
+        services.release_pause(actor=actor, release_id=release_id, comment=data["comment"])
+
+
+@_action_schema
+class ReleaseResumeApi(_ReleaseActionApi):
+    permission = policy.RELEASE_RESUME
+
+    def perform(self, actor, release_id, data):
+        services.release_resume(actor=actor, release_id=release_id, comment=data["comment"])
+
+
+@_action_schema
+class ReleaseRollbackApi(_ReleaseActionApi):
+    permission = policy.RELEASE_ROLLBACK
+
+    def perform(self, actor, release_id, data):
+        services.release_rollback(actor=actor, release_id=release_id, comment=data["comment"])
+
+
+# --- audit ---------------------------------------------------------------------------------------------------
+
+
+class AuditEventOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    actor = serializers.CharField(source="actor_name")
+    action = serializers.CharField()
+    object_type = serializers.CharField()
+    object_id = serializers.CharField()
+    release_id = serializers.IntegerField(allow_null=True)
+    service = serializers.CharField(source="service.name", allow_null=True, default=None)
+    environment = serializers.CharField(source="environment.name", allow_null=True, default=None)
+    from_state = serializers.CharField()
+    to_state = serializers.CharField()
+    reason = serializers.CharField()
+    details = serializers.JSONField()
+
+
+class AuditEventListApi(APIView):
+    """Read-only: nothing in Rollgate updates or deletes an audit event."""
+
+    permission_classes = [requires(policy.AUDIT_VIEW)]
+
+    class FilterSerializer(serializers.Serializer):
+        release = serializers.IntegerField(required=False, min_value=1)
+        actor = serializers.CharField(required=False, max_length=150, default="")
+        action = serializers.CharField(required=False, max_length=50, default="")
+        service = serializers.CharField(required=False, max_length=63, default="")
+        environment = serializers.CharField(required=False, max_length=30, default="")
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+
+    @extend_schema(parameters=[FilterSerializer], responses=AuditEventOutput(many=True))
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        params = dict(filters.validated_data)
+        params["release_id"] = params.pop("release", None)
+        return _paginate(self, request, selectors.audit_list(user=request.user, **params), AuditEventOutput)
+
+
+class AuditEventDetailApi(APIView):
+    permission_classes = [requires(policy.AUDIT_VIEW)]
+
+    @extend_schema(responses=AuditEventOutput)
+    def get(self, request, event_id: int):
+        event = get_object_or_404(selectors.audit_list(user=request.user), pk=event_id)
+        return Response(AuditEventOutput(event).data)
+
+
+# --- health --------------------------------------------------------------------------------------------------
+
+
+class HealthApi(APIView):
+    """Liveness of what Rollgate needs: 200 when the database and Redis answer, 503 naming what is down."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(responses={200: inline_serializer("Health", {"status": serializers.CharField()})})
+    def get(self, request):
+        import redis
+        from django.conf import settings
+
+        checks = {}
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as error:  # report, don't crash: this endpoint exists to say what is down
+            checks["database"] = f"down: {type(error).__name__}"
+        try:
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+            client.ping()
+            checks["redis"] = "ok"
+        except Exception as error:
+            checks["redis"] = f"down: {type(error).__name__}"
+        down = [name for name, state in checks.items() if state != "ok"]
+        body = {"status": "ok" if not down else "unavailable", "checks": checks, "down": down}
+        return Response(body, status=503 if down else 200)

@@ -1,0 +1,45 @@
+"""Live events for open browsers. Only the service layer calls `send_event_on_commit`.
+
+Events carry a type and ids, never whole objects: the page re-renders its partial. They are sent after the
+transaction commits, so a browser never sees a state that was rolled back.
+"""
+import logging
+import re
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+# Groups a browser may be in. Membership is decided by the websocket consumer through releases.policy.
+FLEET_GROUP = "fleet"  # every release / environment change; needs release.view
+AUDIT_GROUP = "audit"  # every audit row; needs audit.view
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def group_name(*parts: object) -> str:
+    """Build a channel-layer group name from parts: group_name("release", 42) -> "release.42"."""
+    name = ".".join(_UNSAFE.sub("-", str(part)) for part in parts)
+    return name[:99]
+
+
+def release_group(release_id: int) -> str:
+    return group_name("release", release_id)
+
+
+def send_event(groups: list[str], event_type: str, payload: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": "rollgate.event", "event": {"type": event_type, **payload}}
+    for group in groups:
+        try:
+            async_to_sync(layer.group_send)(group, message)
+        except Exception:  # a live event must never undo or fail a committed change
+            log.warning("live event %s to %s not delivered", event_type, group, exc_info=True)
+
+
+def send_event_on_commit(groups: list[str], event_type: str, payload: dict) -> None:
+    transaction.on_commit(lambda: send_event(groups, event_type, payload))

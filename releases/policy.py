@@ -1,0 +1,105 @@
+"""Who may do what. The one policy module: API views, pages and the websocket all ask `can()`.
+
+Roles are Django groups named after `Role` values. Deny by default: a user with no role may do nothing, and an
+action missing from every role's set is refused. The matrix below is copied into README.md.
+"""
+from dataclasses import dataclass
+
+from releases.choices import Role
+
+# Actions. "view" actions gate reads; the rest gate writes.
+RELEASE_VIEW = "release.view"
+RELEASE_CREATE = "release.create"
+RELEASE_APPROVE = "release.approve"
+RELEASE_REJECT = "release.reject"
+RELEASE_PROMOTE = "release.promote"
+RELEASE_PAUSE = "release.pause"
+RELEASE_RESUME = "release.resume"
+RELEASE_ROLLBACK = "release.rollback"
+PIPELINE_RUN = "pipeline.run"
+SCAN_OVERRIDE = "scan.override"
+SERVICE_MANAGE = "service.manage"
+ENVIRONMENT_MANAGE = "environment.manage"
+ENVIRONMENT_SETTINGS_VIEW = "environment.settings.view"
+AUDIT_VIEW = "audit.view"
+SLA_VIEW = "sla.view"
+SLA_POLICY_MANAGE = "sla.policy.manage"
+
+_READ_ALL = {RELEASE_VIEW, SLA_VIEW}
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.DEVELOPER: frozenset(_READ_ALL | {RELEASE_CREATE, PIPELINE_RUN}),
+    Role.RELEASE_MANAGER: frozenset(
+        _READ_ALL
+        | {
+            RELEASE_CREATE, RELEASE_APPROVE, RELEASE_REJECT, RELEASE_PROMOTE, RELEASE_PAUSE, RELEASE_RESUME,
+            RELEASE_ROLLBACK, PIPELINE_RUN, SCAN_OVERRIDE, AUDIT_VIEW, ENVIRONMENT_SETTINGS_VIEW,
+        }
+    ),
+    Role.OPS: frozenset(
+        _READ_ALL
+        | {SERVICE_MANAGE, ENVIRONMENT_MANAGE, ENVIRONMENT_SETTINGS_VIEW, SLA_POLICY_MANAGE, AUDIT_VIEW,
+           RELEASE_ROLLBACK}
+    ),
+    Role.QA: frozenset(_READ_ALL | {RELEASE_APPROVE, RELEASE_REJECT}),
+    Role.AUDITOR: frozenset(_READ_ALL | {AUDIT_VIEW, ENVIRONMENT_SETTINGS_VIEW}),
+}
+
+ACTION_LABELS = {
+    RELEASE_VIEW: "see releases",
+    RELEASE_CREATE: "create releases",
+    RELEASE_APPROVE: "approve releases",
+    RELEASE_REJECT: "reject releases",
+    RELEASE_PROMOTE: "promote releases",
+    RELEASE_PAUSE: "pause releases",
+    RELEASE_RESUME: "resume releases",
+    RELEASE_ROLLBACK: "roll back releases",
+    PIPELINE_RUN: "run pipelines",
+    SCAN_OVERRIDE: "override scan findings",
+    SERVICE_MANAGE: "manage services",
+    ENVIRONMENT_MANAGE: "manage environments and deploy targets",
+    ENVIRONMENT_SETTINGS_VIEW: "see environment settings",
+    AUDIT_VIEW: "read the audit log",
+    SLA_VIEW: "read SLA reports",
+    SLA_POLICY_MANAGE: "change SLA policies",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def roles_of(user) -> frozenset[str]:
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return frozenset()
+    cached = getattr(user, "_rollgate_roles", None)
+    if cached is None:
+        valid = set(Role.values)
+        cached = frozenset(name for name in user.groups.values_list("name", flat=True) if name in valid)
+        user._rollgate_roles = cached
+    return cached
+
+
+def roles_with(action: str) -> list[str]:
+    return [role for role, actions in PERMISSIONS.items() if action in actions]
+
+
+def can(user, action: str) -> Decision:
+    roles = roles_of(user)
+    if not roles:
+        return Decision(False, "you have no Rollgate role; ask ops to give you one")
+    if any(action in PERMISSIONS[role] for role in roles):
+        return Decision(True)
+    needed = ", ".join(roles_with(action)) or "nobody"
+    label = ACTION_LABELS.get(action, action)
+    return Decision(False, f"only {needed} may {label}; you are {', '.join(sorted(roles))}")
+
+
+def permission_matrix() -> list[tuple[str, dict[str, bool]]]:
+    """Rows of (action, {role: allowed}) for the README and the help page."""
+    return [(action, {role: action in PERMISSIONS[role] for role in Role.values}) for action in ACTION_LABELS]

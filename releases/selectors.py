@@ -1,0 +1,208 @@
+"""Reads of the release domain. Lists are filtered by what the user may see (deny by default)."""
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Max, QuerySet
+from django.utils import timezone
+
+from releases import policy
+from releases.choices import CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
+from releases.freeze import active_freeze, describe
+from releases.models import AgentService, AuditEvent, Environment, Release
+
+S = ReleaseStatus
+
+
+def live_release(service: AgentService, environment: Environment) -> Release | None:
+    return (Release.objects.filter(service=service, environment=environment, status=S.LIVE)
+            .select_related("version").first())
+
+
+def canary_release(service: AgentService, environment: Environment) -> Release | None:
+    return (Release.objects.filter(service=service, environment=environment, status__in=CANARY_STATUSES)
+            .select_related("version").first())
+
+
+def gray_ladder(environment: Environment) -> list[int]:
+    weights = [phase.weight for phase in environment.gray_phases.all()]
+    return weights or list(settings.ROLLGATE_DEFAULT_GRAY_PHASES)
+
+
+@dataclass
+class ApprovalSummary:
+    required: dict[str, int]
+    approved: dict[str, list[str]] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
+    rejected_by: str = ""
+
+
+def approval_summary(release: Release) -> ApprovalSummary:
+    required = dict(release.environment.required_approvals or {})
+    summary = ApprovalSummary(required=required)
+    for approval in release.approvals.select_related("user"):
+        if approval.decision == ApprovalDecision.REJECTED:
+            summary.rejected_by = approval.user.get_username()
+        else:
+            summary.approved.setdefault(approval.role, []).append(approval.user.get_username())
+    for role, count in required.items():
+        have = len(summary.approved.get(role, []))
+        if have < count:
+            summary.missing[role] = count - have
+    return summary
+
+
+def release_list(*, user, service: str = "", environment: str = "", status: str = "", tag: str = "") -> QuerySet:
+    if not policy.can(user, policy.RELEASE_VIEW):
+        return Release.objects.none()
+    qs = Release.objects.select_related("service", "environment", "version", "started_by",
+                                        "previous_release__version")
+    if service:
+        qs = qs.filter(service__name=service)
+    if environment:
+        qs = qs.filter(environment__name=environment)
+    if status:
+        qs = qs.filter(status__in=status.split(","))
+    if tag:
+        qs = qs.filter(version__tag=tag)
+    return qs
+
+
+def release_get(*, user, release_id: int) -> Release | None:
+    return release_list(user=user).filter(pk=release_id).first()
+
+
+def audit_list(*, user, release_id: int | None = None, actor: str = "", action: str = "", service: str = "",
+               environment: str = "", since=None, until=None) -> QuerySet:
+    if not policy.can(user, policy.AUDIT_VIEW):
+        return AuditEvent.objects.none()
+    qs = AuditEvent.objects.select_related("release", "service", "environment")
+    if release_id:
+        qs = qs.filter(release_id=release_id)
+    if actor:
+        qs = qs.filter(actor_name=actor)
+    if action:
+        qs = qs.filter(action=action)
+    if service:
+        qs = qs.filter(service__name=service)
+    if environment:
+        qs = qs.filter(environment__name=environment)
+    if since:
+        qs = qs.filter(created_at__gte=since)
+    if until:
+        qs = qs.filter(created_at__lt=until)
+    return qs
+
+
+def release_is_rollbackable(release: Release) -> bool:
+    if release.status in CANARY_STATUSES:
+        return True
+    return (release.status == S.LIVE and release.previous_release_id is not None
+            and release.previous_release.status == S.SUPERSEDED)
+
+
+def release_record(release: Release) -> dict:
+    """The release in the design document's record shape (chapter 7)."""
+    previous = release.previous_release
+    return {
+        "agent_name": release.service.name,
+        "version": release.version.tag,
+        "tag": f"{release.service.name}-{release.environment.name}",  # the agent group, as in "gpt4-infer-prod"
+        "publisher": release.started_by.get_username(),
+        "status": release.status,
+        "prev_version": previous.version.tag if previous else None,
+        "gray": release.status in CANARY_STATUSES,
+        "rollbackable": release_is_rollbackable(release),
+        "created_at": release.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+@dataclass(frozen=True)
+class ActionState:
+    allowed: bool
+    reason: str = ""
+
+
+def release_actions(*, user, release: Release) -> dict[str, ActionState]:
+    """What this user can do to this release now, and why not: the page greys buttons out with the reason."""
+    status = release.status
+    states: dict[str, ActionState] = {}
+
+    def check(name: str, permission: str, state_ok: bool, state_reason: str, extra: str = "") -> None:
+        decision = policy.can(user, permission)
+        if not decision:
+            states[name] = ActionState(False, decision.reason)
+        elif not state_ok:
+            states[name] = ActionState(False, state_reason)
+        elif extra:
+            states[name] = ActionState(False, extra)
+        else:
+            states[name] = ActionState(True)
+
+    env = release.environment
+    window = active_freeze(env.freeze_windows, timezone.now())
+    frozen = f"{env.name} is {describe(window)}" if window else ""
+    summary = approval_summary(release)
+    missing = ""
+    if status == S.READY and summary.missing:
+        missing = "waiting for approval from " + ", ".join(f"{n} {r}" for r, n in summary.missing.items())
+    promotable = status in (S.READY, S.GRAY)
+    why_not = {S.PAUSED: "paused: resume first"}.get(status, f"release is {status}")
+    check("promote", policy.RELEASE_PROMOTE, promotable, why_not, frozen or missing)
+    check("promote_full", policy.RELEASE_PROMOTE, promotable, why_not, frozen or missing)
+    check("pause", policy.RELEASE_PAUSE, status == S.GRAY, f"only a release in gray can be paused; it is {status}")
+    check("resume", policy.RELEASE_RESUME, status == S.PAUSED, f"release is {status}, not paused", frozen)
+    check("rollback", policy.RELEASE_ROLLBACK, release_is_rollbackable(release),
+          f"release is {status}: nothing to roll back")
+    approvable = bool(summary.required) and status in OPEN_FOR_APPROVAL
+    own = release.started_by_id == getattr(user, "pk", None)
+    already = release.approvals.filter(user_id=getattr(user, "pk", None)).exists()
+    why_approve = "no approvals needed here" if not summary.required else f"release is {status}"
+    extra = "you started this release" if own else ("you already decided" if already else "")
+    check("approve", policy.RELEASE_APPROVE, approvable, why_approve, extra)
+    check("reject", policy.RELEASE_REJECT, approvable, why_approve, extra)
+    return states
+
+
+@dataclass
+class FleetCell:
+    live: Release | None = None
+    canary: Release | None = None
+    latest: Release | None = None  # newest release of any status, for "what happened last"
+
+
+@dataclass
+class FleetRow:
+    service: AgentService
+    cells: list[FleetCell]
+
+
+def fleet_overview(*, user, service: str = "", environment: str = "", status: str = "") -> tuple[list, list]:
+    """Services x environments in a fixed number of queries, whatever the fleet size."""
+    if not policy.can(user, policy.RELEASE_VIEW):
+        return [], []
+    environments = list(Environment.objects.all())
+    if environment:
+        environments = [e for e in environments if e.name == environment]
+    services_qs = AgentService.objects.all()
+    if service:
+        services_qs = services_qs.filter(name__icontains=service)
+    service_list = list(services_qs)
+    env_index = {e.pk: i for i, e in enumerate(environments)}
+    cells = {s.pk: [FleetCell() for _ in environments] for s in service_list}
+    active = (Release.objects.filter(service__in=service_list, environment__in=environments)
+              .filter(status__in=[S.LIVE, *CANARY_STATUSES]).select_related("version"))
+    for release in active:
+        cell = cells[release.service_id][env_index[release.environment_id]]
+        if release.status == S.LIVE:
+            cell.live = release
+        else:
+            cell.canary = release
+    latest_ids = (Release.objects.filter(service__in=service_list, environment__in=environments)
+                  .values("service_id", "environment_id").annotate(last=Max("id")).values_list("last", flat=True))
+    for release in Release.objects.filter(pk__in=latest_ids).select_related("version"):
+        cells[release.service_id][env_index[release.environment_id]].latest = release
+    rows = [FleetRow(service=s, cells=cells[s.pk]) for s in service_list]
+    if status:
+        rows = [r for r in rows if any(c.latest and c.latest.status == status for c in r.cells)]
+    return environments, rows
+

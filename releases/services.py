@@ -1,0 +1,411 @@
+"""Every write to the release domain. Promote, pause, resume, roll back, approve and reject live here.
+
+Interactive transitions lock the service row (serialising every change to one service's releases), re-read the
+release, check role, state machine and rules, change it, write the audit row and publish the live event on commit.
+Worker transitions (pipelines, SLA gate) use compare-and-set and return quietly when someone else got there first.
+"""
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from releases import events, policy
+from releases.choices import (
+    ALLOWED_TRANSITIONS,
+    CANARY_STATUSES,
+    OPEN_FOR_APPROVAL,
+    ApprovalDecision,
+    ReleaseStatus,
+)
+from releases.conventions import MOVING_TAGS, ConventionError, check_branch, check_tag_environment, parse_tag
+from releases.errors import ActionBlocked, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from releases.freeze import active_freeze, describe
+from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
+from releases.selectors import approval_summary, gray_ladder, live_release
+
+S = ReleaseStatus
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a person (checked against the policy) or a system component such as the SLA gate."""
+
+    user: object | None
+    name: str
+
+    @classmethod
+    def of(cls, user) -> "Actor":
+        return cls(user=user, name=user.get_username())
+
+    @classmethod
+    def system(cls, name: str) -> "Actor":
+        return cls(user=None, name=name)
+
+
+def _require(actor: Actor, action: str) -> None:
+    if actor.user is None:
+        return  # system components act on rules already checked by their own service
+    decision = policy.can(actor.user, action)
+    if not decision:
+        raise Forbidden(decision.reason)
+
+
+# --- audit -------------------------------------------------------------------------------------------------
+
+
+def audit_record(
+    *, actor: Actor, action: str, object_type: str, object_id, release: Release | None = None,
+    service: AgentService | None = None, environment: Environment | None = None, from_state: str = "",
+    to_state: str = "", reason: str = "", details: dict | None = None,
+) -> AuditEvent:
+    if release is not None:
+        service = service or release.service
+        environment = environment or release.environment
+    event = AuditEvent.objects.create(
+        actor=actor.user, actor_name=actor.name, action=action, object_type=object_type, object_id=str(object_id),
+        release=release, service=service, environment=environment, from_state=from_state, to_state=to_state,
+        reason=reason, details=details or {},
+    )
+    events.send_event_on_commit(
+        [events.AUDIT_GROUP], "audit.created",
+        {"audit_id": event.pk, "action": action, "release_id": release.pk if release else None},
+    )
+    return event
+
+
+# --- services and environments -------------------------------------------------------------------------------
+
+
+def service_create(*, actor: Actor, name: str, image_repository: str, description: str = "",
+                   source_repository: str = "", source_path: str = "") -> AgentService:
+    _require(actor, policy.SERVICE_MANAGE)
+    with transaction.atomic():
+        if AgentService.objects.filter(name=name).exists():
+            raise TransitionNotAllowed(f"a service named '{name}' already exists", field="name")
+        service = AgentService.objects.create(
+            name=name, image_repository=image_repository, description=description,
+            source_repository=source_repository, source_path=source_path,
+        )
+        audit_record(actor=actor, action="service.create", object_type="service", object_id=service.pk,
+                     service=service, to_state="created", details={"image_repository": image_repository})
+        events.send_event_on_commit([events.FLEET_GROUP], "service.changed", {"service": service.name})
+    return service
+
+
+ENVIRONMENT_EDITABLE = ("protected", "required_approvals", "freeze_windows", "auto_rollback")
+
+
+def environment_update(*, actor: Actor, name: str, changes: dict) -> Environment:
+    """Change an environment's protection, approvals, freeze windows or auto-rollback (already validated)."""
+    _require(actor, policy.ENVIRONMENT_MANAGE)
+    with transaction.atomic():
+        environment = Environment.objects.select_for_update().filter(name=name).first()
+        if environment is None:
+            raise NotFound(f"no environment named '{name}'")
+        before = {key: getattr(environment, key) for key in changes}
+        for key, value in changes.items():
+            if key not in ENVIRONMENT_EDITABLE:
+                raise InvalidInput(f"{key}: cannot be changed here", field=key)
+            setattr(environment, key, value)
+        environment.save(update_fields=list(changes))
+        audit_record(actor=actor, action="environment.update", object_type="environment", object_id=environment.pk,
+                     environment=environment, details={"before": before, "after": changes})
+        events.send_event_on_commit([events.FLEET_GROUP], "environment.changed", {"environment": environment.name})
+    return environment
+
+
+# --- versions and release creation ---------------------------------------------------------------------------
+
+
+def version_bind(*, service: AgentService, tag: str, commit_sha: str, branch: str = "") -> Version:
+    """The Version for this tag; one tag binds one commit (dev-latest moves and gets a row per commit)."""
+    kind = parse_tag(tag).kind
+    existing = Version.objects.filter(service=service, tag=tag)
+    if tag in MOVING_TAGS:
+        existing = existing.filter(commit_sha=commit_sha)
+    version = existing.first()
+    if version is not None:
+        if version.commit_sha != commit_sha:
+            raise TransitionNotAllowed(
+                f"tag {tag} of {service.name} is already bound to commit {version.commit_sha}; "
+                f"a tag binds exactly one commit, so tag the new commit with a new version (e.g. a -r1 rebuild)",
+                field="commit",
+            )
+        return version
+    try:
+        with transaction.atomic():
+            return Version.objects.create(service=service, tag=tag, kind=kind, commit_sha=commit_sha, branch=branch,
+                                          image_reference=service.image_for(tag))
+    except IntegrityError:  # a concurrent request bound the tag first: answer as if we had lost the race above
+        return version_bind(service=service, tag=tag, commit_sha=commit_sha, branch=branch)
+
+
+def release_create(*, actor: Actor, service: str, environment: str, tag: str, commit: str,
+                   branch: str = "") -> Release:
+    _require(actor, policy.RELEASE_CREATE)
+    service_obj = AgentService.objects.filter(name=service).first()
+    if service_obj is None:
+        known = ", ".join(AgentService.objects.values_list("name", flat=True)[:20]) or "none yet"
+        raise InvalidInput(f"no service named '{service[:80]}'; known services: {known}", field="service")
+    env_obj = Environment.objects.filter(name=environment).first()
+    if env_obj is None:
+        known = ", ".join(Environment.objects.values_list("name", flat=True))
+        raise InvalidInput(f"no environment named '{environment[:80]}'; environments: {known}", field="environment")
+    try:
+        check_tag_environment(parse_tag(tag), env_obj.name)
+        if branch:
+            check_branch(branch, env_obj.name)
+    except ConventionError as error:
+        raise InvalidInput(error.message, field=error.field)
+
+    with transaction.atomic():
+        version = version_bind(service=service_obj, tag=tag, commit_sha=commit, branch=branch)
+        release = Release.objects.create(
+            service=service_obj, environment=env_obj, version=version, started_by=actor.user,
+            previous_release=live_release(service_obj, env_obj),
+        )
+        audit_record(actor=actor, action="release.create", object_type="release", object_id=release.pk,
+                     release=release, to_state=release.status,
+                     details={"tag": tag, "commit": commit, "branch": branch})
+        _publish(release)
+    return release
+
+
+# --- transitions ---------------------------------------------------------------------------------------------
+
+
+def _publish(release: Release) -> None:
+    events.send_event_on_commit(
+        [events.FLEET_GROUP, events.release_group(release.pk)], "release.changed",
+        {"release_id": release.pk, "service": release.service.name, "environment": release.environment.name,
+         "status": release.status, "gray_weight": release.gray_weight},
+    )
+
+
+def _lock(release_id: int) -> Release:
+    """Lock the service row, then the release. Call inside transaction.atomic()."""
+    service_id = Release.objects.filter(pk=release_id).values_list("service_id", flat=True).first()
+    if service_id is None:
+        raise NotFound(f"no release with id {release_id}")
+    AgentService.objects.select_for_update().filter(pk=service_id).get()
+    return Release.objects.select_for_update().select_related("service", "environment", "version").get(pk=release_id)
+
+
+def _check_edge(release: Release, to_status: str, verb: str) -> None:
+    if to_status not in ALLOWED_TRANSITIONS[release.status]:
+        raise TransitionNotAllowed(
+            f"cannot {verb} release #{release.pk}: it is {release.get_status_display().lower()}"
+            + (" (a final state)" if not ALLOWED_TRANSITIONS[release.status] else "")
+        )
+
+
+def _move(release: Release, *, to_status: str, actor: Actor, action: str, reason: str = "",
+          gray_weight: int | None = None, details: dict | None = None) -> Release:
+    """Apply one checked transition: update, audit, publish on commit."""
+    from_status, from_weight = release.status, release.gray_weight
+    release.status = to_status
+    release.status_reason = reason[:1000]
+    release.status_changed_at = timezone.now()
+    if gray_weight is not None:
+        release.gray_weight = gray_weight
+    release.save(update_fields=["status", "status_reason", "status_changed_at", "gray_weight"])
+    audit_record(actor=actor, action=action, object_type="release", object_id=release.pk, release=release,
+                 from_state=from_status, to_state=to_status, reason=reason,
+                 details={"from_weight": from_weight, "to_weight": release.gray_weight, **(details or {})})
+    _publish(release)
+    return release
+
+
+def _check_not_frozen(release: Release) -> None:
+    window = active_freeze(release.environment.freeze_windows, timezone.now())
+    if window:
+        raise ActionBlocked(f"{release.environment.name} is {describe(window)}: promotion waits; rollback is allowed")
+
+
+def _check_approvals(release: Release) -> None:
+    summary = approval_summary(release)
+    if summary.missing:
+        missing = ", ".join(f"{count} {role}" for role, count in sorted(summary.missing.items()))
+        raise ActionBlocked(f"{release.environment.name} is protected: promotion needs approval from {missing}")
+
+
+def _check_canary_slot_free(release: Release) -> None:
+    other = (Release.objects.filter(service=release.service, environment=release.environment,
+                                    status__in=CANARY_STATUSES).exclude(pk=release.pk).select_related("version")
+             .first())
+    if other:
+        raise ActionBlocked(
+            f"release #{other.pk} ({other.version.tag}) is already {other.status} at {other.gray_weight} % in "
+            f"{release.environment.name}; finish or roll it back first"
+        )
+
+
+def _go_live(release: Release, *, actor: Actor, action: str, reason: str) -> Release:
+    current = live_release(release.service, release.environment)
+    if current is not None and current.pk != release.pk:
+        _move(current, to_status=S.SUPERSEDED, actor=actor, action="release.supersede",
+              reason=f"replaced by {release.version.tag} (#{release.pk})", gray_weight=0)
+        if release.previous_release_id != current.pk:
+            release.previous_release = current
+            release.save(update_fields=["previous_release"])
+    return _move(release, to_status=S.LIVE, actor=actor, action=action, reason=reason, gray_weight=100)
+
+
+def release_promote(*, actor: Actor, release_id: int, comment: str = "", full: bool = False,
+                    expected_weight: int | None = None) -> Release:
+    """Move a release one rung up its environment's gray ladder, or all the way to 100 % with full=True.
+
+    From ready: checks approvals (protected environments), freeze windows and that no other canary is running,
+    then starts the ramp at the first phase; with nothing live yet the release goes live directly.
+
+    Two clicks on "promote" must not skip a phase. A caller that says which weight it saw (expected_weight, as the
+    page does) is refused when the release has moved since; a caller that does not is refused when the release
+    moved within the last ROLLGATE_PROMOTE_DEBOUNCE_SECONDS, so duplicate or concurrent requests make one step.
+    """
+    _require(actor, policy.RELEASE_PROMOTE)
+    with transaction.atomic():
+        release = _lock(release_id)
+        if expected_weight is not None and expected_weight != release.gray_weight:
+            raise TransitionNotAllowed(f"release #{release.pk} is at {release.gray_weight} %, not {expected_weight} %:"
+                                       f" someone changed it meanwhile; look again before promoting")
+        if expected_weight is None and release.status == S.GRAY:
+            age = (timezone.now() - release.status_changed_at).total_seconds()
+            if age < settings.ROLLGATE_PROMOTE_DEBOUNCE_SECONDS:
+                raise TransitionNotAllowed(
+                    f"release #{release.pk} moved to {release.gray_weight} % {age:.1f} s ago; to promote again this "
+                    f"soon, send expected_weight={release.gray_weight}"
+                )
+        if release.status == S.PAUSED:
+            raise TransitionNotAllowed(f"release #{release.pk} is paused; resume it before promoting")
+        if release.status not in (S.READY, S.GRAY):
+            _check_edge(release, S.LIVE, "promote")
+            raise TransitionNotAllowed(f"cannot promote release #{release.pk}: it is {release.status}")
+        _check_not_frozen(release)
+        if release.status == S.READY:
+            _check_approvals(release)
+            _check_canary_slot_free(release)
+        ladder = gray_ladder(release.environment)
+        next_weights = [w for w in ladder if w > release.gray_weight]
+        nothing_live = live_release(release.service, release.environment) is None
+        if full or nothing_live or not next_weights or next_weights[0] >= 100:
+            why = comment or ("nothing is live yet in this environment" if nothing_live and not full else "")
+            return _go_live(release, actor=actor, action="release.promote", reason=why)
+        return _move(release, to_status=S.GRAY, actor=actor, action="release.promote", reason=comment,
+                     gray_weight=next_weights[0])
+
+
+def release_pause(*, actor: Actor, release_id: int, comment: str = "") -> Release:
+    _require(actor, policy.RELEASE_PAUSE)
+    with transaction.atomic():
+        release = _lock(release_id)
+        if release.status != S.GRAY:
+            raise TransitionNotAllowed(f"cannot pause release #{release.pk}: only a release in gray can be paused; "
+                                       f"it is {release.status}")
+        return _move(release, to_status=S.PAUSED, actor=actor, action="release.pause", reason=comment)
+
+
+def release_resume(*, actor: Actor, release_id: int, comment: str = "") -> Release:
+    _require(actor, policy.RELEASE_RESUME)
+    with transaction.atomic():
+        release = _lock(release_id)
+        if release.status != S.PAUSED:
+            raise TransitionNotAllowed(f"cannot resume release #{release.pk}: it is {release.status}, not paused")
+        _check_not_frozen(release)
+        return _move(release, to_status=S.GRAY, actor=actor, action="release.resume", reason=comment)
+
+
+def release_rollback(*, actor: Actor, release_id: int, comment: str = "") -> Release:
+    """Take a release's traffic away. A canary drops to 0 %; a live release hands 100 % back to the one it
+    replaced. Allowed during freeze windows: getting back to a known-good state is never frozen."""
+    _require(actor, policy.RELEASE_ROLLBACK)
+    with transaction.atomic():
+        release = _lock(release_id)
+        if release.status in CANARY_STATUSES:
+            return _move(release, to_status=S.ROLLED_BACK, actor=actor, action="release.rollback", reason=comment,
+                         gray_weight=0)
+        if release.status != S.LIVE:
+            raise TransitionNotAllowed(
+                f"cannot roll back release #{release.pk}: it is {release.status}; only a canary or the live "
+                f"release can be rolled back"
+            )
+        previous = release.previous_release
+        if previous is None or previous.status != S.SUPERSEDED:
+            raise TransitionNotAllowed(f"cannot roll back release #{release.pk}: there is no earlier live release "
+                                       f"in {release.environment.name} to return to")
+        previous = Release.objects.select_for_update().get(pk=previous.pk)
+        _move(release, to_status=S.ROLLED_BACK, actor=actor, action="release.rollback", reason=comment,
+              gray_weight=0, details={"restored_release": previous.pk})
+        _move(previous, to_status=S.LIVE, actor=actor, action="release.restore", gray_weight=100,
+              reason=f"restored by rollback of {release.version.tag} (#{release.pk})")
+        return release
+
+
+def release_approve(*, actor: Actor, release_id: int, comment: str = "") -> Approval:
+    return _decide(actor=actor, release_id=release_id, decision=ApprovalDecision.APPROVED, comment=comment)
+
+
+def release_reject(*, actor: Actor, release_id: int, comment: str) -> Approval:
+    if not comment.strip():
+        raise InvalidInput("comment: a rejection needs a reason in the comment", field="comment")
+    return _decide(actor=actor, release_id=release_id, decision=ApprovalDecision.REJECTED, comment=comment)
+
+
+def _decide(*, actor: Actor, release_id: int, decision: str, comment: str) -> Approval:
+    if actor.user is None:
+        raise Forbidden("approvals are given by people, not by system components")
+    permission = policy.RELEASE_APPROVE if decision == ApprovalDecision.APPROVED else policy.RELEASE_REJECT
+    _require(actor, permission)
+    verb = "approve" if decision == ApprovalDecision.APPROVED else "reject"
+    with transaction.atomic():
+        release = _lock(release_id)
+        required = release.environment.required_approvals or {}
+        if not required:
+            raise TransitionNotAllowed(f"{release.environment.name} needs no approvals; nothing to {verb}")
+        if release.status not in OPEN_FOR_APPROVAL:
+            raise TransitionNotAllowed(f"cannot {verb} release #{release.pk}: it is {release.status}; approvals "
+                                       f"are given before promotion")
+        if release.started_by_id == actor.user.pk:
+            raise Forbidden(f"you started release #{release.pk}; someone else must {verb} it")
+        if release.approvals.filter(user=actor.user).exists():
+            raise TransitionNotAllowed(f"you already decided on release #{release.pk}")
+        roles = [r for r in required if r in policy.roles_of(actor.user)]
+        if not roles:
+            raise Forbidden(f"{release.environment.name} takes approvals from {', '.join(required)}; "
+                            f"you are {', '.join(sorted(policy.roles_of(actor.user)))}")
+        missing = approval_summary(release).missing
+        role = next((r for r in roles if r in missing), roles[0])
+        approval = Approval.objects.create(release=release, user=actor.user, role=role, decision=decision,
+                                           comment=comment)
+        audit_record(actor=actor, action=f"release.{verb}", object_type="release", object_id=release.pk,
+                     release=release, from_state=release.status, reason=comment, details={"role": role})
+        if decision == ApprovalDecision.REJECTED:
+            _move(release, to_status=S.REJECTED, actor=actor, action="release.rejected", reason=comment)
+        else:
+            _publish(release)
+    return approval
+
+
+def release_worker_transition(*, release_id: int, from_statuses: set[str], to_status: str, actor_name: str,
+                              action: str, reason: str = "", gray_weight: int | None = None) -> bool:
+    """Compare-and-set for workers (pipeline stages, the SLA gate). Returns False when another worker or person
+    moved the release first; the caller then stops quietly."""
+    illegal = [s for s in from_statuses if to_status not in ALLOWED_TRANSITIONS[s]]
+    if illegal:
+        raise ValueError(f"{action}: {illegal} -> {to_status} is not in the transition map")
+    with transaction.atomic():
+        fields = {"status": to_status, "status_reason": reason[:1000], "status_changed_at": timezone.now()}
+        if gray_weight is not None:
+            fields["gray_weight"] = gray_weight
+        before = Release.objects.filter(pk=release_id, status__in=from_statuses).values("status", "gray_weight").first()
+        if before is None:
+            return False
+        updated = Release.objects.filter(pk=release_id, status=before["status"]).update(**fields)
+        if not updated:
+            return False
+        release = Release.objects.select_related("service", "environment").get(pk=release_id)
+        audit_record(actor=Actor.system(actor_name), action=action, object_type="release", object_id=release_id,
+                     release=release, from_state=before["status"], to_state=to_status, reason=reason,
+                     details={"from_weight": before["gray_weight"], "to_weight": release.gray_weight})
+        _publish(release)
+    return True

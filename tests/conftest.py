@@ -1,0 +1,114 @@
+"""Persona fixtures (dev, rm, ops, qa, auditor) and small factories, shared by every test package."""
+import itertools
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from releases.choices import ReleaseStatus, Role
+from releases.models import AgentService, Environment, GrayPhase
+from releases.services import Actor, release_create, release_worker_transition
+
+_shas = itertools.count(1)
+
+
+def sha() -> str:
+    return f"{next(_shas):040x}"
+
+
+def make_user(username: str, *roles: str):
+    user = get_user_model().objects.create_user(username=username, password="pw-" + username)
+    for role in roles:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def environments(db):
+    envs = {}
+    for position, (name, protected, approvals) in enumerate(
+        [("dev", False, {}), ("test", False, {}), ("staging", False, {}),
+         ("prod", True, {"release_manager": 1, "qa": 1})]
+    ):
+        env = Environment.objects.create(name=name, namespace=f"agent-{name}", position=position,
+                                         protected=protected, required_approvals=approvals)
+        for index, weight in enumerate([5, 10, 30, 50, 100]):
+            GrayPhase.objects.create(environment=env, position=index, weight=weight)
+        envs[name] = env
+    return envs
+
+
+@pytest.fixture
+def service(db):
+    return AgentService.objects.create(name="agent-infer", image_repository="registry.example.com/agent/agent-core")
+
+
+@pytest.fixture
+def dev(db):
+    return make_user("dev", Role.DEVELOPER)
+
+
+@pytest.fixture
+def rm(db):
+    return make_user("rm", Role.RELEASE_MANAGER)
+
+
+@pytest.fixture
+def rm2(db):
+    return make_user("rm2", Role.RELEASE_MANAGER)
+
+
+@pytest.fixture
+def ops(db):
+    return make_user("ops", Role.OPS)
+
+
+@pytest.fixture
+def qa(db):
+    return make_user("qa", Role.QA)
+
+
+@pytest.fixture
+def auditor(db):
+    return make_user("auditor", Role.AUDITOR)
+
+
+@pytest.fixture
+def nobody(db):
+    return make_user("nobody")
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def make_release(environments, service, dev):
+    """Create a release through the service layer and bring it to `status` the way the pipeline would."""
+
+    def make(tag="v1.0.0", env="staging", status=ReleaseStatus.READY, by=None, branch=""):
+        release = release_create(actor=Actor.of(by or dev), service=service.name, environment=env, tag=tag,
+                                 commit=sha(), branch=branch)
+        if status == ReleaseStatus.READY:
+            assert release_worker_transition(release_id=release.pk, from_statuses={ReleaseStatus.PENDING},
+                                             to_status=ReleaseStatus.READY, actor_name="pipeline",
+                                             action="pipeline.succeeded")
+            release.refresh_from_db()
+        return release
+
+    return make
+
+
+@pytest.fixture
+def live_release(make_release, rm):
+    """v1.0.0 live in staging: the stable version later releases ramp against."""
+    from releases.services import release_promote
+
+    release = make_release("v1.0.0", "staging")
+    release_promote(actor=Actor.of(rm), release_id=release.pk)
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.LIVE
+    return release
