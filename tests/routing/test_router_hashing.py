@@ -4,7 +4,7 @@ import dataclasses
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rollgate_client import GrayRule, NoRoutableVersionError, Router, RoutingTable, trace_point
@@ -42,6 +42,7 @@ trace_ids = st.one_of(st.text(min_size=1, max_size=64), st.binary(min_size=1, ma
 weights = st.floats(min_value=0, max_value=100)
 
 
+@settings(database=None, deadline=None)
 @given(trace_ids, weights)
 def test_same_trace_id_gets_same_version_while_weight_stays(trace_id, weight):
     table = table_with(weight)
@@ -52,6 +53,7 @@ def test_same_trace_id_gets_same_version_while_weight_stays(trace_id, weight):
     assert republished.choose(trace_id) == first
 
 
+@settings(database=None, deadline=None)
 @given(trace_ids, weights, weights)
 def test_raising_the_weight_never_moves_an_id_back_to_stable(trace_id, weight_a, weight_b):
     lower, higher = sorted((weight_a, weight_b))
@@ -84,6 +86,7 @@ def test_weight_zero_and_hundred_are_exact():
     assert canary_set(Router(table_with(100)), ids) == set(ids)
 
 
+@settings(database=None, deadline=None)
 @given(trace_ids, weights)
 def test_router_follows_the_documented_hash_rule(trace_id, weight):
     table = table_with(weight, hash_seed="agent-infer/prod")
@@ -178,6 +181,7 @@ def test_when_every_version_is_blocked_choose_refuses_instead_of_guessing(table)
         Router(table).choose("t-1", tenant="acme")
 
 
+@settings(database=None, deadline=None)
 @given(
     trace_ids,
     weights,

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rollgate_client import GrayRule, RoutingTable, RoutingTableError
@@ -49,6 +49,7 @@ def routing_tables(draw):
     )
 
 
+@settings(database=None, deadline=None)
 @given(routing_tables())
 def test_table_survives_a_json_round_trip_with_the_same_etag(table):
     again = RoutingTable.from_json(table.to_json())
