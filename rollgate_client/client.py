@@ -119,7 +119,10 @@ class RoutingClient:
         self._thread: threading.Thread | None = None
         self._table: RoutingTable | None = initial_table
         self._etag: str | None = None
+        # For the scheduler's own monitoring: the last failure (None once the server answers
+        # again) and how many polls failed since start.
         self.last_error: str | None = None
+        self.failed_polls = 0
 
         if initial_table is not None:
             self._check_identity(initial_table)
@@ -234,6 +237,7 @@ class RoutingClient:
                 if self._closing.is_set():
                     break
                 failures += 1
+                self.failed_polls += 1
                 self.last_error = f"{type(error).__name__}: {error}"
                 if failures == 1:
                     logger.warning("routing table %s unavailable: %s", self._where(), self.last_error)
@@ -251,12 +255,23 @@ class RoutingClient:
         self._drop_connection()
 
     def _poll_once(self) -> None:
-        connection = self._open_connection()
         headers = {"Accept": "application/json", **self._request_headers}
         if self._etag:
             headers["If-None-Match"] = self._etag
-        connection.request("GET", self._request_path(), headers=headers)
-        response = connection.getresponse()
+        connection = self._open_connection()
+        reused = connection.sock is not None
+        try:
+            connection.request("GET", self._request_path(), headers=headers)
+            response = connection.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused or self._closing.is_set():
+                raise
+            # The server or a proxy closed the idle keep-alive connection: not an outage, so
+            # try once on a new connection before counting a failure.
+            self._drop_connection()
+            connection = self._open_connection()
+            connection.request("GET", self._request_path(), headers=headers)
+            response = connection.getresponse()
         body = response.read()
         if response.status == 304:
             self._mark_contact()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -41,8 +42,15 @@ class _TrackingHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, *args, **kwargs):
         self.open_connections: set[socket.socket] = set()
+        self.connections_accepted = 0
         self.connections_lock = threading.Lock()
         super().__init__(*args, **kwargs)
+
+    def handle_error(self, request, client_address) -> None:
+        # Connections cut on purpose (drop_open_connections, client close) are expected here.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
     def drop_open_connections(self) -> None:
         # Keep-alive connections outlive shutdown(); cut them so a stopped server is really gone.
@@ -62,6 +70,7 @@ class _QuietHandler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.connections_lock:
             self.server.open_connections.add(self.connection)
+            self.server.connections_accepted += 1
 
     def finish(self):
         with self.server.connections_lock:
@@ -84,7 +93,8 @@ class _QuietHandler(BaseHTTPRequestHandler):
 class TableServer:
     """Serves one routing table with ETag and long-poll; ``publish`` changes it."""
 
-    def __init__(self, table: RoutingTable) -> None:
+    def __init__(self, table: RoutingTable, *, keep_alive: bool = True) -> None:
+        self.keep_alive = keep_alive
         self._changed = threading.Condition()
         self._table = table
         self._raw_body: bytes | None = None
@@ -167,6 +177,9 @@ class TableServer:
         server = self
 
         class Handler(_QuietHandler):
+            # HTTP/1.0 closes the connection after every answer, like some WSGI servers do.
+            protocol_version = "HTTP/1.1" if server.keep_alive else "HTTP/1.0"
+
             def do_GET(self):
                 server._answer_get(self)
 

@@ -73,6 +73,36 @@ def test_unchanged_table_is_confirmed_by_304_and_stays_fresh(table_server, make_
     assert table_server.statuses.count(200) == 1
 
 
+def test_long_polls_reuse_one_keep_alive_connection(table_server, make_client):
+    client = make_client(table_server.url, wait_s=0.2, unreachable_after_s=1.2)
+    assert wait_until(lambda: table_server.statuses.count(304) >= 3, timeout_s=5)
+    assert table_server.httpd.connections_accepted == 1
+    assert client.failed_polls == 0
+
+
+def test_server_closing_the_connection_is_not_counted_as_an_outage(gray_table, make_client):
+    closing_server = TableServer(gray_table, keep_alive=False)
+    try:
+        client = make_client(closing_server.url, wait_s=0.2, unreachable_after_s=1.2)
+        assert wait_until(lambda: closing_server.statuses.count(304) >= 3, timeout_s=5)
+        assert client.failed_polls == 0 and client.fresh
+        assert closing_server.httpd.connections_accepted >= 4
+    finally:
+        client.close()
+        closing_server.stop()
+
+
+def test_dropped_keep_alive_connection_is_retried_at_once(table_server, gray_table, make_client):
+    client = make_client(table_server.url, wait_s=20)
+    client.wait_for_table(has_revision(1), timeout_s=3)
+    assert table_server.wait_until_client_waiting()
+    table_server.httpd.drop_open_connections()  # a proxy cutting an idle connection
+    assert wait_until(lambda: table_server.httpd.connections_accepted == 2, timeout_s=3)
+    table_server.publish(dataclasses.replace(gray_table, revision=2))
+    assert client.wait_for_table(has_revision(2), timeout_s=3) is not None
+    assert client.failed_polls == 0
+
+
 def test_client_answers_configured_stable_when_server_is_down_from_the_start(make_client):
     url = f"http://127.0.0.1:{free_loopback_port()}/api/routing/agent-infer/prod"
     client = make_client(url, default_stable="v3.2.0", backoff_initial_s=0.05, backoff_max_s=0.2)
