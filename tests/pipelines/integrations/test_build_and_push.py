@@ -1,6 +1,5 @@
 """Build, check and push against the real Podman service and the real registry."""
 
-
 import httpx
 import pytest
 
