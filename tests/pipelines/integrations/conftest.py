@@ -28,6 +28,8 @@ def engine():
         pytest.fail(f"no Docker-compatible engine at DOCKER_HOST: {exc}; "
                     "run scripts/setup-pipelines.sh first")
     yield client
+    # Multi-stage builds leave their untagged intermediate stages behind.
+    client.images.prune(filters={"dangling": True})
     client.close()
 
 
