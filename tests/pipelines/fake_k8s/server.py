@@ -94,6 +94,8 @@ class FakeKubernetes:
         self.objects: dict[tuple[str, str | None, str], dict] = {}
         self.pod_logs: dict[tuple[str, str], dict[str, list[str]]] = {}
         self.requests: list[tuple[str, str, str]] = []  # (method, path, content-type)
+        # Objects whose next PUT finds them changed by "someone else" (to exercise 409 handling).
+        self.conflict_next_put: set[tuple[str, str | None, str]] = set()
         self._resource_version = 1000
         self._cluster_ip = 10
         self.controller = FakeController(self, tick_seconds=tick_seconds, deadline_scale=deadline_scale)
@@ -275,6 +277,9 @@ class FakeKubernetes:
                 return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
             if method == "PUT":
                 new = self._json(body)
+                if key in self.conflict_next_put:
+                    self.conflict_next_put.discard(key)
+                    current["metadata"]["resourceVersion"] = self.next_resource_version()
                 wanted = new.get("metadata", {}).get("resourceVersion")
                 if wanted and wanted != current["metadata"]["resourceVersion"]:
                     raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {resource} "{name}": '
