@@ -261,8 +261,11 @@ class KubernetesTarget(DeployTarget):
             raise TargetError(f"cannot switch {service} to {to_colour}: Deployment {namespace}/{target_name} does not exist")
         desired = deployment["spec"].get("replicas", 0)
         available = (deployment.get("status") or {}).get("availableReplicas", 0)
-        if desired == 0 or available < desired:
-            raise TargetError(f"refusing to switch {service} to {to_colour}: {available} of {desired} replicas available")
+        if desired == 0:
+            raise TargetError(f"refusing to switch {service} to {to_colour}: {target_name} is scaled down to 0 replicas; "
+                              "re-apply its revision first")
+        if available < desired:
+            raise TargetError(f"refusing to switch {service} to {to_colour}: only {available} of {desired} replicas available")
         for _attempt in range(self.settings.conflict_retries + 1):
             live = self._api.read("Service", namespace, service)
             if live is None:
