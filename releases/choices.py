@@ -75,3 +75,10 @@ class GrayStrategy(models.TextChoices):
     TENANT = "tenant", "By tenant"
     REGION = "region", "By region"
     TAG = "tag", "By gray tag"
+
+
+class DeployTargetKind(models.TextChoices):
+    # "none": Rollgate records decisions and something else (GitOps, a person) applies them; promotion is immediate.
+    NONE = "none", "None (record only)"
+    KUBERNETES = "kubernetes", "Kubernetes"
+    LOCAL = "local", "Local processes"

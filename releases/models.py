@@ -9,6 +9,7 @@ from django.db.models import Q
 from releases.choices import (
     CANARY_STATUSES,
     ApprovalDecision,
+    DeployTargetKind,
     GrayStrategy,
     ReleaseStatus,
     Role,
@@ -51,7 +52,7 @@ class Environment(models.Model):
         '[{"weekdays": [4], "from": "18:00", "to": "23:59", "reason": "..."}] in UTC',
     )
     auto_rollback = models.BooleanField(default=True, help_text="roll back automatically when a rollout fails")
-    deploy_target = models.CharField(max_length=30, default="kubernetes")
+    deploy_target = models.CharField(max_length=30, choices=DeployTargetKind.choices, default=DeployTargetKind.NONE)
     target_settings = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -110,6 +111,9 @@ class Release(models.Model):
     status = models.CharField(max_length=20, choices=ReleaseStatus.choices, default=ReleaseStatus.PENDING)
     status_reason = models.CharField(max_length=1000, blank=True)
     gray_weight = models.PositiveSmallIntegerField(default=0)
+    rollout_weight = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="while deploying: the weight the canary gets once its rollout succeeds"
+    )
     gray_strategy = models.CharField(max_length=10, choices=GrayStrategy.choices, default=GrayStrategy.WEIGHT)
     gray_rules = models.JSONField(default=dict, blank=True, help_text="tenants / regions / gray tag for the canary")
     previous_release = models.ForeignKey(

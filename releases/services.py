@@ -16,6 +16,7 @@ from releases.choices import (
     CANARY_STATUSES,
     OPEN_FOR_APPROVAL,
     ApprovalDecision,
+    DeployTargetKind,
     ReleaseStatus,
 )
 from releases.conventions import MOVING_TAGS, ConventionError, check_branch, check_tag_environment, parse_tag
@@ -23,6 +24,7 @@ from releases.errors import ActionBlocked, Forbidden, InvalidInput, NotFound, Tr
 from releases.freeze import active_freeze, describe
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
 from releases.selectors import approval_summary, gray_ladder, live_release
+from releases.signals import release_transitioned
 
 S = ReleaseStatus
 
@@ -168,11 +170,19 @@ def release_create(*, actor: Actor, service: str, environment: str, tag: str, co
         audit_record(actor=actor, action="release.create", object_type="release", object_id=release.pk,
                      release=release, to_state=release.status,
                      details={"tag": tag, "commit": commit, "branch": branch})
-        _publish(release)
+        _announce(release, from_status="", from_weight=0, actor=actor)  # pipelines start the build on this
     return release
 
 
 # --- transitions ---------------------------------------------------------------------------------------------
+
+
+def _announce(release: Release, *, from_status: str, from_weight: int, actor: Actor) -> None:
+    """After commit: tell browsers (live event) and other apps (release_transitioned signal)."""
+    _publish(release)
+    kwargs = dict(release_id=release.pk, from_status=from_status, to_status=release.status, from_weight=from_weight,
+                  to_weight=release.gray_weight, actor_name=actor.name)
+    transaction.on_commit(lambda: release_transitioned.send_robust(sender=Release, **kwargs))
 
 
 def _publish(release: Release) -> None:
@@ -213,7 +223,7 @@ def _move(release: Release, *, to_status: str, actor: Actor, action: str, reason
     audit_record(actor=actor, action=action, object_type="release", object_id=release.pk, release=release,
                  from_state=from_status, to_state=to_status, reason=reason,
                  details={"from_weight": from_weight, "to_weight": release.gray_weight, **(details or {})})
-    _publish(release)
+    _announce(release, from_status=from_status, from_weight=from_weight, actor=actor)
     return release
 
 
@@ -288,11 +298,43 @@ def release_promote(*, actor: Actor, release_id: int, comment: str = "", full: b
         ladder = gray_ladder(release.environment)
         next_weights = [w for w in ladder if w > release.gray_weight]
         nothing_live = live_release(release.service, release.environment) is None
-        if full or nothing_live or not next_weights or next_weights[0] >= 100:
+        straight_to_live = full or nothing_live or not next_weights or next_weights[0] >= 100
+        if release.status == S.READY and release.environment.deploy_target != DeployTargetKind.NONE:
+            # The canary must be running before it gets traffic: the deploy stage rolls it out and then calls
+            # release_rollout_finished, which sets the weight below (or fails the release).
+            release.rollout_weight = 100 if straight_to_live else next_weights[0]
+            release.save(update_fields=["rollout_weight"])
+            return _move(release, to_status=S.DEPLOYING, actor=actor, action="release.promote", reason=comment,
+                         details={"rollout_weight": release.rollout_weight})
+        if straight_to_live:
             why = comment or ("nothing is live yet in this environment" if nothing_live and not full else "")
             return _go_live(release, actor=actor, action="release.promote", reason=why)
         return _move(release, to_status=S.GRAY, actor=actor, action="release.promote", reason=comment,
                      gray_weight=next_weights[0])
+
+
+def release_rollout_finished(*, release_id: int, succeeded: bool, reason: str = "",
+                             actor_name: str = "deploy") -> bool:
+    """The deploy target finished rolling out a deploying release: give it its traffic, or fail it.
+
+    Compare-and-set semantics: returns False (and does nothing) when the release is no longer deploying, e.g.
+    because someone rolled it back meanwhile."""
+    actor = Actor.system(actor_name)
+    with transaction.atomic():
+        release = _lock(release_id)
+        if release.status != S.DEPLOYING:
+            return False
+        if not succeeded:
+            _move(release, to_status=S.FAILED, actor=actor, action="release.rollout_failed", reason=reason,
+                  gray_weight=0)
+            return True
+        weight = release.rollout_weight or gray_ladder(release.environment)[0]
+        if weight >= 100:
+            _go_live(release, actor=actor, action="release.rollout_finished", reason=reason)
+        else:
+            _move(release, to_status=S.GRAY, actor=actor, action="release.rollout_finished", reason=reason,
+                  gray_weight=weight)
+        return True
 
 
 def release_pause(*, actor: Actor, release_id: int, comment: str = "") -> Release:
@@ -404,8 +446,9 @@ def release_worker_transition(*, release_id: int, from_statuses: set[str], to_st
         if not updated:
             return False
         release = Release.objects.select_related("service", "environment").get(pk=release_id)
-        audit_record(actor=Actor.system(actor_name), action=action, object_type="release", object_id=release_id,
+        actor = Actor.system(actor_name)
+        audit_record(actor=actor, action=action, object_type="release", object_id=release_id,
                      release=release, from_state=before["status"], to_state=to_status, reason=reason,
                      details={"from_weight": before["gray_weight"], "to_weight": release.gray_weight})
-        _publish(release)
+        _announce(release, from_status=before["status"], from_weight=before["gray_weight"], actor=actor)
     return True

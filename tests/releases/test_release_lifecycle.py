@@ -188,3 +188,58 @@ def test_the_database_refuses_to_rewrite_audit_rows_even_with_raw_sql(make_relea
             cursor.execute("UPDATE releases_auditevent SET reason = 'x' WHERE release_id = %s", [release.pk])
     assert not AuditEvent.objects.filter(reason="x").exists()
     assert Release.objects.filter(pk=release.pk).exists()
+
+
+def test_with_a_deploy_target_the_canary_gets_traffic_only_after_its_rollout(live_release, make_release, rm,
+                                                                              environments):
+    from releases.services import release_rollout_finished
+
+    environments["staging"].deploy_target = "kubernetes"
+    environments["staging"].save()
+    release = make_release("v1.1.0", "staging")
+    release = release_promote(actor=Actor.of(rm), release_id=release.pk)
+    assert (release.status, release.gray_weight, release.rollout_weight) == (S.DEPLOYING, 0, 5)
+    assert release_rollout_finished(release_id=release.pk, succeeded=True, reason="3/3 pods ready") is True
+    release.refresh_from_db()
+    assert (release.status, release.gray_weight) == (S.GRAY, 5)
+    assert release_rollout_finished(release_id=release.pk, succeeded=True) is False  # delivered twice: no-op
+
+
+def test_a_failed_rollout_fails_the_release_and_a_late_result_after_rollback_is_ignored(
+        live_release, make_release, rm, environments):
+    from releases.services import release_rollout_finished
+
+    environments["staging"].deploy_target = "kubernetes"
+    environments["staging"].save()
+    failing = make_release("v1.1.0", "staging")
+    release_promote(actor=Actor.of(rm), release_id=failing.pk)
+    release_rollout_finished(release_id=failing.pk, succeeded=False, reason="CrashLoopBackOff")
+    failing.refresh_from_db()
+    assert (failing.status, failing.status_reason) == (S.FAILED, "CrashLoopBackOff")
+    abandoned = make_release("v1.2.0", "staging")
+    release_promote(actor=Actor.of(rm), release_id=abandoned.pk)
+    release_rollback(actor=Actor.of(rm), release_id=abandoned.pk, comment="wrong build")
+    assert release_rollout_finished(release_id=abandoned.pk, succeeded=True) is False
+    abandoned.refresh_from_db()
+    assert abandoned.status == S.ROLLED_BACK
+
+
+@pytest.mark.django_db(transaction=True)
+def test_other_apps_hear_each_transition_only_after_commit(live_release, make_release, rm):
+    from releases.signals import release_transitioned
+
+    heard = []
+
+    def receiver(sender, **kwargs):
+        heard.append((kwargs["from_status"], kwargs["to_status"], kwargs["to_weight"], kwargs["actor_name"]))
+
+    release_transitioned.connect(receiver)
+    try:
+        release = make_release("v1.1.0", "staging")
+        heard.clear()
+        with transaction.atomic():
+            release_promote(actor=Actor.of(rm), release_id=release.pk)
+            assert heard == []  # not before commit
+        assert heard == [("ready", "gray", 5, "rm")]
+    finally:
+        release_transitioned.disconnect(receiver)
