@@ -1,4 +1,6 @@
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -48,3 +50,13 @@ def requires(action: str):
 
     PolicyPermission.__name__ = f"Requires_{action.replace('.', '_')}"
     return PolicyPermission
+
+
+class SafeJSONParser(JSONParser):
+    """DRF's JSON parser, plus a clear 400 for documents nested too deeply to parse (instead of a RecursionError)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON nested too deeply")

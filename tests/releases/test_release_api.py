@@ -186,3 +186,21 @@ def test_ops_edit_environment_rules_with_validation(environments, ops, rm):
 def test_openapi_schema_is_served(environments, dev):
     response = client_for(dev).get("/api/schema/")
     assert response.status_code == 200 and b"/api/releases/{release_id}/promote/" in response.content
+
+
+def test_deeply_nested_json_is_400_not_500(environments, service, dev):
+    body = '{"service": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = client_for(dev).post("/api/releases/", data=body, content_type="application/json")
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+
+
+def test_wrong_types_in_every_field_are_400(environments, service, rm, make_release):
+    release = make_release("v1.1.0", "staging")
+    client = client_for(rm)
+    for body in ({"comment": {"a": 1}}, {"full": "maybe"}, {"expected_weight": -1}, {"expected_weight": "abc"}):
+        response = client.post(f"/api/releases/{release.pk}/promote/", body, format="json")
+        assert response.status_code == 400, body
+    response = client.post("/api/releases/", {"service": None, "environment": [], "tag": {}, "commit": 1},
+                           format="json")
+    assert response.status_code == 400 and set(response.json()["errors"]) == {"service", "environment", "tag",
+                                                                              "commit"}
