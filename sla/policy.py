@@ -74,7 +74,10 @@ class SlaPolicy:
     # -- statistics -------------------------------------------------------------------------------------------
     min_sample_size: int = 300  # canary requests in the window below which threshold rules only watch
     min_callback_sample_size: int = 100
-    significance: float = 0.05  # alpha of the fixed-window tests (two-proportion, binomial, Mann-Whitney)
+    # Fixed-window tests are re-run at every evaluation, so the alpha that may *stop* a canary (pause,
+    # block_version, p95 rollback) is much smaller than the one that merely holds it back from advancing.
+    significance: float = 0.05  # advancing requires "not significantly worse than stable" at this alpha
+    stop_significance: float = 0.001  # pause / block / p95 rollback need this much evidence
     sequential_regression_factors: tuple[float, ...] = (3.0, 10.0, 30.0)  # canary/baseline error-rate ratios
     sequential_false_alarm_rate: float = 0.01  # bound on a false alarm within `sequential_horizon_events`
     sequential_horizon_events: int = 1000  # failed traces (canary + baseline) the bound covers
@@ -129,6 +132,7 @@ class SlaPolicy:
                      "prometheus_errors_before_manual_review"):
             positive_int(name)
         fraction("significance", allow_zero=False)
+        fraction("stop_significance", allow_zero=False)
         fraction("sequential_false_alarm_rate", allow_zero=False)
 
         if "advance_min_success_rate" not in errors and "pause_below_success_rate" not in errors:

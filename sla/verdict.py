@@ -316,11 +316,19 @@ def _count_findings(policy, canary, baseline) -> list[Finding]:
     out = []
     failed = canary.reading(Metric.FAILED_REQUEST_COUNT)
     if failed is not None and failed.value is not None:
-        fired = failed.value >= policy.block_failed_traces
+        # The count alone would block a healthy canary during a shared downstream outage (the stable version
+        # fails just as much), so a baseline with traffic must also be significantly better.
+        over = failed.value >= policy.block_failed_traces
+        comparison = _failure_comparison(canary, baseline)
+        blamed = comparison is None or comparison.significant(policy.stop_significance)
+        fired = over and blamed
+        text = (f"{failed.value:.0f} failed traces in {policy.evaluation_window_s:g} s "
+                f"{'>=' if over else '<'} {policy.block_failed_traces:g}")
+        if over and comparison is not None:
+            text += (f", canary {'significantly' if blamed else 'not significantly'} worse than the stable version "
+                     f"({comparison.describe()})")
         out.append(Finding("failed_traces", Effect.BLOCK_VERSION if fired else None,
-                           f"{failed.value:.0f} failed traces in {policy.evaluation_window_s:g} s "
-                           f"{'>=' if fired else '<'} {policy.block_failed_traces:g}"
-                           + (": version blocked in routing" if fired else ""),
+                           text + (": version blocked in routing" if fired else ""),
                            measured=failed.value, threshold=policy.block_failed_traces, query=failed.query))
     crashes = canary.reading(Metric.AGENT_CRASH_COUNT)
     if crashes is not None and crashes.value is not None:
@@ -352,13 +360,22 @@ def _count_findings(policy, canary, baseline) -> list[Finding]:
     return out
 
 
+def _failure_comparison(canary, baseline):
+    base_total = baseline.value(Metric.REQUEST_COUNT)
+    total = canary.value(Metric.REQUEST_COUNT)
+    if not base_total or not total:
+        return None
+    return failure_rate_worse(canary.value(Metric.FAILED_REQUEST_COUNT) or 0.0, total,
+                              baseline.value(Metric.FAILED_REQUEST_COUNT) or 0.0, base_total)
+
+
 def _threshold_findings(policy, canary, baseline, total, failed) -> list[Finding]:
     """Failure rules on rates and latency, applied only above the minimum sample size."""
     out = []
     success = canary.reading(Metric.TRACE_SUCCESS_RATE)
     if success is not None and success.value is not None:
         below = success_rate_below(total - failed, total, policy.pause_below_success_rate)
-        fired = success.value < policy.pause_below_success_rate and below.significant(policy.significance)
+        fired = success.value < policy.pause_below_success_rate and below.significant(policy.stop_significance)
         out.append(Finding("success_rate_floor", Effect.PAUSE if fired else None,
                            (f"gray failed: success rate {_pct(success.value)} < {_pct(policy.pause_below_success_rate)} "
                             f"({below.describe()})" if fired else
@@ -370,7 +387,7 @@ def _threshold_findings(policy, canary, baseline, total, failed) -> list[Finding
     if p95 is not None and base_p95 is not None and p95.value is not None and base_p95.value is not None:
         limit = base_p95.value * (1 + policy.rollback_p95_increase)
         test = _latency_test(canary, baseline)
-        fired = p95.value > limit and test is not None and test.significant(policy.significance)
+        fired = p95.value > limit and test is not None and test.significant(policy.stop_significance)
         out.append(Finding("p95_latency_rollback", Effect.ROLLBACK if fired else None,
                            f"p95 {_ms(p95.value)} {'>' if p95.value > limit else '<='} stable {_ms(base_p95.value)} "
                            f"+ {policy.rollback_p95_increase * 100:g} % = {_ms(limit)}"

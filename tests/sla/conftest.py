@@ -16,8 +16,8 @@ CANARY = "v2"
 
 
 def scenario_traffic(service: str, **canary_overrides) -> list[VersionTraffic]:
-    """Stable traffic for `service`, plus a canary unless canary_overrides is {"absent": True}."""
-    versions = [VersionTraffic(service, ENV, STABLE)]
+    """Stable traffic for `service` (overrides under "stable"), plus a canary unless "absent" is set."""
+    versions = [VersionTraffic(service, ENV, STABLE, **canary_overrides.pop("stable", {}))]
     if not canary_overrides.pop("absent", False):
         versions.append(VersionTraffic(service, ENV, CANARY, **canary_overrides))
     return versions
@@ -38,6 +38,7 @@ CANARY_TRAFFIC = {
     "memory-bloat": {"rss_bytes": 500e6},
     "no-canary": {"absent": True},
     "low-traffic": {"rps": 0.1, "error_rate": 0.1},
+    "shared-outage": {"rps": 40.0, "error_rate": 0.008, "stable": {"rps": 40.0, "error_rate": 0.008}},
     "turns-bad": {"onset_s_before_end": 30, "error_rate_after_onset": 0.05},
 }
 

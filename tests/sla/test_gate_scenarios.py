@@ -44,6 +44,8 @@ SCENARIOS = {
     "p95 above baseline + 20 % rolls back": Scenario("slow", "rollbacked", "rollback", "p95_latency_rollback"),
     "p95 between +10 % and +20 % only holds": Scenario("slightly-slow", "watching", "hold", "p95_latency_advance"),
     "50 failed traces block the version": Scenario("many-failures", "blocked", "block_version", "failed_traces"),
+    "failures shared with the stable version do not block the canary": Scenario(
+        "shared-outage", "watching", "hold", "success_rate_advance"),
     "callback failures above 2 % need manual review": Scenario(
         "callback-anomaly", "manual_review", "hold", "callback_failure_rate"),
     "log errors over the threshold hold the ramp": Scenario("noisy-logs", "watching", "hold", "log_errors"),
@@ -148,3 +150,10 @@ def test_every_fired_rule_explains_itself_with_value_threshold_and_query(scenari
     assert finding.measured > finding.threshold
     assert finding.query.startswith("histogram_quantile(0.95")
     assert "Mann-Whitney" in finding.text and "ms" in finding.text
+
+
+def test_shared_outage_counts_enough_failures_to_block_but_blames_nobody(scenario_verdicts):
+    verdict = scenario_verdicts["failures shared with the stable version do not block the canary"]
+    [finding] = [f for f in verdict.findings if f.rule == "failed_traces"]
+    assert finding.measured >= 50 and finding.effect is None
+    assert "not significantly worse" in finding.text
