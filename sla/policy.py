@@ -80,7 +80,7 @@ class SlaPolicy:
     stop_significance: float = 0.001  # pause / block / p95 rollback need this much evidence
     sequential_regression_factors: tuple[float, ...] = (3.0, 10.0, 30.0)  # canary/baseline error-rate ratios
     sequential_false_alarm_rate: float = 0.01  # bound on a false alarm within `sequential_horizon_events`
-    sequential_horizon_events: int = 1000  # failed traces (canary + baseline) the bound covers
+    sequential_horizon_events: int = 10000  # failed traces (canary + baseline) the bound covers (~3 h at 1 failure/s)
     sequential_action: str = "rollback"
 
     # -- trouble ----------------------------------------------------------------------------------------------
