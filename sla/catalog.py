@@ -1,0 +1,240 @@
+"""The metric catalog: one PromQL template per SLA metric, per release or grouped for many releases.
+
+Metrics contract (what every agent service, the demo agent and the trace-result exporter export)
+------------------------------------------------------------------------------------------------
+All series carry the labels ``service``, ``env`` and ``version`` (names configurable through
+:class:`LabelNames`); the metric names are configurable through :class:`MetricNames`.
+
+=======================================================  =========  =============================================
+series                                                   type       meaning
+=======================================================  =========  =============================================
+``agent_requests_total{service,env,version,outcome}``    counter    traces handled; ``outcome`` is ``ok`` or
+                                                                    ``error`` (failed or timed out)
+``agent_request_latency_seconds_bucket{...,le}``         histogram  trace latency in seconds (``_sum``/``_count``
+                                                                    too); bucket bounds identical across versions
+``agent_callback_total{service,env,version,outcome}``    counter    result callbacks to the output channel;
+                                                                    ``outcome`` is ``ok`` or ``error``
+``agent_tokens_total{service,env,version}``              counter    model tokens consumed
+``agent_log_errors_total{service,env,version}``          counter    ERROR-level log lines
+``agent_crashes_total{service,env,version}``             counter    agent process/container crashes (restarts)
+``process_resident_memory_bytes{service,env,version}``   gauge      resident memory of each agent process
+=======================================================  =========  =============================================
+
+Counters may be created lazily (a version that never failed may have no ``outcome="error"`` series); the
+templates below treat a missing error series as zero *when the total exists*, so "no failures" and "no data"
+stay distinguishable.
+
+Every template is an instant query over a window (``[<window>s]``).  ``for_release`` gives the query for one
+release (what a human pastes into Prometheus); ``grouped`` gives the same query aggregated ``by (service, env,
+version)`` over a label selector that covers many releases, so the gate evaluates N releases with a fixed
+number of HTTP requests.  Both are built from the same template, so a grouped result for one release equals the
+per-release query's result.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+@dataclass(frozen=True)
+class LabelNames:
+    service: str = "service"
+    env: str = "env"
+    version: str = "version"
+    outcome: str = "outcome"
+    bucket_bound: str = "le"
+    outcome_ok: str = "ok"
+    outcome_error: str = "error"
+
+    @property
+    def release_key(self) -> tuple[str, str, str]:
+        return (self.service, self.env, self.version)
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    requests: str = "agent_requests_total"
+    latency_histogram: str = "agent_request_latency_seconds"
+    callbacks: str = "agent_callback_total"
+    tokens: str = "agent_tokens_total"
+    log_errors: str = "agent_log_errors_total"
+    crashes: str = "agent_crashes_total"
+    resident_memory: str = "process_resident_memory_bytes"
+
+    @property
+    def latency_buckets(self) -> str:
+        return f"{self.latency_histogram}_bucket"
+
+
+class Metric(str, Enum):
+    """SLA metrics from the design document plus the raw counts the statistics need."""
+
+    TRACE_SUCCESS_RATE = "trace_success_rate"
+    TRACE_LATENCY_P95 = "trace_latency_p95"  # seconds
+    AGENT_CRASH_COUNT = "agent_crash_count"
+    MEMORY_PEAK_BYTES = "memory_peak_bytes"  # numerator of memory_spike_ratio
+    MEMORY_MEAN_BYTES = "memory_mean_bytes"  # denominator (taken from the baseline)
+    CALLBACK_FAILURE_RATE = "callback_failure_rate"
+    LOG_ERROR_COUNT = "log_error_count"
+    QPS = "qps"
+    TOKEN_COST_AVG = "token_cost_avg"
+    REQUEST_COUNT = "request_count"
+    FAILED_REQUEST_COUNT = "failed_request_count"
+    CALLBACK_COUNT = "callback_count"
+    LATENCY_BUCKETS = "latency_buckets"  # one sample per `le`, cumulative counts in the window
+    REQUEST_COUNTER_TOTALS = "request_counter_totals"  # raw counters by outcome, no window (sequential test)
+
+
+# memory_spike_ratio = canary peak memory / stable mean memory: it spans two versions, so it is derived in
+# Python from MEMORY_PEAK_BYTES and MEMORY_MEAN_BYTES (both queries are kept on the derived reading).
+MEMORY_SPIKE_RATIO = "memory_spike_ratio"
+
+
+@dataclass(frozen=True)
+class ReleaseSelector:
+    """The label values of one version of one service in one environment."""
+
+    service: str
+    env: str
+    version: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.service, self.env, self.version)
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _regex_alternatives(values) -> str:
+    # PromQL regexes are RE2 and fully anchored; re.escape output is RE2-compatible.
+    return "|".join(re.escape(v) for v in sorted(set(values)))
+
+
+@dataclass(frozen=True)
+class MetricCatalog:
+    labels: LabelNames = field(default_factory=LabelNames)
+    names: MetricNames = field(default_factory=MetricNames)
+    latency_quantile: float = 0.95
+
+    # -- selectors -------------------------------------------------------------------------------------------
+    def release_matchers(self, release: ReleaseSelector) -> str:
+        lb = self.labels
+        return ",".join(
+            [
+                f"{lb.service}={_quote(release.service)}",
+                f"{lb.env}={_quote(release.env)}",
+                f"{lb.version}={_quote(release.version)}",
+            ]
+        )
+
+    def group_matchers(self, releases) -> str:
+        """One selector covering every release given (it may also match their cross product; the caller
+        picks the keys it asked for)."""
+        releases = list(releases)
+        if not releases:
+            raise ValueError("group_matchers needs at least one release")
+        lb = self.labels
+        return ",".join(
+            [
+                f"{lb.service}=~{_quote(_regex_alternatives(r.service for r in releases))}",
+                f"{lb.env}=~{_quote(_regex_alternatives(r.env for r in releases))}",
+                f"{lb.version}=~{_quote(_regex_alternatives(r.version for r in releases))}",
+            ]
+        )
+
+    # -- templates -------------------------------------------------------------------------------------------
+    def template(self, metric: Metric, *, matchers: str, by: str, window_s: int) -> str:
+        """PromQL for `metric` aggregated `by (<by>)` over series matching `matchers`.
+
+        `by` is "" for a single release (everything summed) or "service, env, version" for a batch.
+        """
+        n, lb = self.names, self.labels
+        w = f"[{int(window_s)}s]"
+        by_clause = f" by ({by})" if by else ""
+        by_le = f" by ({by + ', ' if by else ''}{lb.bucket_bound})"
+        by_outcome = f" by ({by + ', ' if by else ''}{lb.outcome})"
+        err = f'{lb.outcome}="{lb.outcome_error}"'
+
+        def total(metric_name: str, extra: str = "") -> str:
+            sel = f"{matchers},{extra}" if extra else matchers
+            return f"sum{by_clause} (increase({metric_name}{{{sel}}}{w}))"
+
+        def ratio_of_errors(metric_name: str) -> str:
+            # A missing error series means zero errors only where the total exists: `or (total * 0)`.
+            errors = total(metric_name, err)
+            all_ = total(metric_name)
+            return f"({errors} or ({all_} * 0)) / {all_}"
+
+        if metric is Metric.REQUEST_COUNT:
+            return total(n.requests)
+        if metric is Metric.FAILED_REQUEST_COUNT:
+            return f"({total(n.requests, err)} or ({total(n.requests)} * 0))"
+        if metric is Metric.TRACE_SUCCESS_RATE:
+            # 1 - error ratio rather than ok/total: a version whose every trace failed has no `ok` series.
+            return f"1 - ({ratio_of_errors(n.requests)})"
+        if metric is Metric.TRACE_LATENCY_P95:
+            return (
+                f"histogram_quantile({self.latency_quantile}, "
+                f"sum{by_le} (increase({n.latency_buckets}{{{matchers}}}{w})))"
+            )
+        if metric is Metric.LATENCY_BUCKETS:
+            return f"sum{by_le} (increase({n.latency_buckets}{{{matchers}}}{w}))"
+        if metric is Metric.CALLBACK_FAILURE_RATE:
+            return ratio_of_errors(n.callbacks)
+        if metric is Metric.CALLBACK_COUNT:
+            return total(n.callbacks)
+        if metric is Metric.LOG_ERROR_COUNT:
+            return total(n.log_errors)
+        if metric is Metric.AGENT_CRASH_COUNT:
+            return total(n.crashes)
+        if metric is Metric.QPS:
+            return f"sum{by_clause} (rate({n.requests}{{{matchers}}}{w}))"
+        if metric is Metric.TOKEN_COST_AVG:
+            return f"{total(n.tokens)} / {total(n.requests)}"
+        if metric is Metric.MEMORY_PEAK_BYTES:
+            return f"max{by_clause} (max_over_time({n.resident_memory}{{{matchers}}}{w}))"
+        if metric is Metric.MEMORY_MEAN_BYTES:
+            return f"avg{by_clause} (avg_over_time({n.resident_memory}{{{matchers}}}{w}))"
+        if metric is Metric.REQUEST_COUNTER_TOTALS:
+            # Raw cumulative counters (no window): the sequential test differences successive evaluations.
+            return f"sum{by_outcome} ({n.requests}{{{matchers}}})"
+        raise ValueError(f"unknown metric {metric!r}")
+
+    def for_release(self, metric: Metric, release: ReleaseSelector, window_s: int) -> str:
+        return self.template(metric, matchers=self.release_matchers(release), by="", window_s=window_s)
+
+    def grouped(self, metric: Metric, releases, window_s: int) -> str:
+        return self.template(
+            metric,
+            matchers=self.group_matchers(releases),
+            by=", ".join(self.labels.release_key),
+            window_s=window_s,
+        )
+
+    def memory_spike_ratio(self, canary: ReleaseSelector, baseline: ReleaseSelector, window_s: int) -> str:
+        """Single query for the derived ratio (for people; the gate derives it from two batched queries)."""
+        peak = self.for_release(Metric.MEMORY_PEAK_BYTES, canary, window_s)
+        mean = self.for_release(Metric.MEMORY_MEAN_BYTES, baseline, window_s)
+        return f"{peak} / scalar({mean})"
+
+
+# Metrics the gate fetches per batch; each is one HTTP request whatever the number of releases.
+WINDOWED_METRICS: tuple[Metric, ...] = (
+    Metric.REQUEST_COUNT,
+    Metric.FAILED_REQUEST_COUNT,
+    Metric.TRACE_SUCCESS_RATE,
+    Metric.TRACE_LATENCY_P95,
+    Metric.LATENCY_BUCKETS,
+    Metric.CALLBACK_FAILURE_RATE,
+    Metric.CALLBACK_COUNT,
+    Metric.LOG_ERROR_COUNT,
+    Metric.AGENT_CRASH_COUNT,
+    Metric.QPS,
+    Metric.TOKEN_COST_AVG,
+    Metric.MEMORY_PEAK_BYTES,
+    Metric.MEMORY_MEAN_BYTES,
+)
