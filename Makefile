@@ -40,6 +40,7 @@ run: migrate
 test: deps
 	@bash scripts/services.sh postgres redis
 	@bash scripts/setup-pipelines.sh >/dev/null
+	@bash scripts/setup-sla.sh >/dev/null
 	@DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest
 
 bench: deps
