@@ -94,10 +94,14 @@ def _lock_state(service: AgentService, environment: Environment) -> RoutingState
     return RoutingState.objects.select_for_update().get(pk=state.pk)
 
 
-def _announce(service: AgentService, environment: Environment, release: Release | None) -> None:
-    groups = [events.FLEET_GROUP] + ([events.release_group(release.pk)] if release else [])
-    events.send_event_on_commit(groups, "routing.changed", {"service": service.name, "environment": environment.name,
-                                                            "release_id": release.pk if release else None})
+def _announce(service: AgentService, environment: Environment, release: Release | None, *,
+              page_event: bool = True) -> None:
+    """After commit: wake the schedulers' long-polls, and (routing changes) the release page's routing section.
+    After a release transition the page already gets release.changed, so no second event is sent."""
+    if page_event and release is not None:
+        events.send_event_on_commit([events.release_group(release.pk)], "routing.changed",
+                                    {"service": service.name, "environment": environment.name,
+                                     "release_id": release.pk})
     transaction.on_commit(lambda: notify.publish_change(service.name, environment.name))
 
 
@@ -230,4 +234,4 @@ def routing_release_changed(*, release_id: int) -> None:
         if state.override_release_id == release.pk:
             fields.update(override=RoutingOverride.NONE, override_release=None)
         RoutingState.objects.filter(pk=state.pk).update(**fields)
-        _announce(release.service, release.environment, release)
+        _announce(release.service, release.environment, release, page_event=False)
