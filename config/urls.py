@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 urlpatterns = [
     path("api/", include("releases.api.urls")),
+    path("", include("routing.urls")),  # gray routing: /api/agents/, /api/routing/, /api/traces/, /metrics/traces
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
     path("", include("frontend.urls")),

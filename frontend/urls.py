@@ -1,12 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import views
+from frontend import routing_views, views
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.fleet, name="fleet"),
     path("releases/<int:release_id>/", views.release_detail, name="release-detail"),
+    # Gray routing section of the release page (issue 6); before release-action, which would match it
+    path("releases/<int:release_id>/routing/", routing_views.release_routing, name="release-routing"),
+    path("releases/<int:release_id>/routing/<slug:action>/", routing_views.release_routing_action,
+         name="release-routing-action"),
     path("releases/<int:release_id>/<slug:action>/", views.release_action, name="release-action"),
 ]

@@ -24,6 +24,8 @@ ENVIRONMENT_SETTINGS_VIEW = "environment.settings.view"
 AUDIT_VIEW = "audit.view"
 SLA_VIEW = "sla.view"
 SLA_POLICY_MANAGE = "sla.policy.manage"
+# Gray routing (routing app): blue-green cut-over / switch-back, match rules, blocked versions.
+ROUTING_MANAGE = "routing.manage"
 
 _READ_ALL = {RELEASE_VIEW, SLA_VIEW}
 
@@ -34,12 +36,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | {
             RELEASE_CREATE, RELEASE_APPROVE, RELEASE_REJECT, RELEASE_PROMOTE, RELEASE_PAUSE, RELEASE_RESUME,
             RELEASE_ROLLBACK, PIPELINE_RUN, SCAN_OVERRIDE, AUDIT_VIEW, ENVIRONMENT_SETTINGS_VIEW,
+            ROUTING_MANAGE,
         }
     ),
     Role.OPS: frozenset(
         _READ_ALL
         | {SERVICE_MANAGE, ENVIRONMENT_MANAGE, ENVIRONMENT_SETTINGS_VIEW, SLA_POLICY_MANAGE, AUDIT_VIEW,
-           RELEASE_ROLLBACK}
+           RELEASE_ROLLBACK, ROUTING_MANAGE}
     ),
     Role.QA: frozenset(_READ_ALL | {RELEASE_APPROVE, RELEASE_REJECT}),
     Role.AUDITOR: frozenset(_READ_ALL | {AUDIT_VIEW, ENVIRONMENT_SETTINGS_VIEW}),
@@ -62,6 +65,7 @@ ACTION_LABELS = {
     AUDIT_VIEW: "read the audit log",
     SLA_VIEW: "read SLA reports",
     SLA_POLICY_MANAGE: "change SLA policies",
+    ROUTING_MANAGE: "change gray routing (cut over, switch back, rules, blocked versions)",
 }
 
 

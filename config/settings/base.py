@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "releases",
     "pipelines",
     "sla",
+    "routing",  # gray routing for schedulers (issue 6)
     "frontend",
 ]
 
@@ -163,3 +164,11 @@ ROLLGATE_DEFAULT_GRAY_PHASES = [5, 10, 30, 50, 100]
 ROLLGATE_MAX_COMMENT_LENGTH = 4000
 # A promote without expected_weight within this many seconds of the last gray move is taken as a duplicate.
 ROLLGATE_PROMOTE_DEBOUNCE_SECONDS = env.float("ROLLGATE_PROMOTE_DEBOUNCE_SECONDS", default=5.0)
+
+# Gray routing for schedulers (routing app, issue 6)
+# An agent instance is stale after missing this many heartbeats of this interval.
+ROLLGATE_AGENT_HEARTBEAT_SECONDS = env.float("ROLLGATE_AGENT_HEARTBEAT_SECONDS", default=10.0)
+ROLLGATE_AGENT_MISSED_HEARTBEATS = env.int("ROLLGATE_AGENT_MISSED_HEARTBEATS", default=3)
+ROLLGATE_ROUTING_MAX_WAIT_SECONDS = 30.0  # cap of ?wait= on the long-polled routing table
+# When set, GET /metrics/traces needs "Authorization: Bearer <this>" (Prometheus: authorization.credentials).
+ROLLGATE_METRICS_TOKEN = env_secret("ROLLGATE_METRICS_TOKEN", default="")

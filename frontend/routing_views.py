@@ -1,0 +1,65 @@
+"""The routing section of the release page: live instances per version, the routing table, blue-green buttons.
+
+Reads through routing.selectors, writes through routing.services (audited), like the API.
+"""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from releases import policy, selectors
+from releases.errors import DomainError
+from releases.services import Actor
+from routing import selectors as routing_selectors
+from routing import services as routing_services
+
+ROUTING_ACTIONS = {
+    "cut_over": routing_services.routing_cut_over,
+    "switch_back": routing_services.routing_switch_back,
+}
+
+
+def _context(request, release):
+    try:
+        view = routing_selectors.routing_view_for(release.service, release.environment)
+        missing = ""
+    except routing_selectors.NoTable as error:
+        view, missing = None, str(error)
+    may = policy.can(request.user, policy.ROUTING_MANAGE)
+    is_canary = view is not None and view.canary is not None and view.canary.pk == release.pk
+    return {
+        "release": release,
+        "view": view,
+        "missing": missing,
+        "groups": routing_selectors.instances_by_version(service=release.service, environment=release.environment),
+        "stale_after_s": int(routing_selectors.stale_after().total_seconds()),
+        "is_canary": is_canary,
+        "may_manage": bool(may),
+        "why_not": may.reason,
+        "table_url": f"/api/routing/{release.service.name}/{release.environment.name}/",
+    }
+
+
+@login_required
+def release_routing(request, release_id: int):
+    release = selectors.release_get(user=request.user, release_id=release_id)
+    if release is None:
+        raise Http404("no such release")
+    return render(request, "frontend/routing/_section.html", _context(request, release))
+
+
+@login_required
+@require_POST
+def release_routing_action(request, release_id: int, action: str):
+    release = selectors.release_get(user=request.user, release_id=release_id)
+    if release is None or action not in ROUTING_ACTIONS:
+        raise Http404("no such release or action")
+    label = action.replace("_", " ")
+    try:
+        ROUTING_ACTIONS[action](actor=Actor.of(request.user), service=release.service.name,
+                                environment=release.environment.name, comment=request.POST.get("comment", "")[:4000])
+        messages.success(request, f"{label}: done")
+    except DomainError as error:
+        messages.error(request, f"{label} refused: {error.message}")
+    return redirect("release-detail", release_id=release_id)

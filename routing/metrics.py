@@ -1,0 +1,124 @@
+"""Trace results as Prometheus metrics, aggregated in Redis so every web process adds to the same counters.
+
+Names follow the SLA metric catalog contract (sla/catalog.py: MetricNames / LabelNames):
+
+    agent_requests_total{service,env,version,outcome="ok|error"}              counter
+    agent_request_latency_seconds_bucket{service,env,version,le} / _sum / _count  histogram (fixed bounds)
+    agent_callback_total{service,env,version,outcome="ok|error"}              counter (traces with a callback)
+    agent_tokens_total{service,env,version}                                   counter
+
+One batch is aggregated in Python first and written with one pipelined round trip (HINCRBY / HINCRBYFLOAT on one
+hash); a scrape reads the hash once (HGETALL) and renders the text exposition format.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from typing import Iterable
+
+from rollgate_client.results import TraceResult
+
+HASH_KEY = "rollgate:traces:v1"
+SEP = "\x1f"  # never in a service slug, environment slug or version tag
+
+REQUESTS = "agent_requests_total"
+LATENCY = "agent_request_latency_seconds"
+CALLBACKS = "agent_callback_total"
+TOKENS = "agent_tokens_total"
+
+# Seconds. Fixed for every version, so the gate compares like with like (changing them splits the series).
+LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
+_BOUNDS_MS = tuple(bound * 1000 for bound in LATENCY_BUCKETS_S)
+
+
+def _field(*parts: object) -> str:
+    return SEP.join(str(part) for part in parts)
+
+
+def aggregate(service: str, environment: str, results: Iterable[TraceResult]) -> tuple[dict[str, int], dict[str, float]]:
+    """Increments for one batch: integer counters and float sums, keyed by hash field."""
+    ints: dict[str, int] = defaultdict(int)
+    sums: dict[str, float] = defaultdict(float)
+    bounds = _BOUNDS_MS
+    bucket_of = bisect.bisect_left  # le is inclusive: a latency equal to a bound falls into that bucket
+    for r in results:
+        label = _field(service, environment, r.version)
+        ints[_field("req", label, "ok" if r.ok else "error")] += 1
+        if r.callback_ok is not None:
+            ints[_field("cb", label, "ok" if r.callback_ok else "error")] += 1
+        if r.tokens:
+            ints[_field("tok", label)] += r.tokens
+        ints[_field("lat", label, bucket_of(bounds, r.latency_ms))] += 1
+        sums[_field("latsum", label)] += r.latency_ms / 1000.0
+    return ints, sums
+
+
+def record(redis_pipeline, ints: dict[str, int], sums: dict[str, float]) -> None:
+    for field, amount in ints.items():
+        redis_pipeline.hincrby(HASH_KEY, field, amount)
+    for field, amount in sums.items():
+        redis_pipeline.hincrbyfloat(HASH_KEY, field, amount)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(service: str, environment: str, version: str, **extra: str) -> str:
+    parts = [f'service="{_escape(service)}"', f'env="{_escape(environment)}"', f'version="{_escape(version)}"']
+    parts += [f'{name}="{_escape(value)}"' for name, value in extra.items()]
+    return "{" + ",".join(parts) + "}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def render(raw: dict) -> str:
+    """Prometheus text exposition (version 0.0.4) of the hash as read by HGETALL."""
+    requests: dict[tuple, dict[str, int]] = defaultdict(dict)
+    callbacks: dict[tuple, dict[str, int]] = defaultdict(dict)
+    tokens: dict[tuple, int] = {}
+    buckets: dict[tuple, list[int]] = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
+    latency_sums: dict[tuple, float] = {}
+    for raw_field, raw_value in raw.items():
+        field = raw_field.decode() if isinstance(raw_field, bytes) else raw_field
+        value = raw_value.decode() if isinstance(raw_value, bytes) else raw_value
+        kind, *rest = field.split(SEP)
+        if kind in ("req", "cb", "lat") and len(rest) == 4:
+            key, extra = tuple(rest[:3]), rest[3]
+            if kind == "req":
+                requests[key][extra] = int(value)
+            elif kind == "cb":
+                callbacks[key][extra] = int(value)
+            elif extra.isdigit() and int(extra) <= len(LATENCY_BUCKETS_S):
+                buckets[key][int(extra)] = int(value)
+        elif kind == "tok" and len(rest) == 3:
+            tokens[tuple(rest)] = int(value)
+        elif kind == "latsum" and len(rest) == 3:
+            latency_sums[tuple(rest)] = float(value)
+
+    out: list[str] = []
+    out += [f"# HELP {REQUESTS} Traces reported to Rollgate, by outcome (ok or error).", f"# TYPE {REQUESTS} counter"]
+    for key in sorted(requests):
+        for outcome in ("ok", "error"):  # both series exist once a version has traces: rate() sees zeros
+            out.append(f"{REQUESTS}{_labels(*key, outcome=outcome)} {requests[key].get(outcome, 0)}")
+    out += [f"# HELP {LATENCY} Trace latency reported to Rollgate.", f"# TYPE {LATENCY} histogram"]
+    for key in sorted(buckets):
+        cumulative = 0
+        counts = buckets[key]
+        for bound, count in zip(LATENCY_BUCKETS_S, counts):
+            cumulative += count
+            out.append(f"{LATENCY}_bucket{_labels(*key, le=_number(bound))} {cumulative}")
+        cumulative += counts[-1]
+        out.append(f'{LATENCY}_bucket{_labels(*key, le="+Inf")} {cumulative}')
+        out.append(f"{LATENCY}_sum{_labels(*key)} {_number(round(latency_sums.get(key, 0.0), 6))}")
+        out.append(f"{LATENCY}_count{_labels(*key)} {cumulative}")
+    out += [f"# HELP {CALLBACKS} Result callbacks of reported traces, by outcome.", f"# TYPE {CALLBACKS} counter"]
+    for key in sorted(callbacks):
+        for outcome in ("ok", "error"):
+            out.append(f"{CALLBACKS}{_labels(*key, outcome=outcome)} {callbacks[key].get(outcome, 0)}")
+    out += [f"# HELP {TOKENS} Model tokens of reported traces.", f"# TYPE {TOKENS} counter"]
+    for key in sorted(set(tokens) | set(requests)):
+        out.append(f"{TOKENS}{_labels(*key)} {tokens.get(key, 0)}")
+    return "\n".join(out) + "\n"
