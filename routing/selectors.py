@@ -118,15 +118,16 @@ def routing_view_for(service: AgentService, environment: Environment) -> TableVi
     rules: tuple[GrayRule, ...] = ()
     if canary is not None and canary.version.tag != stable_version:
         canary_version = canary.version.tag
-        if canary.status == S.GRAY:
-            # Deploying: the canary is not running yet. Paused: the ramp is held with no traffic on the canary.
+        if canary.status in (S.GRAY, S.PAUSED):
+            # Deploying: the canary is not running yet, so no traffic. Paused holds the ramp where it is: the
+            # canary keeps its share until someone resumes or rolls back (rollback is what cuts traffic).
             weight = float(canary.gray_weight)
             raw = rules_from_release(canary.gray_rules)
             if state and state.rules_release_id == canary.pk:
                 raw = raw + list(state.gray_rules)
             rules = _parse_rules(raw, "gray_rules")
         if state and state.override_release_id == canary.pk:
-            if state.override == RoutingOverride.CUT_OVER and canary.status == S.GRAY:
+            if state.override == RoutingOverride.CUT_OVER and canary.status in (S.GRAY, S.PAUSED):
                 weight = 100.0
             elif state.override == RoutingOverride.SWITCH_BACK:
                 weight, rules = 0.0, ()

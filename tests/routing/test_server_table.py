@@ -53,8 +53,8 @@ def test_table_follows_the_releases_in_the_client_shape(canary, act, agent_key, 
     table = RoutingTable.from_json(get_table(agent_key).content)
     assert table.canary_weight == 10.0 and table.revision > first_revision
 
-    act(release_pause, actor=Actor.of(rm), release_id=canary.pk)
-    assert RoutingTable.from_json(get_table(agent_key).content).canary_weight == 0.0
+    act(release_pause, actor=Actor.of(rm), release_id=canary.pk)  # pause holds the ramp; traffic stays
+    assert RoutingTable.from_json(get_table(agent_key).content).canary_weight == 10.0
     act(release_resume, actor=Actor.of(rm), release_id=canary.pk)
     assert RoutingTable.from_json(get_table(agent_key).content).canary_weight == 10.0
 
