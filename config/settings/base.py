@@ -158,3 +158,7 @@ ROLLGATE_DEFAULT_GRAY_PHASES = [5, 10, 30, 50, 100]
 ROLLGATE_MAX_COMMENT_LENGTH = 4000
 # A promote without expected_weight within this many seconds of the last gray move is taken as a duplicate.
 ROLLGATE_PROMOTE_DEBOUNCE_SECONDS = env.float("ROLLGATE_PROMOTE_DEBOUNCE_SECONDS", default=5.0)
+
+# Deploy targets (pipelines/deploy_*): the key that encrypts environment credentials at rest. No default here:
+# local.py and test.py set one; production reads ROLLGATE_CREDENTIALS_KEY or ROLLGATE_CREDENTIALS_KEY_FILE.
+ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="")
