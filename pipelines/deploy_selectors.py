@@ -1,4 +1,6 @@
 """Reads for deploy records: current and past values, merged values, revision history, credential summaries."""
+import re
+
 from django.db.models import QuerySet
 
 from pipelines.deploy_models import (
@@ -13,6 +15,7 @@ from pipelines.targets.values import deep_merge, load_values_yaml, merge_values
 from releases import policy
 from releases.models import AgentService, Environment
 
+_USERINFO = re.compile(r"(https?://)[^/@\s]+@")
 # What every service starts from before its values.yaml: the repository comes from the service record.
 DEFAULT_PORT = 8080
 
@@ -89,10 +92,8 @@ def credential_summary(environment: Environment) -> dict:
     if credential is None:
         return {"environment": environment.name, "configured": False, "kind": None, "host": "", "context": "",
                 "secret_path": "", "updated_by": "", "updated_at": None}
-    from pipelines.targets.k8s_credentials import _strip_userinfo
-
     return {"environment": environment.name, "configured": True, "kind": credential.kind,
-            "host": _strip_userinfo(credential.host), "context": credential.context,
+            "host": _USERINFO.sub(r"\1", credential.host), "context": credential.context,
             "secret_path": credential.secret_path, "updated_by": credential.updated_by_name,
             "updated_at": credential.updated_at}
 

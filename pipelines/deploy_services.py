@@ -21,7 +21,7 @@ from pipelines.deploy_models import (
     ServiceValues,
     TargetCredential,
 )
-from pipelines.targets.base import TRACK_STABLE, Revision, TargetError
+from pipelines.targets.base import Revision, TargetError
 from pipelines.targets.k8s_credentials import KubernetesCredentials
 from pipelines.targets.values import ValuesError, load_values_yaml, merge_values, validate_values
 from releases import events, policy

@@ -22,7 +22,6 @@ from pipelines.deploy_models import DeployRevision, DeployRevisionStatus, Target
 from pipelines.targets.base import (
     COLOURS,
     TRACK_CANARY,
-    TRACK_STABLE,
     DeployOutcome,
     LogFn,
     Revision,
