@@ -12,7 +12,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from pipelines import deploy_selectors as selectors
-from pipelines.deploy_credentials import encrypt_payload
+from pipelines.deploy_credentials import CredentialKeyMissing, encrypt_payload
 from pipelines.deploy_models import (
     CredentialKind,
     DeployRevision,
@@ -25,7 +25,7 @@ from pipelines.targets.base import Revision, TargetError
 from pipelines.targets.k8s_credentials import KubernetesCredentials
 from pipelines.targets.values import ValuesError, load_values_yaml, merge_values, validate_values
 from releases import events, policy
-from releases.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from releases.errors import ActionBlocked, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Environment, Release
 from releases.services import Actor, audit_record
 
@@ -117,6 +117,13 @@ def values_update(*, actor: Actor, service: str, text: str, environment: str | N
 
 # --- credentials -------------------------------------------------------------------------------------------
 
+def _encrypt(payload: dict) -> bytes:
+    try:
+        return encrypt_payload(payload)
+    except CredentialKeyMissing as error:
+        raise ActionBlocked(str(error)) from None
+
+
 _URL = re.compile(r"^https?://[^\s/@]+(:\d+)?(/\S*)?$")
 
 
@@ -140,11 +147,11 @@ def credential_set(*, actor: Actor, environment: str, kind: str, kubeconfig: str
             KubernetesCredentials.from_kubeconfig(kubeconfig, context=fields["context"] or None)
         except TargetError as error:
             raise InvalidInput(f"kubeconfig: {error}", field="kubeconfig") from None
-        fields["ciphertext"] = encrypt_payload({"kubeconfig": kubeconfig})
+        fields["ciphertext"] = _encrypt({"kubeconfig": kubeconfig})
     elif kind == CredentialKind.TOKEN:
         if not token.strip():
             raise InvalidInput("token: the service-account token is empty", field="token")
-        fields["ciphertext"] = encrypt_payload({"token": token.strip(), "ca_cert_pem": ca_cert_pem})
+        fields["ciphertext"] = _encrypt({"token": token.strip(), "ca_cert_pem": ca_cert_pem})
     elif kind in (CredentialKind.KUBECONFIG_FILE, CredentialKind.TOKEN_FILE):
         if not secret_path.startswith("/"):
             raise InvalidInput("secret_path: must be an absolute path to the mounted secret file", field="secret_path")

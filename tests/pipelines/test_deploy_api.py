@@ -138,3 +138,15 @@ def test_credentials_are_write_only(environments, ops, auditor, rm):
     assert bad.status_code == 400 and bad.json()["errors"] == {"kubeconfig": ["kubeconfig: the kubeconfig has no clusters"]}
     no_host = client_for(ops).put(url, {"kind": "token", "token": "abcd"}, format="json")
     assert no_host.status_code == 400 and "host" in no_host.json()["errors"]
+
+
+@pytest.mark.django_db
+def test_credentials_are_refused_with_the_reason_when_no_encryption_key_is_configured(environments, ops, settings):
+    settings.ROLLGATE_CREDENTIALS_KEY = ""
+
+    response = client_for(ops).put("/api/environments/staging/credentials/",
+                                   {"kind": "token", "host": "https://10.0.0.1:6443", "token": "abcdefgh"},
+                                   format="json")
+
+    assert response.status_code == 409
+    assert "set ROLLGATE_CREDENTIALS_KEY (or ROLLGATE_CREDENTIALS_KEY_FILE)" in response.json()["detail"]
