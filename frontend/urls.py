@@ -14,3 +14,13 @@ urlpatterns = [
          name="release-routing-action"),
     path("releases/<int:release_id>/<slug:action>/", views.release_action, name="release-action"),
 ]
+
+# Deploy targets (pipelines): the release page's deploy-history section, rollback to a revision, values per environment
+from frontend import deploy_views  # noqa: E402
+
+urlpatterns += [
+    path("deploy/releases/<int:release_id>/history/", deploy_views.history_section, name="deploy-history-section"),
+    path("deploy/<slug:name>/<slug:env>/values/", deploy_views.environment_values, name="deploy-values"),
+    path("deploy/<slug:name>/<slug:env>/revisions/<int:number>/rollback/", deploy_views.revision_rollback,
+         name="deploy-revision-rollback"),
+]

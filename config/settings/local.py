@@ -4,3 +4,5 @@ from .base import env, env_secret
 DEBUG = env.bool("DEBUG", default=True)
 # Local runs work with no variables set; production.py has no default.
 SECRET_KEY = env_secret("SECRET_KEY", default="rollgate-local-development-only-not-secret")
+# Deploy target credentials are encrypted with this key; local runs only (production has no default).
+ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="rollgate-local-credentials-key-not-secret")

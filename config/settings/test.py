@@ -13,3 +13,4 @@ CHANNEL_LAYERS = {
     }
 }
 CELERY_BROKER_URL = REDIS_URL
+ROLLGATE_CREDENTIALS_KEY = "rollgate-test-credentials-key"

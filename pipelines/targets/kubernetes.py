@@ -244,6 +244,19 @@ class KubernetesTarget(DeployTarget):
                   f"(requested {weight}%, effective {effective}%)")
         return TrafficResult("replica-ratio", weight, effective, None, stable_replicas, canary_replicas)
 
+    def scale(self, service: str, env: str, *, replicas: int, track: str = TRACK_STABLE,
+              colour: Colour | None = None) -> bool:
+        """Set one workload's replica count (a cut canary, a failed colour); False when it does not exist."""
+        namespace = namespace_for(env)
+        name = workload_name(service, track=track, colour=colour)
+        deployment = self._api.read("Deployment", namespace, name)
+        if deployment is None:
+            return False
+        if deployment["spec"].get("replicas") != replicas:
+            self._api.patch_deployment(namespace, name, {"spec": {"replicas": replicas}})
+            self._log(f"scaled {namespace}/{name} to {replicas} replicas")
+        return True
+
     # -- blue-green -----------------------------------------------------------------------
     def active_colour(self, service: str, env: str) -> Colour | None:
         live = self._api.read("Service", namespace_for(env), service)
