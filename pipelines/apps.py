@@ -6,3 +6,7 @@ class PipelinesConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "pipelines"
+
+    def ready(self):
+        # Deploy target drivers register themselves with pipelines.deploying on import.
+        from pipelines import local_driver  # noqa: F401
