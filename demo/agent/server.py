@@ -114,11 +114,13 @@ class Agent:
         self._served = 0
         self._leak: list[bytearray] = []
         self._leaked_bytes = 0
+        # A logger of its own, so several agents in one process (tests) each count only their own errors.
+        self.log = logger.getChild(f"{version}.{id(self):x}")
         self._error_handler = _ErrorLogCounter(self.metrics.log_errors)
-        logger.addHandler(self._error_handler)
+        self.log.addHandler(self._error_handler)
 
     def close(self) -> None:
-        logger.removeHandler(self._error_handler)
+        self.log.removeHandler(self._error_handler)
 
     def _draw(self) -> tuple[float, bool, bool, int, bool]:
         b = self.behaviour
@@ -137,7 +139,7 @@ class Agent:
                 self._leak.append(chunk)
                 self._leaked_bytes += len(chunk)
         if b.crash_after_requests is not None and served >= b.crash_after_requests:
-            logger.critical("crashing on trace %d as profile %r says", served, b.profile)
+            self.log.critical("crashing on trace %d as profile %r says", served, b.profile)
             logging.shutdown()
             os._exit(70)  # abrupt, like a segfault or OOM kill: no response, no cleanup
         return latency, ok, callback_ok, tokens, noisy
@@ -152,14 +154,14 @@ class Agent:
             m.tokens.inc(tokens)
             (m.callbacks_ok if callback_ok else m.callbacks_error).inc()
             if not callback_ok:
-                logger.warning("trace %s: result callback to the output channel failed", trace_id)
+                self.log.warning("trace %s: result callback to the output channel failed", trace_id)
             if noisy:
-                logger.error("trace %s: tool call returned malformed JSON (recovered)", trace_id)
+                self.log.error("trace %s: tool call returned malformed JSON (recovered)", trace_id)
         else:
             m.requests_error.inc()
             tokens = tokens // 3
             m.tokens.inc(tokens)
-            logger.error("trace %s failed: simulated model error", trace_id)
+            self.log.error("trace %s failed: simulated model error", trace_id)
         return {
             "trace_id": trace_id,
             "agent_id": self.agent_id,
