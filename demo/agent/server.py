@@ -25,7 +25,6 @@ import random
 import socket
 import threading
 import time
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
@@ -237,6 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
 class AgentServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the stdlib's 5 resets connections when a scheduler sends a burst
 
     def __init__(self, agent: Agent, *, host: str = "127.0.0.1", port: int = 0, listen_fd: int | None = None):
         self.agent = agent
