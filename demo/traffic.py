@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Mapping
 
-from rollgate_client import ResultsPostError, RoutingClient, post_results
+from rollgate_client import ResultsPostError, RoutingClient, RoutingTable, post_results
 from rollgate_client.results import MAX_BATCH_SIZE
 
 logger = logging.getLogger("demo.traffic")
@@ -280,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-url", default=None, help="default: <rollgate>/api/routing/<service>/<env>/")
     parser.add_argument("--results-url", default=None, help="default: <rollgate>/api/traces/results/")
     parser.add_argument("--no-results", action="store_true", help="do not post trace results")
+    parser.add_argument("--canary", default=None,
+                        help="route by a static table with this canary instead of Rollgate's (no Rollgate needed)")
+    parser.add_argument("--weight", type=float, default=0.0, help="the static table's canary weight, 0..100")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     parser.add_argument("--report-every", type=float, default=10.0, help="seconds between status lines")
     args = parser.parse_args(argv)
@@ -299,9 +302,14 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
     token = os.environ.get("ROLLGATE_TOKEN")
     headers = {"Authorization": f"Token {token}"} if token else {}
-    client = RoutingClient(args.table_url or f"{base}/api/routing/{args.service}/{args.env}/",
-                           default_stable=default_stable, service=args.service, environment=args.env,
-                           request_headers=headers)
+    if args.canary:
+        table = RoutingTable(service=args.service, environment=args.env, stable_version=default_stable,
+                             canary_version=args.canary, canary_weight=args.weight)
+        client = RoutingClient(None, initial_table=table)
+    else:
+        client = RoutingClient(args.table_url or f"{base}/api/routing/{args.service}/{args.env}/",
+                               default_stable=default_stable, service=args.service, environment=args.env,
+                               request_headers=headers)
     generator = TrafficGenerator(
         client, endpoints=endpoints.urls, stable=endpoints.stable, rate=args.rate, workers=args.workers,
         results_url=None if args.no_results else (args.results_url or f"{base}/api/traces/results/"),

@@ -7,6 +7,7 @@ target recorded, including those the Celery worker started, so no agent outlives
 
 import signal
 import threading
+import time
 
 from django.core.management.base import BaseCommand
 
@@ -57,11 +58,15 @@ class Command(BaseCommand):
             if not once:
                 self._stop_all(targets)
 
-    def _stop_all(self, targets):
-        seen = set()
-        for target in targets.values():
-            if target.state_dir in seen:
-                continue
-            seen.add(target.state_dir)
+    def _stop_all(self, targets, linger_s: float = 1.5):  # honcho SIGKILLs after 5 s
+        unique = {target.state_dir: target for target in targets.values()}.values()
+        for target in unique:
             stopped = target.stop()
             self.stdout.write(f"stopped {len(stopped)} agent process group(s) in {target.state_dir}")
+        # Ctrl-C stops the worker at the same moment; a deploy it was finishing may record one more process.
+        deadline = time.monotonic() + linger_s
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            for target in unique:
+                for version in target.stop():
+                    self.stdout.write(f"stopped {version}, started while shutting down")
