@@ -8,8 +8,8 @@ class PipelinesConfig(AppConfig):
     name = "pipelines"
 
     def ready(self) -> None:
-        # Deploy targets: the kubernetes driver, and the receivers that queue its traffic tasks.
-        from pipelines import deploy_tasks  # noqa: F401
+        # Deploy-target drivers (pipelines.deploying registry) and the receivers that queue their traffic tasks.
+        from pipelines import deploy_tasks, local_driver  # noqa: F401  (local_driver registers itself on import)
         from pipelines.deploying import register_driver
         from pipelines.kubernetes_driver import driver
 
