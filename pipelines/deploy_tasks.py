@@ -1,7 +1,7 @@
 """Celery tasks that move traffic on a release's deploy target, and the receivers that queue them.
 
 Receivers of releases.signals.release_transitioned (sent after commit) queue one task per transition for
-environments whose deploy_target is "kubernetes": a new gray weight -> set_weight, live -> go_live,
+environments with a deploy target (kubernetes, local): a new gray weight -> set_weight, live -> go_live,
 rolled back -> roll_back. Tasks take ids, re-read the release and return quietly when it has moved on (a later
 transition queued its own task), so a redelivered or late task changes nothing. A task that fails writes a
 "deploy.failed" audit row (shown on the release timeline) instead of leaving the failure in a worker log only.
@@ -113,8 +113,8 @@ def schedule_idle_scale_down(*, service_id: int, environment_id: int, delay_seco
 @receiver(release_transitioned, dispatch_uid="pipelines.deploy_tasks.enqueue_traffic_change")
 def enqueue_traffic_change(sender, *, release_id, from_status, to_status, from_weight, to_weight, **kwargs):
     kind = Release.objects.filter(pk=release_id).values_list("environment__deploy_target", flat=True).first()
-    if kind != DeployTargetKind.KUBERNETES:
-        return
+    if kind in (None, DeployTargetKind.NONE):
+        return  # nothing to drive: Rollgate only records the decision
     if to_status == S.GRAY and to_weight != from_weight:
         task, args = deploy_set_weight, [release_id, to_weight]
     elif to_status == S.LIVE and from_status != S.SUPERSEDED:
