@@ -4,6 +4,9 @@ from drf_spectacular.views import SpectacularAPIView
 
 urlpatterns = [
     path("api/", include("releases.api.urls")),
+    # --- SLA gate (sla app): /api/releases/<id>/sla/, /api/sla/..., and the design's /monitor/agent-sla-report
+    path("api/", include("sla.api.urls")),
+    path("monitor/", include("sla.api.monitor_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
     path("", include("frontend.urls")),

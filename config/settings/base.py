@@ -163,3 +163,15 @@ ROLLGATE_DEFAULT_GRAY_PHASES = [5, 10, 30, 50, 100]
 ROLLGATE_MAX_COMMENT_LENGTH = 4000
 # A promote without expected_weight within this many seconds of the last gray move is taken as a duplicate.
 ROLLGATE_PROMOTE_DEBOUNCE_SECONDS = env.float("ROLLGATE_PROMOTE_DEBOUNCE_SECONDS", default=5.0)
+
+# --- SLA gate (sla app) ---------------------------------------------------------------------------------------
+# How often the ramp controller evaluates gray releases (seconds; a few seconds for demos). Each policy's
+# evaluation_interval_s decides how often a snapshot is stored and how long a phase lasts at least.
+SLA_GATE_INTERVAL_SECONDS = env.float("SLA_GATE_INTERVAL_SECONDS", default=30.0)
+SLA_PROMETHEUS_TIMEOUT_SECONDS = env.float("SLA_PROMETHEUS_TIMEOUT_SECONDS", default=5.0)
+SLA_HISTORY_RETENTION_DAYS = env.float("SLA_HISTORY_RETENTION_DAYS", default=14.0)  # chart samples; reports stay
+CELERY_BEAT_SCHEDULE["sla.evaluate_gray_releases"] = {
+    "task": "sla.evaluate_gray_releases", "schedule": SLA_GATE_INTERVAL_SECONDS,
+    "options": {"expires": SLA_GATE_INTERVAL_SECONDS},
+}
+CELERY_BEAT_SCHEDULE["sla.prune_history"] = {"task": "sla.prune_history", "schedule": 3600.0}

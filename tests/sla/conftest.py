@@ -42,6 +42,25 @@ CANARY_TRAFFIC = {
     "turns-bad": {"onset_s_before_end": 30, "error_rate_after_onset": 0.05},
 }
 
+# Ramp-controller scenarios (Django tests): service -> canary traffic, in the "staging" environment of the persona
+# fixtures, stable v1.0.0 (20 req/s, 0.1 % errors, p95 500 ms) against canary v1.1.0.
+RAMP_ENV, RAMP_STABLE, RAMP_CANARY = "staging", "v1.0.0", "v1.1.0"
+RAMP_TRAFFIC = {
+    "ramp-healthy": {},
+    "ramp-slow": {"latency_fractions": SLOW},
+    "ramp-low-success": {"rps": 2.0, "error_rate": 0.03},
+    "ramp-many-failures": {"rps": 40.0, "error_rate": 0.005},
+    "ramp-callback": {"callback_error_rate": 0.03},
+}
+
+
+def ramp_traffic() -> list[VersionTraffic]:
+    out = []
+    for service, canary in RAMP_TRAFFIC.items():
+        out.append(VersionTraffic(service, RAMP_ENV, RAMP_STABLE))
+        out.append(VersionTraffic(service, RAMP_ENV, RAMP_CANARY, **canary))
+    return out
+
 
 @pytest.fixture(scope="session")
 def prometheus_binaries():
@@ -71,6 +90,8 @@ def prometheus(prometheus_binaries, exporter, history_end):
     for service, overrides in CANARY_TRAFFIC.items():
         for traffic in scenario_traffic(service, **dict(overrides)):
             history.add(traffic)
+    for traffic in ramp_traffic():
+        history.add(traffic)
     try:
         process.backfill(history.text())
         process.start()
