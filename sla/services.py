@@ -261,7 +261,7 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
     verdict_json = _json_safe(verdict.to_dict())
     with transaction.atomic():
         claimed = GateRecord.objects.filter(pk=candidate.release_id, sequence=seq).update(
-            sequence=seq + 1, state=verdict.next_state.to_dict(), evaluated_weight=candidate.weight,
+            sequence=seq + 1, state=_json_safe(verdict.next_state.to_dict()), evaluated_weight=candidate.weight,
             status=verdict.status, action=verdict.action, outcome=verdict.outcome.value,
             last_verdict=verdict_json, last_error=error,
             consecutive_errors=verdict.next_state.consecutive_prometheus_errors, action_taken="",

@@ -8,58 +8,17 @@ from datetime import timedelta
 import pytest
 
 from releases.choices import ReleaseStatus
-from releases.models import AgentService, AuditEvent, Release
-from releases.services import Actor, release_create, release_promote, release_worker_transition
+from releases.models import AuditEvent, Release
+from releases.services import Actor
 from sla import services
 from sla.models import GateRecord, SlaReport, SlaSample
 from sla.tasks import evaluate_gray_releases
 from sla.testing import free_port
 
-from ..conftest import sha
-from .conftest import RAMP_CANARY, RAMP_ENV, RAMP_STABLE
+from .conftest import RAMP_CANARY, RAMP_ENV
 
 pytestmark = pytest.mark.django_db(transaction=True)
 S = ReleaseStatus
-GATE_POLICY = {"evaluation_window_s": 300, "evaluation_interval_s": 60, "first_snapshot_within_s": 60,
-               "healthy_after_s": 600, "prometheus_errors_before_manual_review": 2}
-
-
-@pytest.fixture
-def gate(settings, prometheus, environments, ops):
-    """The staging SLA policy for the scenarios, and PROMETHEUS_URL pointing at the test Prometheus."""
-    settings.PROMETHEUS_URL = prometheus.url
-    services.policy_version_save(actor=Actor.of(ops), environment=RAMP_ENV, policy=GATE_POLICY, comment="tests")
-    return prometheus
-
-
-def _ready(release: Release) -> None:
-    assert release_worker_transition(release_id=release.pk, from_statuses={S.PENDING}, to_status=S.READY,
-                                     actor_name="pipeline", action="pipeline.succeeded")
-
-
-@pytest.fixture
-def canary_of(gate, rm, dev, history_end):
-    """canary_of("ramp-slow") -> v1.1.0 of that service at 5 % in staging, with v1.0.0 live, phase 10 min old."""
-
-    def make(service_name: str) -> Release:
-        AgentService.objects.create(name=service_name, image_repository=f"registry.example.com/agent/{service_name}")
-        stable = release_create(actor=Actor.of(dev), service=service_name, environment=RAMP_ENV, tag=RAMP_STABLE,
-                                commit=sha())
-        _ready(stable)
-        release_promote(actor=Actor.of(rm), release_id=stable.pk)
-        canary = release_create(actor=Actor.of(dev), service=service_name, environment=RAMP_ENV, tag=RAMP_CANARY,
-                                commit=sha())
-        _ready(canary)
-        release_promote(actor=Actor.of(rm), release_id=canary.pk)
-        # The canary went to 5 % ten minutes before the end of the history (test set-up, not a transition).
-        Release.objects.filter(pk=canary.pk).update(status_changed_at=history_end - timedelta(seconds=600))
-        canary.refresh_from_db()
-        assert (canary.status, canary.gray_weight) == (S.GRAY, 5)
-        return canary
-
-    return make
-
-
 def gate_audit(release: Release):
     return list(AuditEvent.objects.filter(release=release, actor_name="sla-gate").order_by("id"))
 
