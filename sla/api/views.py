@@ -1,4 +1,5 @@
 """REST API of the SLA gate. Views parse input, ask the policy, call one selector or service, serialise."""
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
@@ -47,6 +48,20 @@ class ReportFilters(serializers.Serializer):
         return value
 
 
+class DesignReportOutput(serializers.Serializer):
+    """The design document's SLA report."""
+
+    version = serializers.CharField()
+    start_ts = serializers.CharField()
+    agent_group = serializers.CharField()
+    success_rate = serializers.FloatField(allow_null=True)
+    p95_latency_ms = serializers.IntegerField(allow_null=True)
+    error_trace_ratio = serializers.FloatField(allow_null=True)
+    callback_fail_rate = serializers.FloatField(allow_null=True)
+    status = serializers.ChoiceField(choices=REPORT_STATUSES)
+    action = serializers.CharField()
+
+
 class AgentSlaReportApi(APIView):
     """GET /monitor/agent-sla-report?version=v3.3.1 — the latest SLA report of a version in the design shape.
 
@@ -58,7 +73,7 @@ class AgentSlaReportApi(APIView):
     class Params(ReportFilters):
         version = _tag_field(required=True)
 
-    @extend_schema(parameters=[Params])
+    @extend_schema(parameters=[Params], responses=DesignReportOutput, operation_id="monitor_agent_sla_report")
     def get(self, request):
         params = self.Params(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -78,6 +93,7 @@ class ReleaseSlaApi(APIView):
 
     permission_classes = [requires(access.SLA_VIEW)]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, release_id: int):
         release = release_selectors.release_get(user=request.user, release_id=release_id)
         if release is None:
@@ -91,7 +107,7 @@ class SlaReportListApi(APIView):
     permission_classes = [requires(access.SLA_VIEW)]
     renderer_classes = [JSONRenderer, SlaReportCsvRenderer]
 
-    @extend_schema(parameters=[ReportFilters])
+    @extend_schema(parameters=[ReportFilters], responses=OpenApiTypes.OBJECT, operation_id="sla_reports_list")
     def get(self, request, format=None):
         filters = ReportFilters(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -104,11 +120,21 @@ class SlaReportListApi(APIView):
         return paginator.get_paginated_response([selectors.report_row(r) for r in page])
 
 
+class SlaReportCsvApi(SlaReportListApi):
+    """GET /api/sla/reports.csv — the same list as CSV (all matching rows, up to 10 000)."""
+
+    @extend_schema(parameters=[ReportFilters], responses={(200, "text/csv"): OpenApiTypes.STR},
+                   operation_id="sla_reports_csv")
+    def get(self, request, format=None):
+        return super().get(request, format=format)
+
+
 class SlaReportDetailApi(APIView):
     """GET /api/sla/reports/<id>/ — one snapshot with every number, threshold, query, window and the verdict."""
 
     permission_classes = [requires(access.SLA_VIEW)]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, report_id: int):
         report = selectors.report_get(user=request.user, report_id=report_id)
         if report is None:
@@ -155,14 +181,15 @@ class SlaPolicyApi(APIView):
                      "errors": {"service": ["no such service"]}}, status=400)
         return env, service, None
 
-    @extend_schema(parameters=[OpenApiParameter("service", str, required=False)])
+    @extend_schema(parameters=[OpenApiParameter("service", str, required=False)], responses=OpenApiTypes.OBJECT)
     def get(self, request, environment: str):
         env, service, error = self._scope(request, environment)
         if error:
             return error
         return Response(selectors.policy_view(user=request.user, environment=env, service=service))
 
-    @extend_schema(request=InputSerializer, parameters=[OpenApiParameter("service", str, required=False)])
+    @extend_schema(request=InputSerializer, parameters=[OpenApiParameter("service", str, required=False)],
+                   responses=OpenApiTypes.OBJECT)
     def put(self, request, environment: str):
         env, service, error = self._scope(request, environment)
         if error:
