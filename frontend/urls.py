@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import routing_views, views
+from frontend import routing_views, sla_views, views
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
@@ -13,6 +13,11 @@ urlpatterns = [
     path("releases/<int:release_id>/routing/<slug:action>/", routing_views.release_routing_action,
          name="release-routing-action"),
     path("releases/<int:release_id>/<slug:action>/", views.release_action, name="release-action"),
+    # --- SLA gate pages (sla app) ---
+    path("sla/releases/<int:release_id>/", sla_views.release_sla_section, name="release-sla"),
+    path("sla/reports/", sla_views.sla_reports, name="sla-reports"),
+    path("sla/reports/<int:report_id>/", sla_views.sla_report, name="sla-report"),
+    path("sla/reports/<int:report_id>/findings.csv", sla_views.sla_report_csv, name="sla-report-csv"),
 ]
 
 # Deploy targets (pipelines): the release page's deploy-history section, rollback to a revision, values per environment

@@ -452,3 +452,17 @@ def release_worker_transition(*, release_id: int, from_statuses: set[str], to_st
                      details={"from_weight": before["gray_weight"], "to_weight": release.gray_weight})
         _announce(release, from_status=before["status"], from_weight=before["gray_weight"], actor=actor)
     return True
+
+
+# --- SLA gate (sla app): a system pause that acts at most once per evaluation -------------------------------
+
+
+def release_gate_pause(*, release_id: int, expected_weight: int, reason: str, actor_name: str = "sla-gate") -> bool:
+    """Pause a gray release for a worker (the SLA gate). Compare-and-set: returns False and does nothing when
+    the release is no longer in gray at `expected_weight` (someone moved it since the evaluation)."""
+    with transaction.atomic():
+        release = _lock(release_id)
+        if release.status != S.GRAY or release.gray_weight != expected_weight:
+            return False
+        _move(release, to_status=S.PAUSED, actor=Actor.system(actor_name), action="release.pause", reason=reason)
+        return True

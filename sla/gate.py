@@ -11,6 +11,7 @@ moments.  A Prometheus failure turns into readings with ``error`` set for every 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
@@ -66,17 +67,26 @@ def fetch_readings(prom: PrometheusClient, selectors: Sequence[ReleaseSelector],
     return readings
 
 
-def evaluate_many(prom: PrometheusClient, policy_for: Callable[[GrayRelease], SlaPolicy],
-                  releases: Sequence[tuple[GrayRelease, GateState]], *, at: datetime | None = None,
-                  catalog: MetricCatalog = DEFAULT_CATALOG) -> list[Verdict]:
-    """One verdict per (release, state), in input order."""
+@dataclass(frozen=True)
+class Evaluation:
+    """A verdict with the readings it was computed from (the controller stores canary vs baseline numbers)."""
+
+    verdict: Verdict
+    canary: ReleaseReadings
+    baseline: ReleaseReadings
+
+
+def evaluate_batch(prom: PrometheusClient, policy_for: Callable[[GrayRelease], SlaPolicy],
+                   releases: Sequence[tuple[GrayRelease, GateState]], *, at: datetime | None = None,
+                   catalog: MetricCatalog = DEFAULT_CATALOG) -> list[Evaluation]:
+    """One Evaluation per (release, state), in input order."""
     at = at or datetime.now(timezone.utc)
     policies = [policy_for(release) for release, _ in releases]
     by_window: dict[float, list[int]] = defaultdict(list)
     for index, policy in enumerate(policies):
         by_window[policy.evaluation_window_s].append(index)
 
-    verdicts: list[Verdict | None] = [None] * len(releases)
+    out: list[Evaluation | None] = [None] * len(releases)
     for window_s, indexes in by_window.items():
         selectors = []
         for i in indexes:
@@ -93,5 +103,12 @@ def evaluate_many(prom: PrometheusClient, policy_for: Callable[[GrayRelease], Sl
                 canary = baseline = ReleaseReadings(at=at, error=error)
             else:
                 canary, baseline = readings[release.canary.key], readings[release.baseline.key]
-            verdicts[i] = evaluate(policies[i], canary, baseline, state, release=release)
-    return verdicts
+            out[i] = Evaluation(evaluate(policies[i], canary, baseline, state, release=release), canary, baseline)
+    return out
+
+
+def evaluate_many(prom: PrometheusClient, policy_for: Callable[[GrayRelease], SlaPolicy],
+                  releases: Sequence[tuple[GrayRelease, GateState]], *, at: datetime | None = None,
+                  catalog: MetricCatalog = DEFAULT_CATALOG) -> list[Verdict]:
+    """One verdict per (release, state), in input order."""
+    return [e.verdict for e in evaluate_batch(prom, policy_for, releases, at=at, catalog=catalog)]

@@ -185,6 +185,11 @@ class SlaPolicy:
             except ValueError as exc:
                 errors[name] = str(exc)
         if errors:
+            # Report every problem at once: the fields that parsed are validated too.
+            try:
+                cls(**values)
+            except PolicyInvalid as more:
+                errors.update({k: v for k, v in more.errors.items() if k not in errors})
             raise PolicyInvalid(errors)
         return cls(**values)
 

@@ -175,3 +175,14 @@ ROLLGATE_METRICS_TOKEN = env_secret("ROLLGATE_METRICS_TOKEN", default="")
 # Deploy targets (pipelines/deploy_*): the key that encrypts environment credentials at rest. No default here:
 # local.py and test.py set one; production reads ROLLGATE_CREDENTIALS_KEY or ROLLGATE_CREDENTIALS_KEY_FILE.
 ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="")
+# --- SLA gate (sla app) ---------------------------------------------------------------------------------------
+# How often the ramp controller evaluates gray releases (seconds; a few seconds for demos). Each policy's
+# evaluation_interval_s decides how often a snapshot is stored and how long a phase lasts at least.
+SLA_GATE_INTERVAL_SECONDS = env.float("SLA_GATE_INTERVAL_SECONDS", default=30.0)
+SLA_PROMETHEUS_TIMEOUT_SECONDS = env.float("SLA_PROMETHEUS_TIMEOUT_SECONDS", default=5.0)
+SLA_HISTORY_RETENTION_DAYS = env.float("SLA_HISTORY_RETENTION_DAYS", default=14.0)  # chart samples; reports stay
+CELERY_BEAT_SCHEDULE["sla.evaluate_gray_releases"] = {
+    "task": "sla.evaluate_gray_releases", "schedule": SLA_GATE_INTERVAL_SECONDS,
+    "options": {"expires": SLA_GATE_INTERVAL_SECONDS},
+}
+CELERY_BEAT_SCHEDULE["sla.prune_history"] = {"task": "sla.prune_history", "schedule": 3600.0}

@@ -2,12 +2,18 @@
 
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from releases.choices import ReleaseStatus
+from releases.models import AgentService, Release
+from releases.services import Actor, release_create, release_promote, release_worker_transition
+from sla import services
 from sla.prometheus import PrometheusClient
 from sla.testing import AgentExporter, OpenMetricsHistory, PrometheusProcess, VersionTraffic
+
+from ..conftest import sha
 
 HISTORY_S = 900
 ENV = "test"
@@ -42,6 +48,25 @@ CANARY_TRAFFIC = {
     "turns-bad": {"onset_s_before_end": 30, "error_rate_after_onset": 0.05},
 }
 
+# Ramp-controller scenarios (Django tests): service -> canary traffic, in the "staging" environment of the persona
+# fixtures, stable v1.0.0 (20 req/s, 0.1 % errors, p95 500 ms) against canary v1.1.0.
+RAMP_ENV, RAMP_STABLE, RAMP_CANARY = "staging", "v1.0.0", "v1.1.0"
+RAMP_TRAFFIC = {
+    "ramp-healthy": {},
+    "ramp-slow": {"latency_fractions": SLOW},
+    "ramp-low-success": {"rps": 2.0, "error_rate": 0.03},
+    "ramp-many-failures": {"rps": 40.0, "error_rate": 0.005},
+    "ramp-callback": {"callback_error_rate": 0.03},
+}
+
+
+def ramp_traffic() -> list[VersionTraffic]:
+    out = []
+    for service, canary in RAMP_TRAFFIC.items():
+        out.append(VersionTraffic(service, RAMP_ENV, RAMP_STABLE))
+        out.append(VersionTraffic(service, RAMP_ENV, RAMP_CANARY, **canary))
+    return out
+
 
 @pytest.fixture(scope="session")
 def prometheus_binaries():
@@ -71,6 +96,8 @@ def prometheus(prometheus_binaries, exporter, history_end):
     for service, overrides in CANARY_TRAFFIC.items():
         for traffic in scenario_traffic(service, **dict(overrides)):
             history.add(traffic)
+    for traffic in ramp_traffic():
+        history.add(traffic)
     try:
         process.backfill(history.text())
         process.start()
@@ -84,3 +111,46 @@ def prom(prometheus):
     client = PrometheusClient(prometheus.url, timeout_s=5)
     yield client
     client.close()
+
+
+# --- ramp controller (Django) fixtures ----------------------------------------------------------------------
+
+S = ReleaseStatus
+GATE_POLICY = {"evaluation_window_s": 300, "evaluation_interval_s": 60, "first_snapshot_within_s": 60,
+               "healthy_after_s": 600, "prometheus_errors_before_manual_review": 2}
+
+
+@pytest.fixture
+def gate(settings, prometheus, environments, ops):
+    """The staging SLA policy for the scenarios, and PROMETHEUS_URL pointing at the test Prometheus."""
+    settings.PROMETHEUS_URL = prometheus.url
+    services.policy_version_save(actor=Actor.of(ops), environment=RAMP_ENV, policy=GATE_POLICY, comment="tests")
+    return prometheus
+
+
+def _ready(release: Release) -> None:
+    assert release_worker_transition(release_id=release.pk, from_statuses={S.PENDING}, to_status=S.READY,
+                                     actor_name="pipeline", action="pipeline.succeeded")
+
+
+@pytest.fixture
+def canary_of(gate, rm, dev, history_end):
+    """canary_of("ramp-slow") -> v1.1.0 of that service at 5 % in staging, with v1.0.0 live, phase 10 min old."""
+
+    def make(service_name: str) -> Release:
+        AgentService.objects.create(name=service_name, image_repository=f"registry.example.com/agent/{service_name}")
+        stable = release_create(actor=Actor.of(dev), service=service_name, environment=RAMP_ENV, tag=RAMP_STABLE,
+                                commit=sha())
+        _ready(stable)
+        release_promote(actor=Actor.of(rm), release_id=stable.pk)
+        canary = release_create(actor=Actor.of(dev), service=service_name, environment=RAMP_ENV, tag=RAMP_CANARY,
+                                commit=sha())
+        _ready(canary)
+        release_promote(actor=Actor.of(rm), release_id=canary.pk)
+        # The canary went to 5 % ten minutes before the end of the history (test set-up, not a transition).
+        Release.objects.filter(pk=canary.pk).update(status_changed_at=history_end - timedelta(seconds=600))
+        canary.refresh_from_db()
+        assert (canary.status, canary.gray_weight) == (S.GRAY, 5)
+        return canary
+
+    return make

@@ -1,0 +1,114 @@
+"""Reads of the SLA app, filtered by what the user may see (sla.view; deny by default)."""
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from releases import policy as access
+from releases.models import AgentService, Environment, Release
+from sla.models import GateRecord, SlaPolicyVersion, SlaReport, SlaSample
+from sla.policy import DEFAULT_POLICY
+from sla.services import policy_effective
+
+# Columns of the CSV export and the QA list, in order: the design shape first, then where it came from.
+REPORT_COLUMNS = ("id", "version", "start_ts", "agent_group", "success_rate", "p95_latency_ms", "error_trace_ratio",
+                  "callback_fail_rate", "status", "action", "service", "environment", "release_id", "gray_weight",
+                  "outcome", "evaluated_at", "created_at", "reasons")
+
+SERIES_FIELDS = ("canary_success_rate", "baseline_success_rate", "canary_p95_ms", "baseline_p95_ms",
+                 "canary_error_ratio", "baseline_error_ratio", "canary_callback_fail_rate",
+                 "baseline_callback_fail_rate", "canary_requests", "baseline_requests")
+
+
+def report_list(*, user, version: str = "", environment: str = "", service: str = "", status: str = "",
+                release_id: int | None = None) -> QuerySet:
+    if not access.can(user, access.SLA_VIEW):
+        return SlaReport.objects.none()
+    qs = SlaReport.objects.select_related("service", "environment")
+    if version:
+        qs = qs.filter(version=version)
+    if environment:
+        qs = qs.filter(environment__name=environment)
+    if service:
+        qs = qs.filter(service__name=service)
+    if status:
+        qs = qs.filter(status__in=status.split(","))
+    if release_id:
+        qs = qs.filter(release_id=release_id)
+    return qs
+
+
+def report_get(*, user, report_id: int) -> SlaReport | None:
+    return report_list(user=user).filter(pk=report_id).first()
+
+
+def report_row(report: SlaReport) -> dict:
+    """A flat row: the design shape plus provenance (the CSV and the list)."""
+    return {
+        "id": report.pk, **report.design_shape(), "service": report.service.name,
+        "environment": report.environment.name, "release_id": report.release_id, "gray_weight": report.gray_weight,
+        "outcome": report.outcome, "evaluated_at": report.evaluated_at.isoformat(),
+        "created_at": report.created_at.isoformat(), "reasons": report.verdict.get("reasons", []),
+    }
+
+
+def report_window_s(report: SlaReport) -> int | None:
+    """The window every windowed number of this report was measured over (one per evaluation)."""
+    for reading in report.readings.get("canary", {}).get("metrics", {}).values():
+        return reading.get("window_s")
+    return None
+
+
+def report_findings(report: SlaReport) -> list[dict]:
+    """Every rule with its number, threshold, query and window."""
+    window = report_window_s(report)
+    return [{**finding, "window_s": window} for finding in report.verdict.get("findings", [])]
+
+
+def release_sla(*, user, release: Release, points: int = 240) -> dict:
+    """The gate record of a release and its canary-vs-baseline history for the charts."""
+    if not access.can(user, access.SLA_VIEW):
+        return {}
+    record = GateRecord.objects.filter(release=release).first()
+    samples = list(SlaSample.objects.filter(release=release).order_by("-evaluated_at", "-id")[:points])[::-1]
+    series = {"at": [s.evaluated_at.isoformat() for s in samples],
+              "gray_weight": [s.gray_weight for s in samples],
+              "status": [s.status for s in samples]}
+    for name in SERIES_FIELDS:
+        series[name] = [getattr(s, name) for s in samples]
+    latest_report = SlaReport.objects.filter(release=release).order_by("-evaluated_at", "-id").first()
+    gate = None
+    if record is not None and record.evaluated_at is not None:
+        gate = {
+            "sequence": record.sequence, "status": record.status, "action": record.action,
+            "outcome": record.outcome, "evaluated_at": record.evaluated_at.isoformat(),
+            "evaluated_weight": record.evaluated_weight, "consecutive_errors": record.consecutive_errors,
+            "last_error": record.last_error, "action_taken": record.action_taken,
+            "healthy": record.healthy, "healthy_at": record.healthy_at.isoformat() if record.healthy_at else None,
+        }
+    verdict = record.last_verdict if record is not None else {}
+    return {
+        "release_id": release.pk,
+        "gate": gate,
+        "verdict": {key: verdict.get(key) for key in ("at", "outcome", "status", "action", "healthy", "reasons",
+                                                       "findings", "report")} if verdict else None,
+        "latest_report_id": latest_report.pk if latest_report else None,
+        "series": series,
+    }
+
+
+def policy_view(*, user, environment: Environment, service: AgentService | None = None) -> dict:
+    """The effective policy of an environment (and service), its version history and the defaults."""
+    if not access.can(user, access.SLA_VIEW):
+        return {}
+    rows = SlaPolicyVersion.objects.filter(environment=environment, service=service).order_by("-number")
+    latest = rows.first()
+    return {
+        "environment": environment.name,
+        "service": service.name if service else None,
+        "number": latest.number if latest else 0,
+        "policy": policy_effective(environment=environment, service=service).to_dict(),
+        "overrides": (latest.policy if latest else {}) if service else None,
+        "defaults": DEFAULT_POLICY.to_dict(),
+        "versions": [{"number": r.number, "policy": r.policy, "author": r.author_name, "comment": r.comment,
+                      "created_at": r.created_at.isoformat()} for r in rows[:50]],
+    }

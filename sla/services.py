@@ -1,0 +1,384 @@
+"""Every write of the SLA app: policy versions, and the ramp controller that turns verdicts into release actions.
+
+The ramp controller (`gate_run`, run by the beat task "sla.evaluate_gray_releases"):
+
+1. `gate_collect`  reads every release in gray or paused with its gate record and the record's sequence N;
+2. `gate_evaluate` asks Prometheus about all of them in one batched `sla.gate.evaluate_batch` call, outside any
+   database transaction;
+3. `gate_apply`    claims each evaluation by compare-and-set on the gate record (sequence N -> N + 1), stores the
+   new GateState, the verdict, a chart sample and (when due) the SLA report, commits, and only then acts through
+   releases.services (audit rows and live events come from there):
+
+   ============================  ============================================================================
+   verdict action                what the controller does
+   ============================  ============================================================================
+   ready_to_promote              release_promote(expected_weight=<weight evaluated>) as "sla-gate" (gray only)
+   pause                         release_gate_pause(expected_weight=...) as "sla-gate" (gray only)
+   rollback                      release_rollback as "sla-gate" (gray or paused)
+   block_version                 gray/paused -> blocked (release_worker_transition); routing stops serving it
+   hold                          nothing; manual_review is recorded, audited once ("sla.manual_review") and shown
+   ============================  ============================================================================
+
+A duplicate delivery of the task loses the compare-and-set and does nothing; a later evaluation of a release
+that was just promoted sees a new phase (its status_changed_at moved) and only watches, so one evaluation never
+causes two steps.  Paused releases keep being evaluated (reports, charts) but are never advanced or paused again;
+safety actions (rollback, block_version) still apply to them.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from releases import events, policy as access
+from releases.choices import ReleaseStatus
+from releases.errors import DomainError, Forbidden, InvalidInput, NotFound
+from releases.models import AgentService, Environment, Release
+from releases.selectors import live_release
+from releases.services import (
+    Actor, audit_record, release_gate_pause, release_promote, release_rollback, release_worker_transition,
+)
+from sla.catalog import Metric
+from sla.gate import Evaluation, evaluate_batch
+from sla.models import GateRecord, SlaPolicyVersion, SlaReport, SlaSample
+from sla.policy import DEFAULT_POLICY, PolicyInvalid, SlaPolicy
+from sla.prometheus import PrometheusClient
+from sla.verdict import GateState, GrayRelease, ReleaseReadings
+
+log = logging.getLogger(__name__)
+S = ReleaseStatus
+GATE_ACTOR = "sla-gate"
+NO_BASELINE = "-none-"  # label value no series carries: "no stable-version traffic", the gate only watches
+
+
+# --- policies ------------------------------------------------------------------------------------------------
+
+
+def _latest_policy_row(environment: Environment, service: AgentService | None) -> SlaPolicyVersion | None:
+    return (SlaPolicyVersion.objects.filter(environment=environment, service=service).order_by("-number").first())
+
+
+def policy_effective(*, environment: Environment, service: AgentService | None = None) -> SlaPolicy:
+    """The environment's latest policy (the defaults when none was saved) with the service's overrides."""
+    row = _latest_policy_row(environment, None)
+    base = SlaPolicy.from_dict(row.policy) if row else DEFAULT_POLICY
+    if service is None:
+        return base
+    override = _latest_policy_row(environment, service)
+    return base.with_overrides(override.policy) if override else base
+
+
+def policy_version_save(*, actor: Actor, environment: str, service: str = "", policy: dict,
+                        comment: str = "") -> SlaPolicyVersion:
+    """Save a new version of an environment's policy (service="") or of a service's overrides.
+
+    Raises PolicyInvalid (errors: field -> rule) for a bad policy; an environment change that would make an
+    existing service override invalid names that service's field ("<service>.<field>")."""
+    if actor.user is not None:
+        decision = access.can(actor.user, access.SLA_POLICY_MANAGE)
+        if not decision:
+            raise Forbidden(decision.reason)
+    env = Environment.objects.filter(name=environment).first()
+    if env is None:
+        raise NotFound(f"no environment named '{environment[:30]}'")
+    svc = None
+    if service:
+        svc = AgentService.objects.filter(name=service).first()
+        if svc is None:
+            raise InvalidInput(f"no service named '{service[:63]}'", field="service")
+    if not isinstance(policy, dict):
+        raise PolicyInvalid({"policy": f"must be a JSON object, got {type(policy).__name__}"})
+
+    with transaction.atomic():
+        Environment.objects.select_for_update().filter(pk=env.pk).get()  # serialise version numbers per env
+        before = policy_effective(environment=env, service=svc)
+        if svc is None:
+            validated = SlaPolicy.from_dict(policy)
+            stored = validated.to_dict()
+            errors = {}
+            for row in _latest_service_overrides(env):
+                try:
+                    validated.with_overrides(row.policy)
+                except PolicyInvalid as exc:
+                    errors.update({f"{row.service.name}.{k}": f"override {v}" for k, v in exc.errors.items()})
+            if errors:
+                raise PolicyInvalid(errors)
+        else:
+            validated = policy_effective(environment=env).with_overrides(policy)
+            full = validated.to_dict()
+            stored = {name: full[name] for name in policy}
+        number = (SlaPolicyVersion.objects.filter(environment=env, service=svc).aggregate(n=Max("number"))["n"]
+                  or 0) + 1
+        row = SlaPolicyVersion.objects.create(environment=env, service=svc, number=number, policy=stored,
+                                              author=actor.user, author_name=actor.name, comment=comment[:4000])
+        old, new = before.to_dict(), validated.to_dict()
+        changed = {name: {"from": old[name], "to": new[name]} for name in new if old[name] != new[name]}
+        scope = f"{env.name}/{svc.name}" if svc else env.name
+        audit_record(actor=actor, action="sla.policy.update", object_type="sla_policy", object_id=row.pk,
+                     service=svc, environment=env, to_state=f"v{number}", reason=comment[:1000],
+                     details={"scope": scope, "number": number, "changed": changed})
+    return row
+
+
+def _latest_service_overrides(env: Environment) -> list[SlaPolicyVersion]:
+    latest = {}
+    for row in (SlaPolicyVersion.objects.filter(environment=env, service__isnull=False)
+                .select_related("service").order_by("service_id", "-number")):
+        latest.setdefault(row.service_id, row)
+    return list(latest.values())
+
+
+# --- the ramp controller -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One release to evaluate, as read before the Prometheus call (the claim is `sequence`)."""
+
+    release_id: int
+    status: str
+    weight: int
+    sequence: int
+    gray: GrayRelease
+    state: GateState
+    policy: SlaPolicy
+    was_status: str  # the gate record's status before this evaluation
+    healthy: bool
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.astimezone(dt_timezone.utc)
+
+
+def gate_collect() -> list[Candidate]:
+    """Every release in gray or paused, with its gate state (a new record for a release seen the first time)."""
+    releases = list(Release.objects.filter(status__in=[S.GRAY, S.PAUSED])
+                    .select_related("service", "environment", "version", "previous_release__version")
+                    .order_by("pk"))
+    policies: dict[tuple, SlaPolicy] = {}
+    out = []
+    for release in releases:
+        record, _ = GateRecord.objects.get_or_create(release=release)
+        phase_start = _as_utc(release.status_changed_at)
+        if record.state:
+            state = GateState.from_dict(record.state)
+            if state.phase_started_at != phase_start:  # promoted, paused or resumed since: a new phase
+                state = state.entering_phase(phase_start)
+        else:
+            state = GateState(deployed_at=phase_start, phase_started_at=phase_start)
+        key = (release.environment_id, release.service_id)
+        if key not in policies:
+            try:
+                policies[key] = policy_effective(environment=release.environment, service=release.service)
+            except PolicyInvalid:
+                log.warning("SLA policy of %s/%s is invalid; using the environment's", release.environment.name,
+                            release.service.name)
+                policies[key] = policy_effective(environment=release.environment)
+        previous = release.previous_release
+        if previous is None:
+            previous = live_release(release.service, release.environment)
+        baseline = previous.version.tag if previous is not None else NO_BASELINE
+        gray = GrayRelease(service=release.service.name, env=release.environment.name, version=release.version.tag,
+                           baseline_version=baseline, agent_group=f"{release.service.name}-{release.environment.name}",
+                           release_id=release.pk)
+        out.append(Candidate(release_id=release.pk, status=release.status, weight=release.gray_weight,
+                             sequence=record.sequence, gray=gray, state=state, policy=policies[key],
+                             was_status=record.status, healthy=record.healthy_at is not None))
+    return out
+
+
+def gate_evaluate(candidates: list[Candidate], *, at: datetime | None = None,
+                  prometheus_url: str | None = None) -> list[Evaluation]:
+    """Query Prometheus once for every candidate. Network I/O: never call inside a transaction."""
+    if not candidates:
+        return []
+    if transaction.get_connection().in_atomic_block:
+        raise RuntimeError("gate_evaluate queries Prometheus: call it outside any database transaction")
+    prom = PrometheusClient(prometheus_url or settings.PROMETHEUS_URL,
+                            timeout_s=settings.SLA_PROMETHEUS_TIMEOUT_SECONDS)
+    try:
+        by_id = {c.release_id: c for c in candidates}
+        return evaluate_batch(prom, lambda gray: by_id[gray.release_id].policy,
+                              [(c.gray, c.state) for c in candidates], at=at)
+    finally:
+        prom.close()
+
+
+def _json_safe(value):
+    """JSON (and PostgreSQL jsonb) has no Infinity/NaN: the +Inf latency bucket, an infinite test statistic."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _ratio(readings: ReleaseReadings) -> float | None:
+    total = readings.value(Metric.REQUEST_COUNT)
+    failed = readings.value(Metric.FAILED_REQUEST_COUNT)
+    return failed / total if total and failed is not None else None
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else value * 1000
+
+
+def _readings_json(readings: ReleaseReadings) -> dict:
+    if readings.error:
+        return {"error": readings.error}
+    return _json_safe({
+        "metrics": {metric.value: reading.to_dict() for metric, reading in readings.metrics.items()},
+        "latency_buckets": [list(b) for b in readings.latency_buckets],
+        "latency_buckets_query": readings.latency_buckets_query,
+        "counter_totals_query": readings.counter_totals_query,
+    })
+
+
+@dataclass(frozen=True)
+class Applied:
+    release_id: int
+    sequence: int
+    status: str
+    action: str
+    taken: str  # what the controller did, in words ("" when it lost the claim)
+    claimed: bool
+
+
+def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
+    """Claim the evaluation, store it, commit, then act once. Returns what happened."""
+    verdict = evaluation.verdict
+    seq = candidate.sequence
+    at = verdict.at
+    error = next((f.text for f in verdict.findings if f.rule == "prometheus_available"), "")
+    verdict_json = _json_safe(verdict.to_dict())
+    with transaction.atomic():
+        claimed = GateRecord.objects.filter(pk=candidate.release_id, sequence=seq).update(
+            sequence=seq + 1, state=_json_safe(verdict.next_state.to_dict()), evaluated_weight=candidate.weight,
+            status=verdict.status, action=verdict.action, outcome=verdict.outcome.value,
+            last_verdict=verdict_json, last_error=error,
+            consecutive_errors=verdict.next_state.consecutive_prometheus_errors, action_taken="",
+            evaluated_at=at, updated_at=timezone.now(),
+        )
+        if not claimed:
+            return Applied(candidate.release_id, seq, verdict.status, verdict.action, "", claimed=False)
+        release = Release.objects.select_related("service", "environment").get(pk=candidate.release_id)
+        canary, baseline = evaluation.canary, evaluation.baseline
+        SlaSample.objects.create(
+            release=release, sequence=seq + 1, evaluated_at=at, gray_weight=candidate.weight,
+            status=verdict.status, action=verdict.action,
+            canary_requests=canary.value(Metric.REQUEST_COUNT), baseline_requests=baseline.value(Metric.REQUEST_COUNT),
+            canary_success_rate=canary.value(Metric.TRACE_SUCCESS_RATE),
+            baseline_success_rate=baseline.value(Metric.TRACE_SUCCESS_RATE),
+            canary_p95_ms=_ms(canary.value(Metric.TRACE_LATENCY_P95)),
+            baseline_p95_ms=_ms(baseline.value(Metric.TRACE_LATENCY_P95)),
+            canary_error_ratio=_ratio(canary), baseline_error_ratio=_ratio(baseline),
+            canary_callback_fail_rate=canary.value(Metric.CALLBACK_FAILURE_RATE),
+            baseline_callback_fail_rate=baseline.value(Metric.CALLBACK_FAILURE_RATE),
+        )
+        if verdict.snapshot_due:
+            report = verdict.report
+            SlaReport.objects.create(
+                release=release, service=release.service, environment=release.environment, sequence=seq + 1,
+                gray_weight=candidate.weight, version=report["version"], start_ts=_as_utc(candidate.state.deployed_at),
+                agent_group=report["agent_group"], success_rate=report["success_rate"],
+                p95_latency_ms=report["p95_latency_ms"], error_trace_ratio=report["error_trace_ratio"],
+                callback_fail_rate=report["callback_fail_rate"], status=verdict.status, action=verdict.action,
+                outcome=verdict.outcome.value, evaluated_at=at, verdict=verdict_json,
+                readings={"canary": _readings_json(canary), "baseline": _readings_json(baseline)},
+            )
+        gate = Actor.system(GATE_ACTOR)
+        if verdict.status == "manual_review" and candidate.was_status != "manual_review":
+            audit_record(actor=gate, action="sla.manual_review", object_type="release", object_id=release.pk,
+                         release=release, from_state=release.status, to_state=release.status,
+                         reason="SLA gate needs an operator: " + "; ".join(_fired(verdict))[:900],
+                         details={"sequence": seq + 1, "reasons": verdict.reasons[:10]})
+        if verdict.healthy and not candidate.healthy:
+            if GateRecord.objects.filter(pk=release.pk, healthy_at__isnull=True).update(healthy_at=at):
+                audit_record(actor=gate, action="sla.healthy", object_type="release", object_id=release.pk,
+                             release=release, from_state=release.status, to_state=release.status,
+                             reason=f"every SLA rule passed for {candidate.policy.healthy_after_s:g} s: "
+                                    f"allowed into the production main path",
+                             details={"sequence": seq + 1})
+        events.send_event_on_commit(
+            [events.release_group(release.pk)], "sla.verdict",
+            {"release_id": release.pk, "sequence": seq + 1, "status": verdict.status, "action": verdict.action,
+             "outcome": verdict.outcome.value, "healthy": verdict.healthy},
+        )
+
+    taken = _act(candidate, verdict)  # committed: a failure to act below never loses the stored verdict
+    if taken:
+        GateRecord.objects.filter(pk=candidate.release_id, sequence=seq + 1).update(action_taken=taken[:300])
+    return Applied(candidate.release_id, seq + 1, verdict.status, verdict.action, taken, claimed=True)
+
+
+def _fired(verdict) -> list[str]:
+    return [f.text for f in verdict.findings if f.effect is not None]
+
+
+def _act(candidate: Candidate, verdict) -> str:
+    """Carry out the verdict's action once, through releases.services. Returns what was done, in words."""
+    gate = Actor.system(GATE_ACTOR)
+    why = "; ".join(_fired(verdict))[:900]
+    rid, weight = candidate.release_id, candidate.weight
+    try:
+        if verdict.action == "ready_to_promote":
+            if candidate.status != S.GRAY:
+                return "paused: verified, but a paused release is not advanced"
+            release = release_promote(actor=gate, release_id=rid, expected_weight=weight,
+                                      comment=f"SLA gate: verified at {weight} % (evaluation {candidate.sequence + 1})")
+            return f"promoted {weight} -> {release.gray_weight} %"
+        if verdict.action == "pause":
+            if candidate.status != S.GRAY:
+                return "already paused"
+            done = release_gate_pause(release_id=rid, expected_weight=weight, reason=f"SLA gate: {why}")
+            return "paused" if done else "not paused: the release moved since the evaluation"
+        if verdict.action == "rollback":
+            # release_rollback would also roll back a *live* release; the verdict was about a canary only.
+            if not Release.objects.filter(pk=rid, status__in=[S.GRAY, S.PAUSED]).exists():
+                return "not rolled back: the release is no longer a canary"
+            release_rollback(actor=gate, release_id=rid, comment=f"SLA gate: {why}")
+            return "rolled back: canary traffic cut"
+        if verdict.action == "block_version":
+            done = release_worker_transition(release_id=rid, from_statuses={S.GRAY, S.PAUSED}, to_status=S.BLOCKED,
+                                             actor_name=GATE_ACTOR, action="sla.block_version",
+                                             reason=f"SLA gate blocked {candidate.gray.version} in routing: {why}",
+                                             gray_weight=0)
+            return "blocked in routing" if done else "not blocked: the release moved since the evaluation"
+    except DomainError as error:
+        log.info("SLA gate could not %s release %s: %s", verdict.action, rid, error.message)
+        return f"{verdict.action} refused: {error.message}"
+    return ""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    evaluated: int
+    applied: list[Applied]
+
+    def as_dict(self) -> dict:
+        return {"evaluated": self.evaluated,
+                "applied": [{"release_id": a.release_id, "status": a.status, "action": a.action, "taken": a.taken,
+                             "claimed": a.claimed} for a in self.applied]}
+
+
+def gate_run(*, at: datetime | None = None, prometheus_url: str | None = None) -> RunSummary:
+    """One pass of the ramp controller over every gray and paused release."""
+    candidates = gate_collect()
+    evaluations = gate_evaluate(candidates, at=at, prometheus_url=prometheus_url)
+    applied = [gate_apply(c, e) for c, e in zip(candidates, evaluations)]
+    return RunSummary(evaluated=len(candidates), applied=applied)
+
+
+def history_prune(*, older_than_days: float | None = None) -> int:
+    """Delete chart samples older than SLA_HISTORY_RETENTION_DAYS (reports are kept)."""
+    days = settings.SLA_HISTORY_RETENTION_DAYS if older_than_days is None else older_than_days
+    deleted, _ = SlaSample.objects.filter(evaluated_at__lt=timezone.now() - timedelta(days=days)).delete()
+    return deleted
