@@ -6,3 +6,6 @@ class PipelinesConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "pipelines"
+
+    def ready(self):
+        from pipelines import receivers  # noqa: F401  (connects the release_transitioned receiver)

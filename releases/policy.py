@@ -24,6 +24,7 @@ ENVIRONMENT_SETTINGS_VIEW = "environment.settings.view"
 AUDIT_VIEW = "audit.view"
 SLA_VIEW = "sla.view"
 SLA_POLICY_MANAGE = "sla.policy.manage"
+WEBHOOK_MANAGE = "webhook.manage"  # pipelines: failure-notification webhooks
 
 _READ_ALL = {RELEASE_VIEW, SLA_VIEW}
 
@@ -39,7 +40,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Role.OPS: frozenset(
         _READ_ALL
         | {SERVICE_MANAGE, ENVIRONMENT_MANAGE, ENVIRONMENT_SETTINGS_VIEW, SLA_POLICY_MANAGE, AUDIT_VIEW,
-           RELEASE_ROLLBACK}
+           RELEASE_ROLLBACK, WEBHOOK_MANAGE}
     ),
     Role.QA: frozenset(_READ_ALL | {RELEASE_APPROVE, RELEASE_REJECT}),
     Role.AUDITOR: frozenset(_READ_ALL | {AUDIT_VIEW, ENVIRONMENT_SETTINGS_VIEW}),
@@ -62,6 +63,7 @@ ACTION_LABELS = {
     AUDIT_VIEW: "read the audit log",
     SLA_VIEW: "read SLA reports",
     SLA_POLICY_MANAGE: "change SLA policies",
+    WEBHOOK_MANAGE: "manage failure-notification webhooks",
 }
 
 
