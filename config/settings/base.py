@@ -185,7 +185,8 @@ ROLLGATE_PUBLIC_URL = env.str("ROLLGATE_PUBLIC_URL", default="http://127.0.0.1:8
 ROLLGATE_GITLAB_WEBHOOK_TOKEN = env_secret("ROLLGATE_GITLAB_WEBHOOK_TOKEN", default="")
 ROLLGATE_GITLAB_USER = env.str("ROLLGATE_GITLAB_USER", default="gitlab")
 ROLLGATE_GITLAB_PROJECTS = env.json("ROLLGATE_GITLAB_PROJECTS", default={})
-CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+# e.g. '{"visibility_timeout": 600}': how soon Redis redelivers the message of a worker that died mid-stage.
+CELERY_BROKER_TRANSPORT_OPTIONS.update(env.json("CELERY_BROKER_TRANSPORT_OPTIONS", default={}))
 CELERY_BEAT_SCHEDULE.update({
     "pipelines-reap-stale-stages": {"task": "pipelines.reap_stale_stages", "schedule": 60.0},
     "pipelines-prune-stage-logs": {"task": "pipelines.prune_stage_logs", "schedule": 3600.0},
