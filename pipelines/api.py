@@ -82,7 +82,8 @@ class StageLogApi(APIView):
         if stage_name not in StageName.values:
             raise NotFound(f"no stage '{stage_name[:30]}'; stages: {', '.join(StageName.values)}")
         stage = pipeline.stages.get(name=stage_name)
-        lines = selectors.stage_log(stage=stage, **params.validated_data)
+        lines = selectors.stage_log(stage=stage, after_id=params.validated_data["after"],
+                                    limit=params.validated_data["limit"])
         return Response({
             "pipeline_id": pipeline.pk, "stage": stage.name, "status": stage.status,
             "lines": [{"id": l.pk, "time": l.time.isoformat(), "level": l.level, "message": l.message}

@@ -125,7 +125,10 @@ def pipeline_deploy(*, release_id: int) -> Stage | None:
         stage = pipeline.stages.filter(name=StageName.DEPLOY, status=T.PENDING).first()
         if stage is None:
             return None
-        Pipeline.objects.filter(pk=pipeline.pk, status__in=[P.WAITING, P.SUCCEEDED]).update(status=P.RUNNING)
+        # Made ready without them (by hand, or before this pipeline existed): they will never run now.
+        pipeline.stages.filter(name__in=BUILD_STAGES, status=T.PENDING).update(
+            status=T.SKIPPED, failure_reason="release was made ready without this stage")
+        Pipeline.objects.filter(pk=pipeline.pk).exclude(status__in=PIPELINE_TERMINAL).update(status=P.RUNNING)
         _stage_event(stage, release.pk)
         _enqueue_stage(stage.pk)
     return stage
@@ -160,6 +163,11 @@ def stage_claim(*, stage_id: int, task_id: str) -> Stage | None:
     fields = dict(status=T.RUNNING, task_id=task_id[:80], attempt=F("attempt") + 1, started_at=now,
                   finished_at=None, heartbeat_at=now, failure_reason="")
     with transaction.atomic():
+        release_status = Release.objects.filter(pipelines__stages__pk=stage_id).values_list("status", flat=True).first()
+        if release_status not in (R.PENDING, R.BUILDING) and Stage.objects.filter(
+                pk=stage_id, name__in=BUILD_STAGES, status=T.PENDING).update(
+                status=T.SKIPPED, failure_reason=f"release is {release_status}; nothing to build"):
+            return None
         claimed = Stage.objects.filter(pk=stage_id, status=T.PENDING).update(**fields)
         took_over = False
         if not claimed:
