@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -67,10 +66,10 @@ def stage_execute(*, stage_id: int, task_id: str) -> RunResult:
     release_id = stage.pipeline.release_id
     ctx = runners.StageContext(stage_id=stage.pk, pipeline_id=stage.pipeline_id, release_id=release_id,
                                name=stage.name, attempt=stage.attempt, log=_logger(stage, release_id))
-    started = time.monotonic()
+    # No bookkeeping log lines ("started", "finished"): the stage row has its times and the pipeline.stage events
+    # announce them; every line costs an INSERT and a live event.
     try:
         with _Heartbeat(stage.pk, stage.attempt):
-            ctx.log(f"{stage.name} started (attempt {stage.attempt})")
             runners.runner_for(stage.name)(ctx)
     except runners.StageBlocked as exc:
         services.stage_block(stage_id=stage.pk, attempt=stage.attempt, reason=str(exc))
@@ -91,6 +90,5 @@ def stage_execute(*, stage_id: int, task_id: str) -> RunResult:
         reason = f"internal error in the {stage.name} stage: {type(exc).__name__}: {exc}"
         services.stage_fail(stage_id=stage.pk, attempt=stage.attempt, reason=reason)
         return RunResult("failed", reason)
-    ctx.log(f"{stage.name} finished in {time.monotonic() - started:.3f} s")
     services.stage_succeed(stage_id=stage.pk, attempt=stage.attempt)
     return RunResult("succeeded")

@@ -178,8 +178,9 @@ def stage_claim(*, stage_id: int, task_id: str) -> Stage | None:
         stage = Stage.objects.select_related("pipeline").get(pk=stage_id)
         pipeline = stage.pipeline
         release_id = pipeline.release_id
-        Pipeline.objects.filter(pk=pipeline.pk, status__in=[P.PENDING, P.WAITING]).update(status=P.RUNNING)
-        Pipeline.objects.filter(pk=pipeline.pk, started_at__isnull=True).update(started_at=now)
+        if pipeline.status != P.RUNNING or pipeline.started_at is None:
+            Pipeline.objects.filter(pk=pipeline.pk, status__in=[P.PENDING, P.WAITING, P.RUNNING]).update(
+                status=P.RUNNING, started_at=pipeline.started_at or now)
         if took_over:
             _log_line(stage, release_id, f"taking over attempt {stage.attempt}: the previous worker stopped "
                                          f"responding", LogLevel.WARNING)
