@@ -9,6 +9,7 @@ urlpatterns = [
     # --- SLA gate (sla app): /api/releases/<id>/sla/, /api/sla/..., and the design's /monitor/agent-sla-report
     path("api/", include("sla.api.urls")),
     path("monitor/", include("sla.api.monitor_urls")),
+    path("api/", include("pipelines.urls")),  # pipelines (issue 3)
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
     path("", include("frontend.urls")),

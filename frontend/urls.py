@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import routing_views, sla_views, views
+from frontend import pipeline_views, routing_views, sla_views, views
 
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
@@ -12,6 +12,10 @@ urlpatterns = [
     path("releases/<int:release_id>/routing/", routing_views.release_routing, name="release-routing"),
     path("releases/<int:release_id>/routing/<slug:action>/", routing_views.release_routing_action,
          name="release-routing-action"),
+    # pipelines (issue 3): the release page's pipeline section (before release-action, which would match pipeline/)
+    path("releases/<int:release_id>/pipeline/", pipeline_views.release_pipeline, name="release-pipeline"),
+    path("releases/<int:release_id>/pipeline/<slug:action>/", pipeline_views.release_pipeline_action,
+         name="release-pipeline-action"),
     path("releases/<int:release_id>/<slug:action>/", views.release_action, name="release-action"),
     # --- SLA gate pages (sla app) ---
     path("sla/releases/<int:release_id>/", sla_views.release_sla_section, name="release-sla"),

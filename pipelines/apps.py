@@ -8,8 +8,9 @@ class PipelinesConfig(AppConfig):
     name = "pipelines"
 
     def ready(self) -> None:
-        # Deploy-target drivers (pipelines.deploying registry) and the receivers that queue their traffic tasks.
-        from pipelines import deploy_tasks, local_driver  # noqa: F401  (local_driver registers itself on import)
+        # Receivers of release_transitioned: start pipelines (receivers) and drive deploy targets (deploy_tasks).
+        # local_driver registers the "local" target driver on import.
+        from pipelines import deploy_tasks, local_driver, receivers  # noqa: F401
         from pipelines.deploying import register_driver
         from pipelines.kubernetes_driver import driver
 

@@ -3,10 +3,12 @@
 Events carry a type and ids, never whole objects: the page re-renders its partial. They are sent after the
 transaction commits, so a browser never sees a state that was rolled back.
 """
+import asyncio
 import logging
+import os
 import re
+import threading
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -29,6 +31,24 @@ def release_group(release_id: int) -> str:
     return group_name("release", release_id)
 
 
+_sender_lock = threading.Lock()
+_sender: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+
+def _sender_loop() -> asyncio.AbstractEventLoop:
+    """One long-lived event loop per process for sending events (pipelines: many log lines per stage).
+
+    async_to_sync would start a new loop, and so a new Redis connection, for every event (~8 ms each); this loop
+    keeps the channel layer's connection. Re-created after a fork (Celery prefork children)."""
+    global _sender
+    with _sender_lock:
+        if _sender is None or _sender[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="live-events", daemon=True).start()
+            _sender = (os.getpid(), loop)
+        return _sender[1]
+
+
 def send_event(groups: list[str], event_type: str, payload: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
@@ -36,7 +56,7 @@ def send_event(groups: list[str], event_type: str, payload: dict) -> None:
     message = {"type": "rollgate.event", "event": {"type": event_type, **payload}}
     for group in groups:
         try:
-            async_to_sync(layer.group_send)(group, message)
+            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _sender_loop()).result(timeout=10)
         except Exception:  # a live event must never undo or fail a committed change
             log.warning("live event %s to %s not delivered", event_type, group, exc_info=True)
 

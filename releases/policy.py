@@ -26,6 +26,7 @@ SLA_VIEW = "sla.view"
 SLA_POLICY_MANAGE = "sla.policy.manage"
 # Gray routing (routing app): blue-green cut-over / switch-back, match rules, blocked versions.
 ROUTING_MANAGE = "routing.manage"
+WEBHOOK_MANAGE = "webhook.manage"  # pipelines: failure-notification webhooks
 
 _READ_ALL = {RELEASE_VIEW, SLA_VIEW}
 
@@ -42,7 +43,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Role.OPS: frozenset(
         _READ_ALL
         | {SERVICE_MANAGE, ENVIRONMENT_MANAGE, ENVIRONMENT_SETTINGS_VIEW, SLA_POLICY_MANAGE, AUDIT_VIEW,
-           RELEASE_ROLLBACK, ROUTING_MANAGE}
+           RELEASE_ROLLBACK, ROUTING_MANAGE, WEBHOOK_MANAGE}
     ),
     Role.QA: frozenset(_READ_ALL | {RELEASE_APPROVE, RELEASE_REJECT}),
     Role.AUDITOR: frozenset(_READ_ALL | {AUDIT_VIEW, ENVIRONMENT_SETTINGS_VIEW}),
@@ -66,6 +67,7 @@ ACTION_LABELS = {
     SLA_VIEW: "read SLA reports",
     SLA_POLICY_MANAGE: "change SLA policies",
     ROUTING_MANAGE: "change gray routing (cut over, switch back, rules, blocked versions)",
+    WEBHOOK_MANAGE: "manage failure-notification webhooks",
 }
 
 

@@ -186,3 +186,37 @@ CELERY_BEAT_SCHEDULE["sla.evaluate_gray_releases"] = {
     "options": {"expires": SLA_GATE_INTERVAL_SECONDS},
 }
 CELERY_BEAT_SCHEDULE["sla.prune_history"] = {"task": "sla.prune_history", "schedule": 3600.0}
+# --- Pipelines (issue 3): stages as Celery tasks, logs, triggers -------------------------------------------------
+# Log lines older than this are pruned by the beat task pipelines.prune_stage_logs.
+ROLLGATE_PIPELINE_LOG_RETENTION_DAYS = env.int("ROLLGATE_PIPELINE_LOG_RETENTION_DAYS", default=7)
+# A running stage past its limit (seconds) is failed by the reaper (pipelines.reap_stale_stages).
+ROLLGATE_PIPELINE_STAGE_TIME_LIMITS = env.json("ROLLGATE_PIPELINE_STAGE_TIME_LIMITS", default={
+    "prepare": 300, "build": 1800, "scan": 900, "push": 900, "deploy": 1800})
+# A running stage whose worker has not beaten for this long is taken over (redelivery) or reaped.
+ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS = env.float("ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS", default=120.0)
+ROLLGATE_PIPELINE_PUSH_ATTEMPTS = env.int("ROLLGATE_PIPELINE_PUSH_ATTEMPTS", default=3)
+ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS = env.list("ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS", cast=float,
+                                                  default=[2.0, 5.0])
+ROLLGATE_PIPELINE_MAX_IMAGE_BYTES = env.int("ROLLGATE_PIPELINE_MAX_IMAGE_BYTES", default=2 * 1024**3)
+# A Trivy JSON report with this name in the build context is used when trivy itself is not installed.
+ROLLGATE_PIPELINE_TRIVY_REPORT_NAME = env.str("ROLLGATE_PIPELINE_TRIVY_REPORT_NAME", default="trivy-report.json")
+# Stage name -> dotted path of its runner, overriding the built-in ones (the benchmark registers no-op runners).
+ROLLGATE_PIPELINE_RUNNERS = env.json("ROLLGATE_PIPELINE_RUNNERS", default={})
+# Transient stage errors (engine unreachable, database hiccup) are retried this often, backoff doubling to the cap.
+ROLLGATE_PIPELINE_TRANSIENT_RETRIES = env.int("ROLLGATE_PIPELINE_TRANSIENT_RETRIES", default=3)
+ROLLGATE_PIPELINE_RETRY_BACKOFF_CAP_SECONDS = env.float("ROLLGATE_PIPELINE_RETRY_BACKOFF_CAP_SECONDS", default=60.0)
+# Links in failure notifications point here.
+ROLLGATE_PUBLIC_URL = env.str("ROLLGATE_PUBLIC_URL", default="http://127.0.0.1:8000")
+# GitLab webhook: the X-Gitlab-Token secret (unset = the webhook answers 403), the user releases are created as,
+# and GitLab project paths mapped to service names when a service's source_repository does not name the project.
+ROLLGATE_GITLAB_WEBHOOK_TOKEN = env_secret("ROLLGATE_GITLAB_WEBHOOK_TOKEN", default="")
+ROLLGATE_GITLAB_USER = env.str("ROLLGATE_GITLAB_USER", default="gitlab")
+ROLLGATE_GITLAB_PROJECTS = env.json("ROLLGATE_GITLAB_PROJECTS", default={})
+# e.g. '{"visibility_timeout": 600}': how soon Redis redelivers the message of a worker that died mid-stage.
+# The benchmark runs its workers on a queue of its own so it never takes (or leaves) anyone else's messages.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+CELERY_BROKER_TRANSPORT_OPTIONS.update(env.json("CELERY_BROKER_TRANSPORT_OPTIONS", default={}))
+CELERY_BEAT_SCHEDULE.update({
+    "pipelines-reap-stale-stages": {"task": "pipelines.reap_stale_stages", "schedule": 60.0},
+    "pipelines-prune-stage-logs": {"task": "pipelines.prune_stage_logs", "schedule": 3600.0},
+})

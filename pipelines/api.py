@@ -1,0 +1,219 @@
+"""REST API of the pipelines: per-release pipeline, stage logs, artefacts, retry, scan override, webhooks.
+
+One view per action; logic in pipelines/services.py, pipelines/selectors.py and pipelines/triggers.py.
+"""
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiTypes, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from pipelines import selectors, services, triggers
+from pipelines.models import StageName, WebhookEndpoint, WebhookFormat
+from releases import policy
+from releases.api.base import StrictInputSerializer, requires
+from releases.errors import NotFound
+from releases.services import Actor
+
+
+def _summary_or_404(request, release_id: int) -> dict:
+    pipeline = selectors.pipeline_for_release(user=request.user, release_id=release_id)
+    if pipeline is None:
+        raise NotFound(f"release #{release_id} has no pipeline you may see")
+    return selectors.pipeline_summary(pipeline)
+
+
+class ReleasePipelineApi(APIView):
+    permission_classes = [requires(policy.RELEASE_VIEW)]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, release_id: int):
+        return Response(_summary_or_404(request, release_id))
+
+
+class PipelineRetryApi(APIView):
+    permission_classes = [requires(policy.PIPELINE_RUN)]
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    def post(self, request, release_id: int):
+        if selectors.pipeline_for_release(user=request.user, release_id=release_id) is None:
+            raise NotFound(f"release #{release_id} has no pipeline you may see")
+        services.pipeline_retry_from_failed_stage(actor=Actor.of(request.user), release_id=release_id)
+        return Response(_summary_or_404(request, release_id), status=status.HTTP_202_ACCEPTED)
+
+
+class ScanOverrideApi(APIView):
+    permission_classes = [requires(policy.SCAN_OVERRIDE)]
+
+    class InputSerializer(StrictInputSerializer):
+        class Meta:
+            ref_name = "ScanOverrideInput"
+
+        reason = serializers.CharField(max_length=4000)
+
+    @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request, release_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if selectors.pipeline_for_release(user=request.user, release_id=release_id) is None:
+            raise NotFound(f"release #{release_id} has no pipeline you may see")
+        services.scan_override(actor=Actor.of(request.user), release_id=release_id,
+                               reason=data.validated_data["reason"])
+        return Response(_summary_or_404(request, release_id), status=status.HTTP_202_ACCEPTED)
+
+
+class StageLogApi(APIView):
+    permission_classes = [requires(policy.RELEASE_VIEW)]
+
+    class FilterSerializer(serializers.Serializer):
+        after = serializers.IntegerField(required=False, min_value=0, default=0)
+        limit = serializers.IntegerField(required=False, min_value=1, max_value=selectors.LOG_PAGE_MAX,
+                                         default=selectors.LOG_PAGE_MAX)
+
+    @extend_schema(parameters=[FilterSerializer], responses=OpenApiTypes.OBJECT)
+    def get(self, request, pipeline_id: int, stage_name: str):
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        pipeline = selectors.pipeline_get(user=request.user, pipeline_id=pipeline_id)
+        if pipeline is None:
+            raise NotFound(f"no pipeline with id {pipeline_id}")
+        if stage_name not in StageName.values:
+            raise NotFound(f"no stage '{stage_name[:30]}'; stages: {', '.join(StageName.values)}")
+        stage = pipeline.stages.get(name=stage_name)
+        lines = selectors.stage_log(stage=stage, after_id=params.validated_data["after"],
+                                    limit=params.validated_data["limit"])
+        return Response({
+            "pipeline_id": pipeline.pk, "stage": stage.name, "status": stage.status,
+            "lines": [{"id": l.pk, "time": l.time.isoformat(), "level": l.level, "message": l.message}
+                      for l in lines],
+            "next_after": lines[-1].pk if lines else params.validated_data["after"],
+        })
+
+
+class ArtefactDownloadApi(APIView):
+    permission_classes = [requires(policy.RELEASE_VIEW)]
+
+    @extend_schema(responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/html"): OpenApiTypes.STR})
+    def get(self, request, pipeline_id: int, artefact_id: int):
+        artefact = selectors.artefact_get(user=request.user, pipeline_id=pipeline_id, artefact_id=artefact_id)
+        if artefact is None:
+            raise NotFound(f"no artefact {artefact_id} in pipeline {pipeline_id}")
+        response = HttpResponse(artefact.content, content_type=artefact.content_type)
+        disposition = "inline" if request.query_params.get("download") != "1" else "attachment"
+        response["Content-Disposition"] = f'{disposition}; filename="{artefact.filename}"'
+        # The HTML report is escaped when rendered; the sandbox keeps it from running anything regardless.
+        response["Content-Security-Policy"] = "sandbox; default-src 'none'; style-src 'unsafe-inline'"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+# --- GitLab ----------------------------------------------------------------------------------------------------
+
+
+class GitlabWebhookApi(APIView):
+    """GitLab calls this with its secret token; it is not a user, so no session, CSRF or API token applies."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        token = request.headers.get("X-Gitlab-Token")
+        event = request.headers.get("X-Gitlab-Event", "")
+        # The token is checked before the body is parsed: a stranger's payload is never looked at.
+        triggers.gitlab_check_token(token)
+        payload = request.data if isinstance(request.data, dict) else {}
+        release, message = triggers.gitlab_tag_push(token=token, event=event, payload=payload)
+        if release is None:
+            return Response({"detail": message}, status=status.HTTP_202_ACCEPTED)
+        return Response({"detail": message, "release_id": release.pk, "status": release.status},
+                        status=status.HTTP_201_CREATED if "created" in message else status.HTTP_200_OK)
+
+
+# --- webhook endpoints (ops) -----------------------------------------------------------------------------------
+
+
+class WebhookEndpointOutput(serializers.ModelSerializer):
+    url = serializers.CharField(source="masked_url", help_text="scheme and host only: the URL may hold a token")
+    signing_secret_set = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "name", "url", "format", "enabled", "signing_secret_set", "created_at"]
+
+    def get_signing_secret_set(self, endpoint) -> bool:
+        return bool(endpoint.signing_secret)
+
+
+class _WebhookInput(StrictInputSerializer):
+    name = serializers.RegexField(r"^[A-Za-z0-9 ._-]{1,100}$", error_messages={
+        "invalid": "1-100 letters, digits, spaces, '.', '_' or '-'"})
+    url = serializers.URLField(max_length=1000)
+    format = serializers.ChoiceField(choices=WebhookFormat.choices, default=WebhookFormat.GENERIC)
+    signing_secret = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
+                                           write_only=True)
+    enabled = serializers.BooleanField(required=False, default=True)
+
+    def validate_url(self, value):
+        if not value.lower().startswith(("http://", "https://")):
+            raise serializers.ValidationError("must be an http:// or https:// URL")
+        return value
+
+
+class WebhookEndpointListApi(APIView):
+    permission_classes = [requires(policy.WEBHOOK_MANAGE)]
+
+    class InputSerializer(_WebhookInput):
+        class Meta:
+            ref_name = "WebhookEndpointCreateInput"
+
+    @extend_schema(responses=WebhookEndpointOutput(many=True))
+    def get(self, request):
+        return Response(WebhookEndpointOutput(selectors.webhook_endpoint_list(user=request.user), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: WebhookEndpointOutput})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        endpoint = services.webhook_endpoint_create(actor=Actor.of(request.user), **data.validated_data)
+        return Response(WebhookEndpointOutput(endpoint).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookEndpointDetailApi(APIView):
+    permission_classes = [requires(policy.WEBHOOK_MANAGE)]
+
+    class InputSerializer(_WebhookInput):
+        class Meta:
+            ref_name = "WebhookEndpointUpdateInput"
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, partial=True, **kwargs)
+
+    def _get(self, request, endpoint_id: int) -> WebhookEndpoint:
+        endpoint = selectors.webhook_endpoint_list(user=request.user).filter(pk=endpoint_id).first()
+        if endpoint is None:
+            raise NotFound(f"no webhook with id {endpoint_id}")
+        return endpoint
+
+    @extend_schema(responses=WebhookEndpointOutput)
+    def get(self, request, endpoint_id: int):
+        return Response(WebhookEndpointOutput(self._get(request, endpoint_id)).data)
+
+    @extend_schema(request=InputSerializer, responses=WebhookEndpointOutput)
+    def patch(self, request, endpoint_id: int):
+        self._get(request, endpoint_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = {key: value for key, value in data.validated_data.items() if key in request.data}
+        endpoint = services.webhook_endpoint_update(actor=Actor.of(request.user), endpoint_id=endpoint_id,
+                                                    changes=changes)
+        return Response(WebhookEndpointOutput(endpoint).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, endpoint_id: int):
+        self._get(request, endpoint_id)
+        services.webhook_endpoint_delete(actor=Actor.of(request.user), endpoint_id=endpoint_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,206 @@
+"""The work of each stage: prepare, build, scan, push, deploy.
+
+A runner takes a StageContext and returns on success, or raises one of the outcomes below. Runners call the
+Django-free integrations (docker_build, registry, scanners, notify) and record what they produce through
+pipelines.services. They run outside any database transaction: builds and pushes take minutes.
+
+settings.ROLLGATE_PIPELINE_RUNNERS (stage name -> dotted path) replaces a built-in runner; the benchmark uses
+it to measure orchestration alone with `pipelines.runners.noop`.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from pipelines import services
+from pipelines.models import ArtefactKind, LogLevel, StageName
+from releases.models import Release
+
+
+class StageFailed(Exception):
+    """The stage failed for good; `str(exc)` is the reason users see."""
+
+
+class TransientStageError(Exception):
+    """Worth another try later (engine or database unreachable for a moment)."""
+
+
+class StageBlocked(Exception):
+    """The scan found what may never be pushed (a Critical finding)."""
+
+
+class StageNeedsOverride(Exception):
+    """The scan found what a release_manager must accept in writing (High findings)."""
+
+
+@dataclass
+class StageContext:
+    stage_id: int
+    pipeline_id: int
+    release_id: int
+    name: str
+    attempt: int
+    log: Callable[..., None]  # log(message, level="info")
+
+    def release(self) -> Release:
+        return Release.objects.select_related("service", "environment", "version").get(pk=self.release_id)
+
+
+Runner = Callable[[StageContext], None]
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def image_reference_for(release: Release):
+    """`<registry>/<path>/<service>:<tag>` from the service's image_repository and the version tag."""
+    from pipelines.integrations.docker_build import parse_image_reference
+
+    try:
+        return parse_image_reference(f"{release.service.image_repository}:{release.version.tag}")
+    except ValueError as exc:
+        raise StageFailed(f"image_repository of {release.service.name}: {exc}") from None
+
+
+def build_context_of(release: Release) -> Path:
+    path = (release.service.source_path or "").strip()
+    if not path:
+        raise StageFailed(f"service {release.service.name} has no source_path: set it to the directory with its "
+                          f"Dockerfile (the build context on the worker)")
+    return Path(path)
+
+
+# --- the stages ------------------------------------------------------------------------------------------------
+
+
+def prepare(ctx: StageContext) -> None:
+    release = ctx.release()
+    context = build_context_of(release)
+    if not context.is_dir():
+        raise StageFailed(f"build context {context} of {release.service.name} does not exist on this worker")
+    if not (context / "Dockerfile").is_file():
+        raise StageFailed(f"no Dockerfile in the build context {context}")
+    reference = image_reference_for(release)
+    ctx.log(f"release #{release.pk}: {release.service.name} {release.version.tag} "
+            f"(commit {release.version.commit_sha[:12]}) for {release.environment.name}")
+    ctx.log(f"build context {context}; image {reference}")
+    services.version_record_image(release_id=release.pk, reference=str(reference))
+
+
+def build(ctx: StageContext) -> None:
+    from pipelines.integrations.docker_build import BuildFailed, ImageRejected, image_build_and_check
+
+    release = ctx.release()
+    reference = image_reference_for(release)
+    try:
+        built, check = image_build_and_check(
+            context_dir=build_context_of(release), reference=reference,
+            max_size_bytes=settings.ROLLGATE_PIPELINE_MAX_IMAGE_BYTES, log=ctx.log)
+    except ImageRejected as rejected:
+        services.artefact_store(stage_id=ctx.stage_id, kind=ArtefactKind.IMAGE_CHECK,
+                                content=json.dumps(rejected.check.as_dict(), indent=2))
+        raise StageFailed("image may not leave: " + "; ".join(rejected.check.problems)) from None
+    except BuildFailed as failed:
+        if failed.reason.startswith("cannot reach the build engine"):
+            raise TransientStageError(failed.reason) from None
+        raise StageFailed(failed.reason) from None
+    services.artefact_store(stage_id=ctx.stage_id, kind=ArtefactKind.IMAGE_CHECK,
+                            content=json.dumps({**check.as_dict(), "build_duration_s": built.duration_s}, indent=2))
+    ctx.log(f"built {reference} in {built.duration_s} s; image id {check.image_id}")
+
+
+def scan(ctx: StageContext) -> None:
+    from pipelines.integrations.scan_policy import ScanVerdict, scan_decide
+    from pipelines.integrations.scan_report import scan_report_dumps, scan_report_html, scan_report_json
+    from pipelines.integrations.scanners import service_scan
+
+    release = ctx.release()
+    context = build_context_of(release)
+    reference = image_reference_for(release)
+    supplied = context / settings.ROLLGATE_PIPELINE_TRIVY_REPORT_NAME
+    with tempfile.TemporaryDirectory(prefix="rollgate-scan-") as workdir:
+        results, sbom = service_scan(context_dir=context, image=str(reference),
+                                     sbom_output=Path(workdir) / "sbom.json",
+                                     trivy_report=supplied if supplied.is_file() else None)
+    for result in results:
+        level = LogLevel.INFO if result.status == "passed" else LogLevel.WARNING
+        ctx.log(f"{result.name}: {result.status} - {result.reason}", level)
+    decision = scan_decide(results=results, environment=release.environment.name)
+    report = scan_report_json(subject=str(reference), results=results, decision=decision)
+    services.artefact_store(stage_id=ctx.stage_id, kind=ArtefactKind.SCAN_REPORT_JSON,
+                            content=scan_report_dumps(report))
+    services.artefact_store(stage_id=ctx.stage_id, kind=ArtefactKind.SCAN_REPORT_HTML,
+                            content=scan_report_html(report))
+    if sbom is not None:
+        services.artefact_store(stage_id=ctx.stage_id, kind=ArtefactKind.SBOM, content=json.dumps(sbom, indent=2))
+    reasons = "; ".join(decision.reasons) or "no findings"
+    ctx.log(f"scan verdict: {decision.verdict.value} ({reasons})")
+    if decision.verdict == ScanVerdict.BLOCKED:
+        raise StageBlocked(reasons)
+    if decision.verdict == ScanVerdict.NEEDS_OVERRIDE:
+        raise StageNeedsOverride(reasons)
+
+
+def push(ctx: StageContext) -> None:
+    from pipelines.integrations.registry import PushFailed, image_push
+
+    release = ctx.release()
+    reference = image_reference_for(release)
+    try:
+        result = image_push(reference=reference, max_attempts=settings.ROLLGATE_PIPELINE_PUSH_ATTEMPTS,
+                            backoff_s=settings.ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS, log=ctx.log)
+    except PushFailed as failed:
+        services.artefact_store(stage_id=ctx.stage_id, kind=ArtefactKind.PUSH_RESULT, content=json.dumps(
+            {"reference": failed.reference, "digest": "", "attempts": [vars(a) for a in failed.attempts]}, indent=2))
+        raise StageFailed(str(failed)) from None
+    services.artefact_store(stage_id=ctx.stage_id, kind=ArtefactKind.PUSH_RESULT,
+                            content=json.dumps(result.as_dict(), indent=2))
+    services.version_record_image(release_id=release.pk, reference=result.reference, digest=result.digest)
+
+
+def deploy(ctx: StageContext) -> None:
+    from pipelines.deploying import driver_for
+    from pipelines.targets.base import TargetError
+    from releases.services import release_rollout_finished
+
+    release = ctx.release()
+    kind = release.environment.deploy_target
+    ctx.log(f"rolling {release.version.tag} out to {release.environment.name} through the '{kind}' target")
+    try:
+        outcome = driver_for(kind).rollout(release_id=release.pk, log=ctx.log)
+    except TargetError as exc:
+        raise StageFailed(f"deploy target '{kind}': {exc}") from None
+    status = getattr(outcome, "status", "deployed")
+    notes = "; ".join(getattr(outcome, "notes", []) or [])
+    succeeded = status == "deployed"
+    reason = f"rollout {status}" + (f": {notes}" if notes else "")
+    ctx.log(reason, LogLevel.INFO if succeeded else LogLevel.ERROR)
+    release_rollout_finished(release_id=release.pk, succeeded=succeeded, reason=reason, actor_name="pipeline")
+    if not succeeded:
+        raise StageFailed(reason)
+
+
+def noop(ctx: StageContext) -> None:
+    """No work at all: what is left of a stage is Rollgate's own orchestration (the benchmark's baseline)."""
+
+
+BUILT_IN: dict[str, Runner] = {
+    StageName.PREPARE: prepare,
+    StageName.BUILD: build,
+    StageName.SCAN: scan,
+    StageName.PUSH: push,
+    StageName.DEPLOY: deploy,
+}
+
+
+def runner_for(name: str) -> Runner:
+    override = settings.ROLLGATE_PIPELINE_RUNNERS.get(name)
+    if override:
+        return import_string(override)
+    return BUILT_IN[name]

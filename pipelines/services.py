@@ -1,0 +1,524 @@
+"""Every write to pipelines, stages, their logs and artefacts, and webhook endpoints.
+
+Worker transitions are compare-and-set on (stage id, status, attempt): the attempt number is the fencing token,
+so a worker that lost its stage (taken over after it stopped beating, or reaped) cannot overwrite the outcome.
+Interactive ones (retry, scan override) lock the pipeline row. Live events go to the release's group on commit;
+Celery tasks are enqueued on commit; webhooks are called outside any transaction (in their own task).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from pipelines.integrations import notify
+from pipelines.models import (
+    BUILD_STAGES,
+    PIPELINE_TERMINAL,
+    STAGE_ORDER,
+    Artefact,
+    LogLevel,
+    Pipeline,
+    PipelineStatus,
+    Stage,
+    StageLogLine,
+    StageName,
+    StageStatus,
+    WebhookEndpoint,
+)
+from releases import events, policy
+from releases.choices import ReleaseStatus
+from releases.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from releases.models import Release, Version
+from releases.services import Actor, audit_record, release_rollout_finished, release_worker_transition
+
+log = logging.getLogger(__name__)
+
+P, T, R = PipelineStatus, StageStatus, ReleaseStatus
+SYSTEM = "pipeline"
+CI_FAILED_LABEL = "ci_failed"
+OVERRIDE_REASON_MIN = 10
+_BUILD_NAMES = frozenset(BUILD_STAGES)
+
+
+def _require(actor: Actor, action: str) -> None:
+    if actor.user is not None:
+        decision = policy.can(actor.user, action)
+        if not decision:
+            raise Forbidden(decision.reason)
+
+
+# --- live events and enqueueing ------------------------------------------------------------------------------
+
+
+def _stage_event(stage: Stage, release_id: int) -> None:
+    events.send_event_on_commit(
+        [events.release_group(release_id)], "pipeline.stage",
+        {"release_id": release_id, "pipeline_id": stage.pipeline_id, "stage": stage.name, "status": stage.status,
+         "attempt": stage.attempt},
+    )
+
+
+def _enqueue_stage(stage_id: int) -> None:
+    def send():
+        from pipelines.tasks import run_stage  # tasks import this module
+
+        run_stage.apply_async(args=[stage_id])
+
+    transaction.on_commit(send)
+
+
+def _enqueue_notification(stage_id: int) -> None:
+    def send():
+        from pipelines.tasks import notify_stage_failure
+
+        notify_stage_failure.apply_async(args=[stage_id])
+
+    transaction.on_commit(send)
+
+
+def _release_id_of(pipeline_id: int) -> int:
+    return Pipeline.objects.values_list("release_id", flat=True).get(pk=pipeline_id)
+
+
+# --- start ---------------------------------------------------------------------------------------------------
+
+
+def pipeline_start(*, release_id: int) -> Pipeline | None:
+    """Create the pipeline of a pending release and queue its first stage. Idempotent: one pipeline per release."""
+    with transaction.atomic():
+        release = Release.objects.select_for_update().filter(pk=release_id).first()
+        if release is None:
+            return None
+        existing = Pipeline.objects.filter(release=release).first()
+        if existing is not None or release.status != R.PENDING:
+            return existing
+        pipeline = Pipeline.objects.create(release=release)
+        Stage.objects.bulk_create([Stage(pipeline=pipeline, name=name, position=index)
+                                   for index, name in enumerate(STAGE_ORDER)])
+        first = pipeline.stages.get(name=StageName.PREPARE)
+        _stage_event(first, release.pk)
+        _enqueue_stage(first.pk)
+    return pipeline
+
+
+def pipeline_deploy(*, release_id: int) -> Stage | None:
+    """The release went ready -> deploying: queue its deploy stage.
+
+    A release without a pipeline (made ready before pipelines existed, or by hand) gets one whose build stages
+    are marked skipped, so its deploy still runs and the release never waits in deploying forever."""
+    with transaction.atomic():
+        release = Release.objects.select_for_update().filter(pk=release_id).first()
+        if release is None or release.status != R.DEPLOYING:
+            return None
+        pipeline = Pipeline.objects.filter(release=release).first()
+        if pipeline is None:
+            pipeline = Pipeline.objects.create(release=release, status=P.WAITING, started_at=timezone.now())
+            Stage.objects.bulk_create([
+                Stage(pipeline=pipeline, name=name, position=index,
+                      status=T.SKIPPED if name in _BUILD_NAMES else T.PENDING)
+                for index, name in enumerate(STAGE_ORDER)])
+        stage = pipeline.stages.filter(name=StageName.DEPLOY, status=T.PENDING).first()
+        if stage is None:
+            return None
+        # Made ready without them (by hand, or before this pipeline existed): they will never run now.
+        pipeline.stages.filter(name__in=BUILD_STAGES, status=T.PENDING).update(
+            status=T.SKIPPED, failure_reason="release was made ready without this stage")
+        Pipeline.objects.filter(pk=pipeline.pk).exclude(status__in=PIPELINE_TERMINAL).update(status=P.RUNNING)
+        _stage_event(stage, release.pk)
+        _enqueue_stage(stage.pk)
+    return stage
+
+
+def pipeline_deploy_skip(*, release_id: int, reason: str) -> None:
+    """Promoted without a rollout (deploy target "none"): the deploy stage is skipped and the pipeline is done."""
+    with transaction.atomic():
+        pipeline = Pipeline.objects.select_for_update().filter(release_id=release_id).first()
+        if pipeline is None:
+            return
+        stage = pipeline.stages.filter(name=StageName.DEPLOY, status=T.PENDING).first()
+        if stage is None:
+            return
+        Stage.objects.filter(pk=stage.pk, status=T.PENDING).update(status=T.SKIPPED, failure_reason=reason[:2000])
+        StageLogLine.objects.create(stage=stage, time=timezone.now(), level=LogLevel.INFO, message=reason)
+        Pipeline.objects.filter(pk=pipeline.pk, status=P.WAITING).update(status=P.SUCCEEDED,
+                                                                        finished_at=timezone.now())
+        stage.status = T.SKIPPED
+        _stage_event(stage, release_id)
+
+
+# --- claiming and running (called by the stage task) -----------------------------------------------------------
+
+
+def stage_claim(*, stage_id: int, task_id: str) -> Stage | None:
+    """Claim a pending stage, or take over a running one whose worker stopped beating. None: someone else has it.
+
+    Returns the stage with its new attempt number; every later write of this run passes that attempt."""
+    now = timezone.now()
+    stale = now - dt.timedelta(seconds=settings.ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS)
+    fields = dict(status=T.RUNNING, task_id=task_id[:80], attempt=F("attempt") + 1, started_at=now,
+                  finished_at=None, heartbeat_at=now, failure_reason="")
+    with transaction.atomic():
+        release_status = Release.objects.filter(pipelines__stages__pk=stage_id).values_list("status", flat=True).first()
+        if release_status not in (R.PENDING, R.BUILDING) and Stage.objects.filter(
+                pk=stage_id, name__in=BUILD_STAGES, status=T.PENDING).update(
+                status=T.SKIPPED, failure_reason=f"release is {release_status}; nothing to build"):
+            return None
+        claimed = Stage.objects.filter(pk=stage_id, status=T.PENDING).update(**fields)
+        took_over = False
+        if not claimed:
+            claimed = Stage.objects.filter(pk=stage_id, status=T.RUNNING, heartbeat_at__lt=stale).update(**fields)
+            took_over = bool(claimed)
+        if not claimed:
+            return None
+        stage = Stage.objects.select_related("pipeline").get(pk=stage_id)
+        pipeline = stage.pipeline
+        release_id = pipeline.release_id
+        if pipeline.status != P.RUNNING or pipeline.started_at is None:
+            Pipeline.objects.filter(pk=pipeline.pk, status__in=[P.PENDING, P.WAITING, P.RUNNING]).update(
+                status=P.RUNNING, started_at=pipeline.started_at or now)
+        if took_over:
+            _log_line(stage, release_id, f"taking over attempt {stage.attempt}: the previous worker stopped "
+                                         f"responding", LogLevel.WARNING)
+        if stage.name in _BUILD_NAMES:
+            release_worker_transition(release_id=release_id, from_statuses={R.PENDING}, to_status=R.BUILDING,
+                                      actor_name=SYSTEM, action="pipeline.started")
+        _stage_event(stage, release_id)
+    return stage
+
+
+def stage_heartbeat(*, stage_id: int, attempt: int) -> bool:
+    """Sign of life from the worker running `attempt`; False when the stage is no longer ours."""
+    return bool(Stage.objects.filter(pk=stage_id, status=T.RUNNING, attempt=attempt)
+                .update(heartbeat_at=timezone.now()))
+
+
+def _log_line(stage: Stage, release_id: int, message: str, level: str = LogLevel.INFO) -> StageLogLine:
+    line = StageLogLine.objects.create(stage=stage, time=timezone.now(), level=level,
+                                       message=notify.redact(message)[:10000])
+    events.send_event_on_commit(
+        [events.release_group(release_id)], "pipeline.log",
+        {"release_id": release_id, "pipeline_id": stage.pipeline_id, "stage": stage.name, "line_id": line.pk,
+         "level": level},
+    )
+    return line
+
+
+def stage_log_append(*, stage_id: int, message: str, level: str = LogLevel.INFO,
+                     release_id: int | None = None) -> StageLogLine:
+    """One structured log line (secrets redacted), announced live to the release page."""
+    stage = Stage.objects.only("id", "name", "pipeline_id").get(pk=stage_id)
+    if release_id is None:
+        release_id = _release_id_of(stage.pipeline_id)
+    return _log_line(stage, release_id, message, level)
+
+
+def artefact_store(*, stage_id: int, kind: str, content: str) -> Artefact:
+    artefact, _ = Artefact.objects.update_or_create(
+        stage_id=stage_id, kind=kind, defaults={"content": content, "size_bytes": len(content.encode())})
+    return artefact
+
+
+def version_record_image(*, release_id: int, reference: str = "", digest: str = "") -> None:
+    """Record what the pipeline built and pushed on the release's version (image reference, registry digest)."""
+    version_id = Release.objects.values_list("version_id", flat=True).get(pk=release_id)
+    fields = {}
+    if reference:
+        fields["image_reference"] = reference[:400]
+    if digest:
+        fields["image_digest"] = digest[:100]
+    if fields:
+        Version.objects.filter(pk=version_id).update(**fields)
+
+
+def _finish(stage_id: int, attempt: int | None, to_status: str, reason: str = "",
+            from_statuses=(T.RUNNING,)) -> Stage | None:
+    """Compare-and-set a stage to a final-for-this-run status. None when the run no longer owns the stage."""
+    qs = Stage.objects.filter(pk=stage_id, status__in=list(from_statuses))
+    if attempt is not None:
+        qs = qs.filter(attempt=attempt)
+    now = timezone.now()
+    if not qs.update(status=to_status, failure_reason=reason[:2000], finished_at=now):
+        return None
+    return Stage.objects.select_related("pipeline").get(pk=stage_id)
+
+
+def stage_succeed(*, stage_id: int, attempt: int) -> bool:
+    """The run succeeded: record it and move on (next stage, release ready after push, pipeline done after deploy)."""
+    with transaction.atomic():
+        stage = _finish(stage_id, attempt, T.SUCCEEDED)
+        if stage is None:
+            return False
+        pipeline = stage.pipeline
+        release_id = pipeline.release_id
+        _stage_event(stage, release_id)
+        if stage.name == StageName.PUSH:
+            Pipeline.objects.filter(pk=pipeline.pk, status=P.RUNNING).update(status=P.WAITING)
+            release_worker_transition(release_id=release_id, from_statuses={R.PENDING, R.BUILDING},
+                                      to_status=R.READY, actor_name=SYSTEM, action="pipeline.succeeded",
+                                      reason="image built, scanned and pushed")
+        elif stage.name == StageName.DEPLOY:
+            Pipeline.objects.filter(pk=pipeline.pk, status=P.RUNNING).update(status=P.SUCCEEDED,
+                                                                            finished_at=timezone.now())
+        else:
+            following = STAGE_ORDER[STAGE_ORDER.index(stage.name) + 1]
+            next_stage = pipeline.stages.get(name=following)
+            if next_stage.status == T.PENDING:
+                _enqueue_stage(next_stage.pk)
+    return True
+
+
+def stage_fail(*, stage_id: int, attempt: int | None, reason: str,
+               from_statuses=(T.RUNNING,)) -> bool:
+    """A stage failed for good: the pipeline fails with label ci_failed, the release goes ci_failed (or, for the
+    deploy stage, failed) and the webhooks are told. The stage keeps its log."""
+    reason = notify.redact(reason) or "failed without a reason"
+    with transaction.atomic():
+        stage = _finish(stage_id, attempt, T.FAILED, reason, from_statuses)
+        if stage is None:
+            return False
+        pipeline = stage.pipeline
+        release_id = pipeline.release_id
+        labels = sorted(set(pipeline.labels) | {CI_FAILED_LABEL})
+        Pipeline.objects.filter(pk=pipeline.pk).exclude(status__in=PIPELINE_TERMINAL).update(
+            status=P.FAILED, labels=labels, failure_reason=f"{stage.name}: {reason}"[:2000],
+            finished_at=timezone.now())
+        _log_line(stage, release_id, f"stage failed: {reason}", LogLevel.ERROR)
+        if stage.name == StageName.DEPLOY:
+            transaction.on_commit(lambda: release_rollout_finished(
+                release_id=release_id, succeeded=False, reason=f"deploy stage failed: {reason}",
+                actor_name=SYSTEM))
+        else:
+            release_worker_transition(release_id=release_id, from_statuses={R.PENDING, R.BUILDING},
+                                      to_status=R.CI_FAILED, actor_name=SYSTEM, action="pipeline.failed",
+                                      reason=f"{stage.name} stage failed: {reason}")
+        _stage_event(stage, release_id)
+        _enqueue_notification(stage.pk)
+    return True
+
+
+def stage_mark_failed(*, stage_id: int, reason: str) -> bool:
+    """Final failure from outside a run (retries exhausted, task crashed, reaper): whatever attempt holds it."""
+    return stage_fail(stage_id=stage_id, attempt=None, reason=reason, from_statuses=(T.RUNNING, T.PENDING))
+
+
+def stage_release_for_retry(*, stage_id: int, attempt: int, reason: str) -> bool:
+    """A transient error: hand the stage back (running -> pending) so the retried task can claim it again."""
+    with transaction.atomic():
+        if not Stage.objects.filter(pk=stage_id, status=T.RUNNING, attempt=attempt).update(
+                status=T.PENDING, failure_reason=reason[:2000]):
+            return False
+        stage_log_append(stage_id=stage_id, message=f"transient error, will retry: {reason}",
+                         level=LogLevel.WARNING)
+    return True
+
+
+def stage_block(*, stage_id: int, attempt: int, reason: str) -> bool:
+    """The scan found a Critical finding: the release is blocked and its image is never pushed."""
+    with transaction.atomic():
+        stage = _finish(stage_id, attempt, T.BLOCKED, reason)
+        if stage is None:
+            return False
+        pipeline = stage.pipeline
+        Pipeline.objects.filter(pk=pipeline.pk).exclude(status__in=PIPELINE_TERMINAL).update(
+            status=P.BLOCKED, failure_reason=f"{stage.name}: {reason}"[:2000], finished_at=timezone.now())
+        _log_line(stage, pipeline.release_id, f"release blocked: {reason}", LogLevel.ERROR)
+        release_worker_transition(release_id=pipeline.release_id, from_statuses={R.PENDING, R.BUILDING},
+                                  to_status=R.BLOCKED, actor_name=SYSTEM, action="pipeline.blocked",
+                                  reason=f"security scan: {reason}")
+        _stage_event(stage, pipeline.release_id)
+        _enqueue_notification(stage.pk)
+    return True
+
+
+def stage_wait_for_override(*, stage_id: int, attempt: int, reason: str) -> bool:
+    """The scan found High findings: the pipeline waits for a release_manager override before pushing."""
+    with transaction.atomic():
+        stage = _finish(stage_id, attempt, T.WAITING, reason)
+        if stage is None:
+            return False
+        Pipeline.objects.filter(pk=stage.pipeline_id, status=P.RUNNING).update(status=P.WAITING)
+        _log_line(stage, stage.pipeline.release_id, f"waiting for a scan override: {reason}", LogLevel.WARNING)
+        _stage_event(stage, stage.pipeline.release_id)
+    return True
+
+
+# --- people: retry and scan override -------------------------------------------------------------------------
+
+
+def _lock_pipeline(release_id: int) -> Pipeline:
+    if not Release.objects.filter(pk=release_id).exists():
+        raise NotFound(f"no release with id {release_id}")
+    pipeline = Pipeline.objects.select_for_update().filter(release_id=release_id).order_by("-id").first()
+    if pipeline is None:
+        raise NotFound(f"release #{release_id} has no pipeline")
+    return pipeline
+
+
+def pipeline_retry_from_failed_stage(*, actor: Actor, release_id: int) -> Pipeline:
+    """Run a failed pipeline again from the stage that failed; earlier successful stages are kept."""
+    _require(actor, policy.PIPELINE_RUN)
+    with transaction.atomic():
+        pipeline = _lock_pipeline(release_id)
+        if pipeline.status != P.FAILED:
+            raise TransitionNotAllowed(f"pipeline #{pipeline.pk} is {pipeline.status}; only a failed pipeline can "
+                                       f"be retried")
+        failed = pipeline.stages.filter(status=T.FAILED).order_by("position").first()
+        if failed is None or failed.name not in _BUILD_NAMES:
+            raise TransitionNotAllowed(
+                f"pipeline #{pipeline.pk} failed in its deploy stage; a failed deploy is final: create a new release")
+        release_status = Release.objects.values_list("status", flat=True).get(pk=release_id)
+        if release_status != R.CI_FAILED:
+            raise TransitionNotAllowed(f"release #{release_id} is {release_status}, not ci_failed; nothing to retry")
+        pipeline.stages.filter(position__gte=failed.position, status__in=[T.FAILED, T.PENDING]).update(
+            status=T.PENDING, task_id="", failure_reason="", started_at=None, finished_at=None, heartbeat_at=None)
+        labels = [label for label in pipeline.labels if label != CI_FAILED_LABEL]
+        Pipeline.objects.filter(pk=pipeline.pk).update(status=P.RUNNING, labels=labels, failure_reason="",
+                                                       finished_at=None)
+        release_worker_transition(release_id=release_id, from_statuses={R.CI_FAILED}, to_status=R.BUILDING,
+                                  actor_name=actor.name, action="pipeline.retry",
+                                  reason=f"retry from the {failed.name} stage")
+        release = Release.objects.get(pk=release_id)
+        audit_record(actor=actor, action="pipeline.retry", object_type="pipeline", object_id=pipeline.pk,
+                     release=release, from_state=P.FAILED, to_state=P.RUNNING, details={"stage": failed.name})
+        failed.status = T.PENDING
+        _log_line(failed, release_id, f"retry requested by {actor.name}", LogLevel.INFO)
+        _stage_event(failed, release_id)
+        _enqueue_stage(failed.pk)
+    pipeline.refresh_from_db()
+    return pipeline
+
+
+def scan_override(*, actor: Actor, release_id: int, reason: str) -> Pipeline:
+    """A release_manager accepts the High findings of a scan, in writing; the image is then pushed."""
+    _require(actor, policy.SCAN_OVERRIDE)
+    reason = (reason or "").strip()
+    if len(reason) < OVERRIDE_REASON_MIN:
+        raise InvalidInput(f"reason: an override needs a written reason of at least {OVERRIDE_REASON_MIN} "
+                           f"characters", field="reason")
+    with transaction.atomic():
+        pipeline = _lock_pipeline(release_id)
+        scan = pipeline.stages.get(name=StageName.SCAN)
+        if scan.status != T.WAITING:
+            raise TransitionNotAllowed(f"nothing to override: the scan stage of pipeline #{pipeline.pk} is "
+                                       f"{scan.status}; only High findings wait for an override (Critical ones "
+                                       f"block for good)")
+        _finish(scan.pk, None, T.SUCCEEDED, "", from_statuses=(T.WAITING,))
+        Pipeline.objects.filter(pk=pipeline.pk).update(status=P.RUNNING, scan_override_by=actor.name,
+                                                       scan_override_reason=reason)
+        release = Release.objects.get(pk=release_id)
+        audit_record(actor=actor, action="scan.override", object_type="pipeline", object_id=pipeline.pk,
+                     release=release, from_state=T.WAITING, to_state=T.SUCCEEDED, reason=reason)
+        scan.status = T.SUCCEEDED
+        _log_line(scan, release_id, f"High findings overridden by {actor.name}: {reason}", LogLevel.WARNING)
+        _stage_event(scan, release_id)
+        push = pipeline.stages.get(name=StageName.PUSH)
+        if push.status == T.PENDING:
+            _enqueue_stage(push.pk)
+    pipeline.refresh_from_db()
+    return pipeline
+
+
+# --- housekeeping (beat tasks) -------------------------------------------------------------------------------
+
+
+def stages_reap_stale(*, now: dt.datetime | None = None) -> int:
+    """Fail running stages past their time limit or whose worker stopped beating. Returns how many."""
+    now = now or timezone.now()
+    limits = settings.ROLLGATE_PIPELINE_STAGE_TIME_LIMITS
+    stale_after = settings.ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS
+    reaped = 0
+    for stage in Stage.objects.filter(status=T.RUNNING).only("id", "name", "attempt", "started_at", "heartbeat_at"):
+        limit = float(limits.get(stage.name, 1800))
+        if stage.started_at and (now - stage.started_at).total_seconds() > limit:
+            reason = f"{stage.name} ran longer than its {limit:g} s limit (reaped)"
+        elif stage.heartbeat_at and (now - stage.heartbeat_at).total_seconds() > stale_after * 2:
+            reason = f"worker lost: no sign of life for {stale_after * 2:g} s (reaped)"
+        else:
+            continue
+        if stage_fail(stage_id=stage.pk, attempt=stage.attempt, reason=reason):
+            reaped += 1
+    return reaped
+
+
+def stage_logs_prune(*, now: dt.datetime | None = None, days: int | None = None) -> int:
+    days = settings.ROLLGATE_PIPELINE_LOG_RETENTION_DAYS if days is None else days
+    cutoff = (now or timezone.now()) - dt.timedelta(days=days)
+    deleted, _ = StageLogLine.objects.filter(time__lt=cutoff).delete()
+    return deleted
+
+
+# --- failure notifications -----------------------------------------------------------------------------------
+
+
+def stage_failure_notify(*, stage_id: int) -> list[notify.WebhookDelivery]:
+    """Tell every enabled webhook that a stage failed or blocked. Outside any transaction; never raises."""
+    stage = Stage.objects.select_related("pipeline__release__service", "pipeline__release__version",
+                                         "pipeline__release__environment").get(pk=stage_id)
+    pipeline, release = stage.pipeline, stage.pipeline.release
+    tail = list(stage.log_lines.order_by("-id").values_list("message", flat=True)[:10])[::-1]
+    failure = notify.StageFailure(
+        service=release.service.name, version=release.version.tag, environment=release.environment.name,
+        pipeline_id=pipeline.pk, stage=stage.name, reason=stage.failure_reason or pipeline.failure_reason,
+        release_url=f"{settings.ROLLGATE_PUBLIC_URL.rstrip('/')}/releases/{release.pk}/",
+        log_tail=tuple(tail),
+        labels=tuple(pipeline.labels) if stage.status == T.FAILED else ("blocked",),
+    )
+    webhooks = [notify.Webhook(url=w.url, fmt=w.format, name=w.name, signing_secret=w.signing_secret)
+                for w in WebhookEndpoint.objects.filter(enabled=True)]
+    deliveries = notify.stage_failure_notify(webhooks=webhooks, failure=failure)
+    for delivery in deliveries:
+        text = "delivered" if delivery.delivered else f"not delivered: {delivery.error}"
+        _log_line(stage, release.pk, f"notification to webhook '{delivery.name}' ({delivery.fmt}): {text}",
+                  LogLevel.INFO if delivery.delivered else LogLevel.WARNING)
+    return deliveries
+
+
+# --- webhook endpoints (ops) ---------------------------------------------------------------------------------
+
+WEBHOOK_EDITABLE = ("name", "url", "format", "signing_secret", "enabled")
+
+
+def webhook_endpoint_create(*, actor: Actor, name: str, url: str, format: str = "generic",
+                            signing_secret: str = "", enabled: bool = True) -> WebhookEndpoint:
+    _require(actor, policy.WEBHOOK_MANAGE)
+    with transaction.atomic():
+        if WebhookEndpoint.objects.filter(name=name).exists():
+            raise TransitionNotAllowed(f"a webhook named '{name}' already exists", field="name")
+        endpoint = WebhookEndpoint.objects.create(name=name, url=url, format=format, signing_secret=signing_secret,
+                                                  enabled=enabled)
+        audit_record(actor=actor, action="webhook.create", object_type="webhook", object_id=endpoint.pk,
+                     details={"name": name, "url": endpoint.masked_url, "format": format, "enabled": enabled})
+    return endpoint
+
+
+def webhook_endpoint_update(*, actor: Actor, endpoint_id: int, changes: dict) -> WebhookEndpoint:
+    _require(actor, policy.WEBHOOK_MANAGE)
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
+        if endpoint is None:
+            raise NotFound(f"no webhook with id {endpoint_id}")
+        for key, value in changes.items():
+            if key not in WEBHOOK_EDITABLE:
+                raise InvalidInput(f"{key}: cannot be changed", field=key)
+            setattr(endpoint, key, value)
+        endpoint.save()
+        shown = {k: ("[set]" if k in ("url", "signing_secret") else v) for k, v in changes.items()}
+        audit_record(actor=actor, action="webhook.update", object_type="webhook", object_id=endpoint.pk,
+                     details={"changes": shown, "url": endpoint.masked_url})
+    return endpoint
+
+
+def webhook_endpoint_delete(*, actor: Actor, endpoint_id: int) -> None:
+    _require(actor, policy.WEBHOOK_MANAGE)
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
+        if endpoint is None:
+            raise NotFound(f"no webhook with id {endpoint_id}")
+        audit_record(actor=actor, action="webhook.delete", object_type="webhook", object_id=endpoint.pk,
+                     details={"name": endpoint.name, "url": endpoint.masked_url})
+        endpoint.delete()

@@ -1,0 +1,115 @@
+"""Releases started from outside: the GitLab webhook (Tag Push Hook -> a release for that tag).
+
+Which environment a tag goes to (documented in docs/pipelines.md):
+  vX.Y.Z-rcN -> staging      dev-latest -> dev      vX.Y.Z, vX.Y.Z-gray-NAME, vX.Y.Z-rN -> prod
+Prod is protected: the release builds at once but waits for its approvals before any promotion.
+Which service: ROLLGATE_GITLAB_PROJECTS maps a project path ("group/agent-infer") to a service name; otherwise the
+service whose source_repository is the project's path, web URL, http or ssh clone URL.
+"""
+from __future__ import annotations
+
+import hmac
+import re
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+from releases.choices import Role, VersionKind
+from releases.conventions import TAG_CONVENTIONS, ConventionError, parse_tag
+from releases.errors import Forbidden, InvalidInput, NotFound
+from releases.models import AgentService, Release
+from releases.services import Actor, release_create
+
+TAG_ENVIRONMENT = {
+    VersionKind.CANDIDATE: "staging",
+    VersionKind.DEV: "dev",
+    VersionKind.RELEASE: "prod",
+    VersionKind.GRAY: "prod",
+    VersionKind.ROLLBACK: "prod",
+}
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_ZERO_SHA = "0" * 40
+
+
+def gitlab_token_valid(presented: str | None) -> bool:
+    """Constant-time check of X-Gitlab-Token. With no token configured the webhook is closed."""
+    expected = settings.ROLLGATE_GITLAB_WEBHOOK_TOKEN or ""
+    if not expected or not presented:
+        return False
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def gitlab_check_token(presented: str | None) -> None:
+    if not gitlab_token_valid(presented):
+        raise Forbidden("X-Gitlab-Token is missing or wrong" if settings.ROLLGATE_GITLAB_WEBHOOK_TOKEN else
+                        "the GitLab webhook is disabled: ROLLGATE_GITLAB_WEBHOOK_TOKEN is not set")
+
+
+def _gitlab_actor() -> Actor:
+    user, created = get_user_model().objects.get_or_create(username=settings.ROLLGATE_GITLAB_USER)
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        user.groups.add(Group.objects.get_or_create(name=Role.DEVELOPER)[0])
+    return Actor.of(user)
+
+
+def _normalise(url: str) -> str:
+    url = url.strip().rstrip("/")
+    return url[:-4] if url.endswith(".git") else url
+
+
+def service_for_project(project: dict, repository: dict) -> AgentService:
+    path = str(project.get("path_with_namespace") or "")
+    mapped = settings.ROLLGATE_GITLAB_PROJECTS.get(path)
+    if mapped:
+        service = AgentService.objects.filter(name=mapped).first()
+        if service is None:
+            raise NotFound(f"ROLLGATE_GITLAB_PROJECTS maps {path} to '{mapped}', which is not a service")
+        return service
+    candidates = {_normalise(str(value)) for value in (
+        path, project.get("web_url"), project.get("git_http_url"), project.get("git_ssh_url"),
+        repository.get("homepage"), repository.get("git_http_url"), repository.get("git_ssh_url")) if value}
+    for service in AgentService.objects.exclude(source_repository=""):
+        if _normalise(service.source_repository) in candidates:
+            return service
+    raise InvalidInput(f"project: no service has source_repository {path or 'of this project'}; set a service's "
+                       f"source_repository to the project path or URL, or map it in ROLLGATE_GITLAB_PROJECTS",
+                       field="project")
+
+
+def gitlab_tag_push(*, token: str | None, event: str, payload: dict) -> tuple[Release | None, str]:
+    """Handle one GitLab webhook delivery. Returns (release or None, what happened in words).
+
+    A wrong or missing token raises Forbidden before anything is read or recorded. Re-deliveries of the same tag
+    return the release created the first time."""
+    gitlab_check_token(token)
+    if event != "Tag Push Hook" or payload.get("object_kind") not in (None, "tag_push"):
+        return None, f"ignored: only Tag Push Hook events start releases (got {event[:40] or 'no event'})"
+    ref = str(payload.get("ref") or "")
+    if not ref.startswith("refs/tags/"):
+        raise InvalidInput(f"ref: expected refs/tags/<tag>, got {ref[:80]!r}", field="ref")
+    tag = ref.removeprefix("refs/tags/")
+    commit = str(payload.get("checkout_sha") or payload.get("after") or "")
+    if commit == _ZERO_SHA or not commit and payload.get("after") == _ZERO_SHA:
+        return None, f"ignored: tag {tag[:80]} was deleted"
+    if not _SHA.match(commit):
+        raise InvalidInput("checkout_sha: must be the 40-character commit the tag points at", field="checkout_sha")
+    try:
+        kind = parse_tag(tag).kind
+    except ConventionError as error:
+        raise InvalidInput(f"tag: {error.message}", field="tag") from None
+    environment = TAG_ENVIRONMENT.get(kind)
+    if environment is None:
+        raise InvalidInput(f"tag: no environment for {tag}; conventions: {TAG_CONVENTIONS}", field="tag")
+    service = service_for_project(payload.get("project") or {}, payload.get("repository") or {})
+    existing = Release.objects.filter(service=service, environment__name=environment, version__tag=tag,
+                                      version__commit_sha=commit).first()
+    if existing is not None:
+        return existing, f"release #{existing.pk} already exists for {service.name} {tag}"
+    with transaction.atomic():
+        actor = _gitlab_actor()
+        release = release_create(actor=actor, service=service.name, environment=environment, tag=tag, commit=commit)
+    return release, f"release #{release.pk} created: {service.name} {tag} -> {environment}"

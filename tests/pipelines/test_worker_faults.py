@@ -1,0 +1,103 @@
+"""Safe under faults: a worker killed mid-stage, stale stages reaped, logs pruned after their retention."""
+import datetime as dt
+import json
+
+import pytest
+from django.utils import timezone
+
+from pipelines import services
+from pipelines.models import LogLevel, Pipeline, PipelineStatus, Stage, StageLogLine, StageStatus
+from releases.choices import ReleaseStatus
+from releases.models import Release
+from releases.services import Actor, release_create
+from tests.conftest import sha
+from tests.pipelines.conftest import wait_for
+
+NOOP = "pipelines.runners.noop"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_worker_killed_mid_stage_ends_with_the_stage_completed_once(workers, tmp_path, service, dev, environments):
+    journal = tmp_path / "journal"
+    env = {"ROLLGATE_PIPELINE_RUNNERS": json.dumps({"prepare": NOOP, "build": "tests.pipelines.stage_plugins.slow_build",
+                                                    "scan": NOOP, "push": NOOP}),
+           "ROLLGATE_TEST_STAGE_JOURNAL": journal, "ROLLGATE_TEST_STAGE_SECONDS": "3",
+           # Redelivery of the unacknowledged message and the take-over come quickly in this test.
+           "CELERY_BROKER_TRANSPORT_OPTIONS": json.dumps(
+               {"visibility_timeout": 3, "unacked_restore_interval": 1, "unacked_restore_throttle": 1}), "ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS": "2"}
+    first = workers.start(**env)
+    release = release_create(actor=Actor.of(dev), service=service.name, environment="staging", tag="v2.0.0-rc1",
+                             commit=sha())
+    wait_for(lambda: journal.exists() and "start 1" in journal.read_text(), timeout=60,
+             what="the build stage to start")
+    workers.kill(first)
+    build = Stage.objects.get(pipeline__release=release, name="build")
+    assert build.status == StageStatus.RUNNING  # the dead worker's stage, for now
+
+    workers.start(**env)
+    try:
+        wait_for(lambda: Release.objects.get(pk=release.pk).status == ReleaseStatus.READY, timeout=90,
+                 what="the second worker to finish the pipeline")
+    except AssertionError:
+        print(workers.logs())
+        raise
+    build.refresh_from_db()
+    assert build.status == StageStatus.SUCCEEDED and build.attempt == 2
+    assert journal.read_text().splitlines() == ["start 1", "start 2", "done 2"]
+    assert build.log_lines.filter(message__contains="taking over attempt 2").exists()
+    assert Stage.objects.filter(pipeline__release=release, status=StageStatus.RUNNING).count() == 0
+
+
+@pytest.fixture
+def running_stage(make_release):
+    """A pending release with its pipeline, the prepare stage claimed by a worker."""
+    release = make_release("v3.0.0-rc1", status=ReleaseStatus.PENDING)
+    pipeline = services.pipeline_start(release_id=release.pk)
+    stage = services.stage_claim(stage_id=pipeline.stages.get(name="prepare").pk, task_id="task-1")
+    assert stage is not None and stage.attempt == 1
+    return stage
+
+
+def test_claim_is_compare_and_set_another_worker_gets_nothing(running_stage):
+    assert services.stage_claim(stage_id=running_stage.pk, task_id="task-2") is None
+    # A stale attempt cannot record an outcome once someone else owns the stage.
+    assert not services.stage_succeed(stage_id=running_stage.pk, attempt=running_stage.attempt + 1)
+
+
+def test_reaper_fails_stage_past_its_time_limit(running_stage, settings):
+    Stage.objects.filter(pk=running_stage.pk).update(started_at=timezone.now() - dt.timedelta(hours=1))
+    assert services.stages_reap_stale() == 1
+    stage = Stage.objects.get(pk=running_stage.pk)
+    assert stage.status == StageStatus.FAILED
+    assert stage.failure_reason == f"prepare ran longer than its {settings.ROLLGATE_PIPELINE_STAGE_TIME_LIMITS['prepare']} s limit (reaped)"
+    pipeline = Pipeline.objects.get(pk=stage.pipeline_id)
+    assert pipeline.status == PipelineStatus.FAILED and pipeline.labels == ["ci_failed"]
+    assert Release.objects.get(pk=pipeline.release_id).status == ReleaseStatus.CI_FAILED
+    assert services.stages_reap_stale() == 0  # nothing left running
+
+
+def test_reaper_fails_stage_whose_worker_stopped_beating(running_stage, settings):
+    settings.ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS = 10
+    Stage.objects.filter(pk=running_stage.pk).update(heartbeat_at=timezone.now() - dt.timedelta(seconds=30))
+    assert services.stages_reap_stale() == 1
+    assert Stage.objects.get(pk=running_stage.pk).failure_reason == "worker lost: no sign of life for 20 s (reaped)"
+
+
+def test_reaper_leaves_healthy_running_stage_alone(running_stage):
+    assert services.stages_reap_stale() == 0
+    assert Stage.objects.get(pk=running_stage.pk).status == StageStatus.RUNNING
+
+
+def test_logs_older_than_the_retention_are_pruned(running_stage, settings):
+    settings.ROLLGATE_PIPELINE_LOG_RETENTION_DAYS = 7
+    old = services.stage_log_append(stage_id=running_stage.pk, message="old line")
+    StageLogLine.objects.filter(pk=old.pk).update(time=timezone.now() - dt.timedelta(days=8))
+    recent = services.stage_log_append(stage_id=running_stage.pk, message="recent line", level=LogLevel.WARNING)
+    assert services.stage_logs_prune() == 1
+    assert list(StageLogLine.objects.filter(stage=running_stage).values_list("pk", flat=True)) == [recent.pk]
+
+
+def test_log_lines_are_redacted(running_stage):
+    line = services.stage_log_append(stage_id=running_stage.pk, message="login with password=hunter2 ok")
+    assert line.message == "login with password=[redacted] ok"
