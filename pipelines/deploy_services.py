@@ -25,6 +25,7 @@ from pipelines.targets.base import Revision, TargetError
 from pipelines.targets.k8s_credentials import KubernetesCredentials
 from pipelines.targets.values import ValuesError, load_values_yaml, merge_values, validate_values
 from releases import events, policy
+from releases.choices import ReleaseStatus
 from releases.errors import ActionBlocked, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Environment, Release
 from releases.services import Actor, audit_record
@@ -244,13 +245,18 @@ def revision_rollback_request(*, actor: Actor, service: str, environment: str, n
 def release_deploy(*, release_id: int, log) -> str:
     """Run a deploying release's rollout on its environment's target, then report it with
     release_rollout_finished. The pipeline's deploy stage does the same; this one has no stage around it.
-    Returns the outcome status ("deployed", "failed", "rolled_back")."""
+    Returns the outcome status ("deployed", "failed", "rolled_back"), or "stale" when the release is no longer
+    deploying (a redelivered task, or a rollback meanwhile)."""
     from pipelines.deploying import driver_for
     from releases.services import release_rollout_finished
 
-    kind = Release.objects.filter(pk=release_id).values_list("environment__deploy_target", flat=True).first()
-    if kind is None:
+    row = Release.objects.filter(pk=release_id).values_list("environment__deploy_target", "status").first()
+    if row is None:
         raise NotFound(f"no release with id {release_id}")
+    kind, status = row
+    if status != ReleaseStatus.DEPLOYING:
+        log(f"release #{release_id} is {status}, not deploying: nothing to roll out")
+        return "stale"  # delivered twice, or rolled back meanwhile
     try:
         outcome = driver_for(kind).rollout(release_id=release_id, log=log)
     except TargetError as error:

@@ -165,24 +165,15 @@ def push(ctx: StageContext) -> None:
 
 
 def deploy(ctx: StageContext) -> None:
-    from pipelines.deploying import driver_for
-    from pipelines.targets.base import TargetError
-    from releases.services import release_rollout_finished
+    from pipelines.deploy_services import release_deploy
 
     release = ctx.release()
-    kind = release.environment.deploy_target
-    ctx.log(f"rolling {release.version.tag} out to {release.environment.name} through the '{kind}' target")
-    try:
-        outcome = driver_for(kind).rollout(release_id=release.pk, log=ctx.log)
-    except TargetError as exc:
-        raise StageFailed(f"deploy target '{kind}': {exc}") from None
-    status = getattr(outcome, "status", "deployed")
-    notes = "; ".join(getattr(outcome, "notes", []) or [])
-    succeeded = status == "deployed"
-    reason = f"rollout {status}" + (f": {notes}" if notes else "")
-    ctx.log(reason, LogLevel.INFO if succeeded else LogLevel.ERROR)
-    release_rollout_finished(release_id=release.pk, succeeded=succeeded, reason=reason, actor_name="pipeline")
-    if not succeeded:
+    ctx.log(f"rolling {release.version.tag} out to {release.environment.name} through the "
+            f"'{release.environment.deploy_target}' target")
+    # release_deploy reports the outcome to the release (release_rollout_finished), failures included.
+    status = release_deploy(release_id=release.pk, log=ctx.log)
+    if status not in ("deployed", "stale"):
+        reason = ctx.release().status_reason or f"rollout {status}"
         raise StageFailed(reason)
 
 

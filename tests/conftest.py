@@ -4,6 +4,7 @@ import itertools
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import transaction
 from rest_framework.test import APIClient
 
 from releases.choices import ReleaseStatus, Role
@@ -90,13 +91,15 @@ def make_release(environments, service, dev):
     """Create a release through the service layer and bring it to `status` the way the pipeline would."""
 
     def make(tag="v1.0.0", env="staging", status=ReleaseStatus.READY, by=None, branch=""):
-        release = release_create(actor=Actor.of(by or dev), service=service.name, environment=env, tag=tag,
-                                 commit=sha(), branch=branch)
-        if status == ReleaseStatus.READY:
-            assert release_worker_transition(release_id=release.pk, from_statuses={ReleaseStatus.PENDING},
-                                             to_status=ReleaseStatus.READY, actor_name="pipeline",
-                                             action="pipeline.succeeded")
-            release.refresh_from_db()
+        # One transaction: whatever reacts on commit (the build pipeline) finds the release already built.
+        with transaction.atomic():
+            release = release_create(actor=Actor.of(by or dev), service=service.name, environment=env, tag=tag,
+                                     commit=sha(), branch=branch)
+            if status == ReleaseStatus.READY:
+                assert release_worker_transition(release_id=release.pk, from_statuses={ReleaseStatus.PENDING},
+                                                 to_status=ReleaseStatus.READY, actor_name="pipeline",
+                                                 action="pipeline.succeeded")
+        release.refresh_from_db()
         return release
 
     return make

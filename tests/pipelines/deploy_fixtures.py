@@ -44,7 +44,20 @@ def kube_environment(env, fake, ops, **target_settings):
 
 
 @pytest.fixture
-def staging(environments, cluster, ops, service, eager_tasks):  # noqa: F811
+def without_pipeline_receiver():
+    """These tests drive the deploy layer the way the pipeline's deploy stage does (release_deploy). With eager
+    tasks the pipeline's own receiver would run a second rollout on promote, so it is disconnected here; the
+    stage -> driver path is covered by tests/pipelines/test_deploy_stage.py."""
+    from pipelines import receivers
+    from releases.signals import release_transitioned
+
+    release_transitioned.disconnect(dispatch_uid="pipelines.on_release_transitioned")
+    yield
+    release_transitioned.connect(receivers.on_release_transitioned, dispatch_uid="pipelines.on_release_transitioned")
+
+
+@pytest.fixture
+def staging(environments, cluster, ops, service, eager_tasks, without_pipeline_receiver):  # noqa: F811
     """staging deploys to the fake cluster with agent-infer's values (base + values-staging.yaml)."""
     env = kube_environment(environments["staging"], cluster, ops)
     deploy_services.values_update(actor=Actor.of(ops), service=service.name, text=yaml.safe_dump(BASE_VALUES),

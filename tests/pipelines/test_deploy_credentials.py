@@ -61,7 +61,8 @@ class LiveEvents:
 
 
 def test_no_credential_appears_in_logs_events_or_api_output(environments, cluster, service, ops, rm, auditor,
-                                                           make_release, eager_tasks, stage_log, caplog):
+                                                           make_release, eager_tasks, without_pipeline_receiver,
+                                                           stage_log, caplog):
     caplog.set_level(logging.DEBUG)
     live = LiveEvents()
     live.join(events.FLEET_GROUP, events.AUDIT_GROUP)
