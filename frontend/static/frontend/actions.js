@@ -12,6 +12,11 @@
     const label = document.getElementById("confirm-comment-label");
     const weight = document.getElementById("confirm-weight");
     const ok = document.getElementById("confirm-ok");
+    function checkComment() {
+      const missing = comment.required && !comment.value.trim();
+      comment.setCustomValidity(missing ? "a rejection needs a reason" : "");
+      return !missing;
+    }
 
     document.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-action]");
@@ -24,6 +29,7 @@
       weight.value = button.dataset.expectedWeight || "";
       comment.value = "";
       comment.required = required;
+      checkComment();
       label.textContent = required ? "Reason (required)" : "Comment (optional)";
       ok.textContent = button.textContent.trim();
       ok.className = button.classList.contains("danger") || button.dataset.action === "reject" ? "danger" : "primary";
@@ -32,9 +38,8 @@
     });
     document.getElementById("confirm-cancel").addEventListener("click", () => dialog.close());
     form.addEventListener("submit", (event) => {
-      if (comment.required && !comment.value.trim()) {
+      if (!checkComment()) {  // whitespace passes "required"; this does not
         event.preventDefault();
-        comment.setCustomValidity("a rejection needs a reason");
         comment.reportValidity();
         return;
       }
@@ -44,7 +49,7 @@
       dialog.close();
       htmx.ajax("POST", form.action, {source: "#release", target: "#release", swap: "innerHTML", values: values});
     });
-    comment.addEventListener("input", () => comment.setCustomValidity(""));
+    comment.addEventListener("input", checkComment);
   }
   document.addEventListener("DOMContentLoaded", setup);
 })();
