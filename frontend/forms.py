@@ -53,7 +53,7 @@ class EnvironmentForm(forms.Form):
     @classmethod
     def for_environment(cls, environment: Environment) -> "EnvironmentForm":
         initial = {"protected": environment.protected, "auto_rollback": environment.auto_rollback,
-                   "freeze_windows": json.dumps(environment.freeze_windows or [], indent=1)}
+                   "freeze_windows": json.dumps(environment.freeze_windows or [], indent=2, sort_keys=True)}
         for field_name, role, _label in ROLE_FIELDS:
             initial[field_name] = (environment.required_approvals or {}).get(role, 0)
         return cls(initial=initial)

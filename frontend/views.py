@@ -7,7 +7,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from frontend import sla_bridge
+from frontend import fleet_cells, sla_bridge
 from frontend.access import is_htmx, page_requires
 from releases import policy, selectors, services
 from releases.choices import ReleaseStatus
@@ -40,14 +40,15 @@ def fleet(request):
     for cell in cells:
         latest = cell.latest
         # the newest release, when it is neither the stable nor the canary one (ready, building, failed, ...)
-        cell.other = latest if latest and latest not in (cell.live, cell.canary) else None
+        cell.other = latest if latest and latest is not cell.live and latest is not cell.canary else None
         cell.waiting = missing.get(latest.pk) if latest else None
         cell.verdict = verdicts.get((cell.canary or cell.live).pk) if verdicts and (cell.canary or cell.live) else None
         cell.stable_weight = 100 - cell.canary.gray_weight if cell.canary else 100
         summary["canaries"] += cell.canary is not None
         summary["attention"] += bool(latest and latest.status in ATTENTION)
     context = {
-        "environments": environments, "rows": rows, "summary": summary, "show_sla": verdicts is not None,
+        "environments": environments, "rows": rows, "summary": summary,
+        "body": fleet_cells.render_rows(rows, show_sla=verdicts is not None),
         "all_environments": list(Environment.objects.values_list("name", flat=True)),
         "statuses": S.choices, "filters": {"service": service, "environment": environment, "status": status},
     }
@@ -69,7 +70,7 @@ def _action_buttons(release, states, ladder, stable) -> list[dict]:
         "promote": ("Promote → live", f"Nothing is live in {release.environment.name} yet: {where} goes straight "
                                       f"to 100 %. Promote?", "traffic") if first_go else
                    (f"Promote → {step}", f"Promote {where} from {release.gray_weight} % to {step}?", "traffic"),
-        "promote_full": ("Promote fully → 100 %", f"Send 100 % of the traffic to {where}?", "traffic"),
+        "promote_full": ("Promote to 100 %", f"Send 100 % of the traffic to {where}?", "traffic"),
         "pause": ("Pause", f"Hold {where} at {release.gray_weight} %?", "traffic"),
         "resume": ("Resume", f"Resume the gray ramp of {where}?", "traffic"),
         "rollback": ("Roll back", f"Roll back {where}? Its traffic goes back to the stable version.", "danger"),

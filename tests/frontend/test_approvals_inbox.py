@@ -16,7 +16,9 @@ def test_inbox_lists_releases_waiting_for_the_users_role(environments, make_rele
     assert f'href="/releases/{waiting.pk}/">#{waiting.pk}</a>' in page
     assert f"#{mine.pk}</a>" not in page  # rm started it: someone else must approve
     assert "v1.0.2" not in page
-    assert '<span class="count" id="inbox-count">1</span>' in page
+    assert '<span id="inbox-count" class="count"' in page
+    badge = logged_in(rm).get("/approvals/", {"badge": "1"}, HTTP_HX_REQUEST="true").content.decode()
+    assert badge.startswith('<span id="inbox-count" class="count"') and ">1</span>" in badge
 
     logged_in(rm2).post(f"/releases/{waiting.pk}/approve/", {"comment": "ok"})
     page = logged_in(rm).get("/approvals/").content.decode()
