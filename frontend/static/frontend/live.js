@@ -6,16 +6,14 @@
 (function () {
   const status = () => document.getElementById("live-status");
   const pageRelease = () => { const el = document.querySelector("[data-release-id]"); return el ? el.dataset.releaseId : null; };
-  let delay = 500, everConnected = false, lastKey = "", lastAt = 0;
+  let delay = 500, everConnected = false;
   window.rollgateLive = false;
 
   function fire(name) { htmx.trigger(document.body, "live:" + name); }
 
   function dispatch(event) {
-    // The same event can reach us through two groups (fleet and release.<id>): handle it once.
-    const key = JSON.stringify(event), now = Date.now();
-    if (key === lastKey && now - lastAt < 2000) return;
-    lastKey = key; lastAt = now;
+    // An event can reach us twice (through "fleet" and "release.<id>"); the partials' hx-trigger "delay:" folds
+    // the two triggers into one request. Events carry no id, so two real changes can look identical: never drop.
     window.rollgateLastEvent = event;
     document.body.dispatchEvent(new CustomEvent("rollgate:event", {detail: event}));
     if (!event.type || event.type === "hello" || event.type === "subscribed" || event.type === "error") return;
@@ -38,6 +36,9 @@
       const el = status(); if (el) { el.classList.add("on"); el.title = "live"; }
       const release = pageRelease();
       if (release) socket.send(JSON.stringify({subscribe: `release.${release}`}));
+      // pages that show other event streams ask for them (the audit log: data-live-subscribe="audit")
+      document.querySelectorAll("[data-live-subscribe]").forEach((el) =>
+        socket.send(JSON.stringify({subscribe: el.dataset.liveSubscribe})));
       if (everConnected) ["fleet", "release", "audit", "environment"].forEach(fire);
       everConnected = true;
     };
