@@ -39,7 +39,7 @@ class EnvironmentForm(forms.Form):
     protected = forms.BooleanField(required=False, help_text="promotion needs the required approvals")
     auto_rollback = forms.BooleanField(required=False, help_text="roll back automatically when a rollout fails")
     freeze_windows = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        required=False, widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false"}),
         help_text='JSON list, UTC. Once: {"start": "2026-12-24T00:00Z", "end": "2026-12-27T00:00Z", "reason": '
                   '"..."}; weekly: {"weekdays": [4], "from": "18:00", "to": "23:59", "reason": "..."} '
                   "(0 = Monday)",
