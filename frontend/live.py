@@ -7,12 +7,12 @@ _RELEASE_GROUP = re.compile(r"^release\.(\d{1,12})$")
 
 
 def default_groups(user) -> list[str]:
-    groups = []
+    """Every page needs fleet events (release status, the approvals badge). Audit events are many and only the
+    audit log page shows them, so that page subscribes to "audit" itself: every event a socket does not need is
+    work for the server and the browser on each change (see docs/PERFORMANCE.md, "Live updates")."""
     if policy.can(user, policy.RELEASE_VIEW):
-        groups.append(events.FLEET_GROUP)
-    if policy.can(user, policy.AUDIT_VIEW):
-        groups.append(events.AUDIT_GROUP)
-    return groups
+        return [events.FLEET_GROUP]
+    return []
 
 
 def may_join(user, group: str) -> bool:

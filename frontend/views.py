@@ -1,4 +1,5 @@
-"""Pages. Each reads through releases.selectors and writes through releases.services, like the API."""
+"""Fleet and release pages, and the release actions. Reads go through releases.selectors, writes through
+releases.services, permissions through releases.policy: the same path as the API."""
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -6,9 +7,16 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from frontend import fleet_cells, sla_bridge
+from frontend.access import is_htmx, page_requires
 from releases import policy, selectors, services
+from releases.choices import ReleaseStatus
 from releases.errors import DomainError
+from releases.models import Environment
 from releases.services import Actor
+
+S = ReleaseStatus
+ATTENTION = {S.CI_FAILED, S.FAILED, S.BLOCKED, S.PAUSED}
 
 
 class LoginView(auth_views.LoginView):
@@ -16,34 +24,95 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
 
-@login_required
+@page_requires(policy.RELEASE_VIEW)
 def fleet(request):
-    environments, rows = selectors.fleet_overview(
-        user=request.user, service=request.GET.get("service", "")[:63],
-        environment=request.GET.get("environment", "")[:30], status=request.GET.get("status", "")[:20],
-    )
-    context = {"environments": environments, "rows": rows, "can_view": bool(policy.can(request.user,
-                                                                                       policy.RELEASE_VIEW))}
-    template = "frontend/_fleet_table.html" if request.headers.get("HX-Request") else "frontend/fleet.html"
-    return render(request, template, context)
+    service = request.GET.get("service", "").strip()[:63]
+    environment = request.GET.get("environment", "").strip()[:30]
+    status = request.GET.get("status", "").strip()[:20]
+    if status not in S.values:
+        status = ""
+    environments, rows = selectors.fleet_overview(user=request.user, service=service, environment=environment,
+                                                  status=status)
+    cells = [cell for row in rows for cell in row.cells]
+    missing = selectors.approvals_missing([cell.latest for cell in cells])
+    verdicts = sla_bridge.latest_verdicts([(c.canary or c.live).pk for c in cells if c.canary or c.live])
+    summary = {"services": len(rows), "canaries": 0, "waiting": len(missing), "attention": 0}
+    for cell in cells:
+        latest = cell.latest
+        # the newest release, when it is neither the stable nor the canary one (ready, building, failed, ...)
+        cell.other = latest if latest and latest is not cell.live and latest is not cell.canary else None
+        cell.waiting = missing.get(latest.pk) if latest else None
+        cell.verdict = verdicts.get((cell.canary or cell.live).pk) if verdicts and (cell.canary or cell.live) else None
+        cell.stable_weight = 100 - cell.canary.gray_weight if cell.canary else 100
+        summary["canaries"] += cell.canary is not None
+        summary["attention"] += bool(latest and latest.status in ATTENTION)
+    context = {
+        "environments": environments, "rows": rows, "summary": summary,
+        "body": fleet_cells.render_rows(rows, show_sla=verdicts is not None),
+        "all_environments": list(Environment.objects.values_list("name", flat=True)),
+        "statuses": S.choices, "filters": {"service": service, "environment": environment, "status": status},
+    }
+    return render(request, "frontend/_fleet_table.html" if is_htmx(request) else "frontend/fleet.html", context)
 
 
-@login_required
+ACTION_ORDER = ["approve", "reject", "promote", "promote_full", "pause", "resume", "rollback"]
+
+
+def _action_buttons(release, states, ladder, stable) -> list[dict]:
+    """Buttons in a fixed order, with the label and confirmation text a person needs to decide."""
+    next_weights = [w for w in ladder if w > release.gray_weight]
+    step = f"{next_weights[0]} %" if next_weights else "100 %"
+    first_go = stable is None and release.status == S.READY
+    where = f"#{release.pk} {release.service.name} {release.version.tag} in {release.environment.name}"
+    texts = {
+        "approve": ("Approve", f"Approve {where}?", "approval"),
+        "reject": ("Reject", f"Reject {where}? This stops the release for good.", "approval"),
+        "promote": ("Promote → live", f"Nothing is live in {release.environment.name} yet: {where} goes straight "
+                                      f"to 100 %. Promote?", "traffic") if first_go else
+                   (f"Promote → {step}", f"Promote {where} from {release.gray_weight} % to {step}?", "traffic"),
+        "promote_full": ("Promote to 100 %", f"Send 100 % of the traffic to {where}?", "traffic"),
+        "pause": ("Pause", f"Hold {where} at {release.gray_weight} %?", "traffic"),
+        "resume": ("Resume", f"Resume the gray ramp of {where}?", "traffic"),
+        "rollback": ("Roll back", f"Roll back {where}? Its traffic goes back to the stable version.", "danger"),
+    }
+    buttons = []
+    for name in ACTION_ORDER:
+        state = states.get(name)
+        if state is None:
+            continue
+        label, confirm, kind = texts[name]
+        buttons.append({"name": name, "label": label, "confirm": confirm, "kind": kind, "allowed": state.allowed,
+                        "reason": state.reason, "comment_required": name == "reject"})
+    return buttons
+
+
+def _release_context(request, release) -> dict:
+    ladder = selectors.gray_ladder(release.environment)
+    states = selectors.release_actions(user=request.user, release=release)
+    summary = selectors.approval_summary(release)
+    stable = selectors.live_release(release.service, release.environment)
+    return {
+        "release": release,
+        "record": selectors.release_record(release),
+        "ladder": ladder,
+        "approvals": summary,
+        "approval_rows": [(role, needed, summary.missing.get(role, 0), summary.approved.get(role, []))
+                          for role, needed in summary.required.items()],
+        "decisions": release.approvals.select_related("user"),
+        "actions": states,
+        "buttons": _action_buttons(release, states, ladder, stable),
+        "stable": stable,
+        "timeline": release.audit_events.order_by("-created_at", "-id")[:500],
+    }
+
+
+@page_requires(policy.RELEASE_VIEW)
 def release_detail(request, release_id: int):
     release = selectors.release_get(user=request.user, release_id=release_id)
     if release is None:
         raise Http404("no such release")
-    context = {
-        "release": release,
-        "record": selectors.release_record(release),
-        "ladder": selectors.gray_ladder(release.environment),
-        "approvals": selectors.approval_summary(release),
-        "decisions": release.approvals.select_related("user"),
-        "actions": selectors.release_actions(user=request.user, release=release),
-        "timeline": release.audit_events.order_by("created_at", "id"),
-    }
-    template = "frontend/_release_body.html" if request.headers.get("HX-Request") else "frontend/release.html"
-    return render(request, template, context)
+    template = "frontend/_release_body.html" if is_htmx(request) else "frontend/release.html"
+    return render(request, template, _release_context(request, release))
 
 
 def _promote(actor, release_id, comment, expected_weight=None, full=False):
@@ -65,14 +134,22 @@ ACTIONS = {
 @login_required
 @require_POST
 def release_action(request, release_id: int, action: str):
+    """One action, one service call; the service asks the policy. The outcome is shown to the actor here and
+    reaches everyone else watching through the live event the service sends on commit."""
     if action not in ACTIONS:
         raise Http404("no such action")
     comment = request.POST.get("comment", "")[:4000]
     seen = request.POST.get("expected_weight", "")
     expected_weight = int(seen) if seen.isdigit() and int(seen) <= 100 else None
+    label = action.replace("_", " ")
     try:
         ACTIONS[action](Actor.of(request.user), release_id, comment, expected_weight)
-        messages.success(request, f"{action.replace('_', ' ')}: done")
+        messages.success(request, f"{label}: done")
     except DomainError as error:
-        messages.error(request, f"{action.replace('_', ' ')} refused: {error.message}")
+        messages.error(request, f"{label} refused: {error.message}")
+    if is_htmx(request):
+        release = selectors.release_get(user=request.user, release_id=release_id)
+        if release is None:
+            raise Http404("no such release")
+        return render(request, "frontend/_release_body.html", _release_context(request, release))
     return redirect("release-detail", release_id=release_id)

@@ -2,13 +2,13 @@
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Max, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from releases import policy
 from releases.choices import CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
 from releases.freeze import active_freeze, describe
-from releases.models import AgentService, AuditEvent, Environment, Release
+from releases.models import AgentService, Approval, AuditEvent, Environment, Release
 
 S = ReleaseStatus
 
@@ -163,11 +163,23 @@ def release_actions(*, user, release: Release) -> dict[str, ActionState]:
     return states
 
 
+@dataclass(slots=True, eq=False)
+class FleetRelease:
+    """What a fleet cell shows of a release: thousands of these are read per page, so not a full model row."""
+
+    pk: int
+    service_id: int
+    environment: Environment
+    status: str
+    gray_weight: int
+    tag: str
+
+
 @dataclass
 class FleetCell:
-    live: Release | None = None
-    canary: Release | None = None
-    latest: Release | None = None  # newest release of any status, for "what happened last"
+    live: FleetRelease | None = None
+    canary: FleetRelease | None = None
+    latest: FleetRelease | None = None  # newest release of any status, for "what happened last"
 
 
 @dataclass
@@ -183,26 +195,78 @@ def fleet_overview(*, user, service: str = "", environment: str = "", status: st
     environments = list(Environment.objects.all())
     if environment:
         environments = [e for e in environments if e.name == environment]
-    services_qs = AgentService.objects.all()
+    services_qs = AgentService.objects.only("id", "name")
     if service:
         services_qs = services_qs.filter(name__icontains=service)
     service_list = list(services_qs)
     env_index = {e.pk: i for i, e in enumerate(environments)}
     cells = {s.pk: [FleetCell() for _ in environments] for s in service_list}
-    active = (Release.objects.filter(service__in=service_list, environment__in=environments)
-              .filter(status__in=[S.LIVE, *CANARY_STATUSES]).select_related("version"))
-    for release in active:
-        cell = cells[release.service_id][env_index[release.environment_id]]
-        if release.status == S.LIVE:
+    # One query for what the cells show: the live and canary releases, and the newest release of each pair.
+    # Plain tuples, not model rows: with 1 000 services building model instances dominated the page's time.
+    scope = Release.objects.filter(environment__in=environments)
+    if service:
+        scope = scope.filter(service__in=services_qs)
+    latest_ids = (scope.order_by().values("service_id", "environment_id").annotate(last=Max("id"))
+                  .values_list("last", flat=True))
+    shown = (scope.filter(Q(status__in=[S.LIVE, *CANARY_STATUSES]) | Q(pk__in=latest_ids)).order_by()
+             .values_list("id", "service_id", "environment_id", "status", "gray_weight", "version__tag"))
+    env_by_id = {e.pk: e for e in environments}
+    for pk, service_id, environment_id, status_, weight, tag in shown:
+        if service_id not in cells:  # a service created after the list above was read
+            continue
+        release = FleetRelease(pk, service_id, env_by_id[environment_id], status_, weight, tag)
+        cell = cells[service_id][env_index[environment_id]]
+        if status_ == S.LIVE:
             cell.live = release
-        else:
+        elif status_ in CANARY_STATUSES:
             cell.canary = release
-    latest_ids = (Release.objects.filter(service__in=service_list, environment__in=environments)
-                  .values("service_id", "environment_id").annotate(last=Max("id")).values_list("last", flat=True))
-    for release in Release.objects.filter(pk__in=latest_ids).select_related("version"):
-        cells[release.service_id][env_index[release.environment_id]].latest = release
+        if cell.latest is None or pk > cell.latest.pk:  # the newest of the pair is always among these
+            cell.latest = release
     rows = [FleetRow(service=s, cells=cells[s.pk]) for s in service_list]
     if status:
-        rows = [r for r in rows if any(c.latest and c.latest.status == status for c in r.cells)]
+        rows = [r for r in rows if any(rel is not None and rel.status == status
+                                       for c in r.cells for rel in (c.live, c.canary, c.latest))]
     return environments, rows
 
+
+
+# --- dashboard reads (issue 7: fleet approval badges, approvals inbox) -----------------------------------------
+
+
+def approvals_missing(releases) -> dict[int, dict[str, int]]:
+    """Release id -> {role: approvals still missing} for releases still open for approval, in one query.
+
+    Releases past approval, or in environments needing none, are left out."""
+    waiting = [r for r in releases if r is not None and r.status in OPEN_FOR_APPROVAL
+               and r.environment.required_approvals]
+    if not waiting:
+        return {}
+    given: dict[int, dict[str, int]] = {}
+    for release_id, role in (Approval.objects.filter(release__in=[r.pk for r in waiting],
+                                                     decision=ApprovalDecision.APPROVED)
+                             .values_list("release_id", "role")):
+        given.setdefault(release_id, {}).setdefault(role, 0)
+        given[release_id][role] += 1
+    result = {}
+    for release in waiting:
+        have = given.get(release.pk, {})
+        missing = {role: count - have.get(role, 0) for role, count in release.environment.required_approvals.items()
+                   if count - have.get(role, 0) > 0}
+        if missing:
+            result[release.pk] = missing
+    return result
+
+
+def approvals_inbox(*, user) -> list[tuple[Release, dict[str, int]]]:
+    """Releases waiting for an approval one of the user's roles can give, not started by the user and not yet
+    decided by them, oldest first, with what is still missing."""
+    if not policy.can(user, policy.RELEASE_APPROVE):
+        return []
+    roles = sorted(policy.roles_of(user))
+    candidates = (Release.objects.filter(status__in=OPEN_FOR_APPROVAL,
+                                         environment__required_approvals__has_any_keys=roles)
+                  .exclude(started_by=user).exclude(approvals__user=user)
+                  .select_related("service", "environment", "version", "started_by").order_by("created_at", "id"))
+    candidates = list(candidates[:500])
+    missing = approvals_missing(candidates)
+    return [(r, missing[r.pk]) for r in candidates if any(role in roles for role in missing.get(r.pk, {}))]

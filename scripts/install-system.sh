@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu packages Rollgate needs to build and run. Idempotent; installs only what is missing (as root).
+# Extra packages come as arguments: `make test` passes chromium for the browser tests.
 set -euo pipefail
 packages=(python3 python3-venv python3-dev gcc make git curl ca-certificates nodejs npm redis-server)
 packages+=("$@")
@@ -14,6 +15,7 @@ for pkg in "${missing[@]}"; do
     npm) command -v npm >/dev/null && continue ;;
     redis-server) command -v redis-server >/dev/null && continue ;;
     gcc|make|git|curl) command -v "$pkg" >/dev/null && continue ;;
+    chromium) test -x /usr/bin/chromium && continue ;;
   esac
   filtered+=("$pkg")
 done

@@ -1,5 +1,7 @@
 """Persona fixtures (dev, rm, ops, qa, auditor) and small factories, shared by every test package."""
 import itertools
+import time
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -115,3 +117,16 @@ def live_release(make_release, rm):
     release.refresh_from_db()
     assert release.status == ReleaseStatus.LIVE
     return release
+
+
+# --- browser tests (issue 7): list the screenshots this run saved, after the results ----------------------------
+_SESSION_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter):
+    folder = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
+    saved = sorted(p for p in folder.glob("*.png") if p.stat().st_mtime >= _SESSION_STARTED) if folder.is_dir() else []
+    if saved:
+        terminalreporter.write_sep("-", "screenshots")
+        for path in saved:
+            terminalreporter.write_line(f"screenshot: {path}")

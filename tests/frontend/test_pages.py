@@ -11,8 +11,9 @@ def logged_in(user) -> Client:
 
 
 def test_pages_need_a_login(environments):
-    response = Client().get("/")
-    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    for path in ("/", "/approvals/", "/audit/", "/environments/", "/environments/prod/", "/releases/1/"):
+        response = Client().get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/login/"), path
 
 
 def test_login_form_logs_in_and_shows_the_fleet(environments, service, live_release, rm):
@@ -20,14 +21,41 @@ def test_login_form_logs_in_and_shows_the_fleet(environments, service, live_rele
     response = client.post("/login/", {"username": "rm", "password": "pw-rm"}, follow=True)
     page = response.content.decode()
     assert "agent-infer" in page and all(env in page for env in ("dev", "test", "staging", "prod"))
-    assert "stable <b>v1.0.0</b>" in page
+    assert f'<span class="dot live"></span><a href="/releases/{live_release.pk}/">v1.0.0</a>' in page
+
+
+def test_wrong_password_says_so(environments, rm):
+    page = Client().post("/login/", {"username": "rm", "password": "nope"}).content.decode()
+    assert "Wrong username or password." in page
+
+
+def test_logout_ends_the_session(environments, rm):
+    client = logged_in(rm)
+    assert client.post("/logout/").status_code == 302
+    assert client.get("/")["Location"].startswith("/login/")
+
+
+def test_users_without_a_role_are_told_so_on_every_page(environments, live_release, nobody):
+    client = logged_in(nobody)
+    for path in ("/", "/approvals/", "/audit/", "/environments/", f"/releases/{live_release.pk}/"):
+        response = client.get(path)
+        assert response.status_code == 403, path
+        assert "You have no Rollgate role yet" in response.content.decode(), path
 
 
 def test_qa_sees_promote_disabled_with_the_reason(live_release, make_release, qa):
     release = make_release("v1.1.0", "staging")
     page = logged_in(qa).get(f"/releases/{release.pk}/").content.decode()
-    assert 'data-action="promote" disabled' in page
-    assert "only release_manager may promote releases; you are qa" in page
+    assert 'data-action="promote" disabled aria-describedby="why-promote"' in page
+    assert '<small class="why" id="why-promote" data-why="promote">only release_manager may promote releases; ' \
+           'you are qa</small>' in page
+
+
+def test_promote_is_held_for_missing_approvals_with_the_reason(environments, make_release, rm):
+    release = make_release("v1.0.0", "prod")
+    page = logged_in(rm).get(f"/releases/{release.pk}/").content.decode()
+    assert 'data-why="promote">waiting for approval from 1 qa, 1 release_manager</small>' in page
+    assert '<span class="tag warn">missing 1</span>' in page
 
 
 def test_promote_button_moves_the_release_and_refusals_are_shown(live_release, make_release, rm, qa):
@@ -42,6 +70,42 @@ def test_promote_button_moves_the_release_and_refusals_are_shown(live_release, m
     assert release.status == S.GRAY
 
 
-def test_fleet_partial_filters_by_service(environments, service, live_release, rm):
-    page = logged_in(rm).get("/", {"service": "nothing-like-this"}, HTTP_HX_REQUEST="true").content.decode()
-    assert "No services match" in page and "<html" not in page
+def test_an_htmx_action_answers_with_the_release_body_and_its_outcome(live_release, make_release, rm):
+    release = make_release("v1.1.0", "staging")
+    client = logged_in(rm)
+    client.post(f"/releases/{release.pk}/promote/", {"expected_weight": "0"})
+    # a stale page (it saw 0 %) must not promote twice
+    response = client.post(f"/releases/{release.pk}/promote/", {"expected_weight": "0"}, HTTP_HX_REQUEST="true")
+    page = response.content.decode()
+    assert response.status_code == 200 and "<html" not in page
+    assert "promote refused: release #%d is at 5 %%, not 0 %%" % release.pk in page
+    release.refresh_from_db()
+    assert release.gray_weight == 5
+
+
+def test_reject_needs_a_comment(environments, make_release, qa):
+    release = make_release("v1.0.0", "prod")
+    page = logged_in(qa).post(f"/releases/{release.pk}/reject/", {"comment": "  "}, follow=True).content.decode()
+    assert "reject refused: comment: a rejection needs a reason in the comment" in page
+    page = logged_in(qa).post(f"/releases/{release.pk}/reject/", {"comment": "p95 too high"},
+                              follow=True).content.decode()
+    release.refresh_from_db()
+    assert release.status == S.REJECTED
+    assert "<q>p95 too high</q>" in page
+
+
+def test_release_page_shows_ladder_approvals_and_timeline(environments, make_release, rm, qa):
+    release = make_release("v1.0.0", "prod")
+    logged_in(qa).post(f"/releases/{release.pk}/approve/", {"comment": "looks good"})
+    page = logged_in(rm).get(f"/releases/{release.pk}/").content.decode()
+    assert all(f"<li class=\"\">{w} %</li>" in page for w in (5, 10, 30, 50, 100))
+    assert "<b>qa</b> <span class=\"muted\">(qa)</span> approved" in page and "<q>looks good</q>" in page
+    for action in ("release.create", "pipeline.succeeded", "release.approve"):
+        assert f"<td>{action}</td>" in page
+    assert '<dialog id="confirm-action"' in page
+
+
+def test_unknown_action_and_release_are_404(live_release, rm):
+    client = logged_in(rm)
+    assert client.post(f"/releases/{live_release.pk}/explode/").status_code == 404
+    assert client.get("/releases/999999/").status_code == 404

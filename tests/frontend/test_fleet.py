@@ -1,0 +1,78 @@
+"""The fleet overview: services x environments, filters, approval badges, and a query count that does not grow."""
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from releases.choices import ReleaseStatus as S
+from releases.models import AgentService
+from releases.services import Actor, release_create, release_promote, release_worker_transition
+from tests.conftest import sha
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def add_services(count: int, dev, rm, start: int = 0) -> None:
+    """Each service: v1 live in staging, v2 at 5 % in staging, v1 waiting for approvals in prod."""
+    for index in range(start, start + count):
+        name = f"svc-{index:04d}"
+        AgentService.objects.create(name=name, image_repository=f"registry.example.com/{name}")
+        commits = {"v1.0.0": sha(), "v1.1.0": sha()}
+        for tag, env in (("v1.0.0", "staging"), ("v1.1.0", "staging"), ("v1.0.0", "prod")):
+            release = release_create(actor=Actor.of(dev), service=name, environment=env, tag=tag,
+                                     commit=commits[tag])
+            release_worker_transition(release_id=release.pk, from_statuses={S.PENDING}, to_status=S.READY,
+                                      actor_name="pipeline", action="pipeline.succeeded")
+            if env == "staging":
+                release_promote(actor=Actor.of(rm), release_id=release.pk)
+
+
+def fleet_queries(client) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/")
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_query_count_does_not_grow_with_the_number_of_services(environments, dev, rm):
+    client = logged_in(rm)
+    add_services(2, dev, rm)
+    few = fleet_queries(client)
+    add_services(20, dev, rm, start=2)
+    many = fleet_queries(client)
+    assert "svc-0021" in client.get("/").content.decode()
+    assert many == few, f"{few} queries for 2 services but {many} for 22"
+
+
+def test_fleet_shows_stable_canary_weight_and_waiting_approvals(environments, dev, rm):
+    add_services(1, dev, rm)
+    page = logged_in(rm).get("/").content.decode()
+    assert '<span class="dot live"></span>' in page and ">v1.0.0</a> <span class=\"muted\">95 %</span>" in page
+    assert '<span class="dot canary"></span>' in page and "5 % <span class=\"status s-gray\">gray</span>" in page
+    assert '<span class="tag warn" title="approvals missing">needs 1 qa, 1 release_manager</span>' in page
+    assert '<b id="pending-approvals">1</b> waiting for approval' in page
+
+
+def test_fleet_filters_by_service_environment_and_status(environments, dev, rm):
+    add_services(3, dev, rm)
+    client = logged_in(rm)
+    page = client.get("/", {"service": "svc-0001"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "svc-0001" in page and "svc-0002" not in page and "<html" not in page
+    page = client.get("/", {"environment": "prod"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "<th>prod" in page and "<th>staging" not in page
+    page = client.get("/", {"status": "gray", "environment": "dev"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "No services match." in page
+    page = client.get("/", {"status": "no-such-status"}, HTTP_HX_REQUEST="true").content.decode()
+    assert page.count('<th class="service">') == 3
+
+
+def test_the_sla_column_is_absent_until_the_sla_app_offers_verdicts(environments, dev, rm):
+    from frontend import sla_bridge
+
+    add_services(1, dev, rm)
+    page = logged_in(rm).get("/").content.decode()
+    if sla_bridge.verdict_reader() is None:
+        assert "SLA <span" not in page
