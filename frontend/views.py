@@ -7,13 +7,14 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from frontend import fleet_cells, sla_bridge
+from frontend import fleet_cells
 from frontend.access import is_htmx, page_requires
 from releases import policy, selectors, services
 from releases.choices import ReleaseStatus
 from releases.errors import DomainError
 from releases.models import Environment
 from releases.services import Actor
+from sla import selectors as sla_selectors
 
 S = ReleaseStatus
 ATTENTION = {S.CI_FAILED, S.FAILED, S.BLOCKED, S.PAUSED}
@@ -35,20 +36,20 @@ def fleet(request):
                                                   status=status)
     cells = [cell for row in rows for cell in row.cells]
     missing = selectors.approvals_missing([cell.latest for cell in cells])
-    verdicts = sla_bridge.latest_verdicts([(c.canary or c.live).pk for c in cells if c.canary or c.live])
+    verdicts = sla_selectors.latest_verdicts(release_ids=[(c.canary or c.live).pk for c in cells if c.canary or c.live])
     summary = {"services": len(rows), "canaries": 0, "waiting": len(missing), "attention": 0}
     for cell in cells:
         latest = cell.latest
         # the newest release, when it is neither the stable nor the canary one (ready, building, failed, ...)
         cell.other = latest if latest and latest is not cell.live and latest is not cell.canary else None
         cell.waiting = missing.get(latest.pk) if latest else None
-        cell.verdict = verdicts.get((cell.canary or cell.live).pk) if verdicts and (cell.canary or cell.live) else None
+        cell.verdict = verdicts.get((cell.canary or cell.live).pk) if (cell.canary or cell.live) else None
         cell.stable_weight = 100 - cell.canary.gray_weight if cell.canary else 100
         summary["canaries"] += cell.canary is not None
         summary["attention"] += bool(latest and latest.status in ATTENTION)
     context = {
         "environments": environments, "rows": rows, "summary": summary,
-        "body": fleet_cells.render_rows(rows, show_sla=verdicts is not None),
+        "body": fleet_cells.render_rows(rows, show_sla=True),
         "all_environments": list(Environment.objects.values_list("name", flat=True)),
         "statuses": S.choices, "filters": {"service": service, "environment": environment, "status": status},
     }

@@ -112,3 +112,10 @@ def policy_view(*, user, environment: Environment, service: AgentService | None 
         "versions": [{"number": r.number, "policy": r.policy, "author": r.author_name, "comment": r.comment,
                       "created_at": r.created_at.isoformat()} for r in rows[:50]],
     }
+
+
+def latest_verdicts(*, release_ids: list[int]) -> dict[int, dict]:
+    """The gate's last verdict per release (for the fleet overview), in one query: {release_id: {"verdict", "action"}}."""
+    rows = GateRecord.objects.filter(release_id__in=release_ids).exclude(status="").values_list(
+        "release_id", "status", "action")
+    return {release_id: {"verdict": status, "action": action} for release_id, status, action in rows}

@@ -69,10 +69,12 @@ def test_fleet_filters_by_service_environment_and_status(environments, dev, rm):
     assert page.count('<th class="service">') == 3
 
 
-def test_the_sla_column_is_absent_until_the_sla_app_offers_verdicts(environments, dev, rm):
-    from frontend import sla_bridge
+def test_each_cell_shows_the_sla_gate_last_verdict(environments, dev, rm):
+    from releases.models import Release
+    from sla.models import GateRecord
 
     add_services(1, dev, rm)
+    canary = Release.objects.get(service__name="svc-0000", environment__name="staging", status=S.GRAY)
+    GateRecord.objects.create(release=canary, status="watching", action="hold")
     page = logged_in(rm).get("/").content.decode()
-    if sla_bridge.verdict_reader() is None:
-        assert "SLA <span" not in page
+    assert 'SLA <span class="status v-watching">watching</span>' in page
