@@ -2,6 +2,7 @@
 worker logs, repr or the database in clear text — on success and on an authentication failure."""
 import asyncio
 import json
+import threading
 import logging
 
 import pytest
@@ -37,16 +38,25 @@ def kubeconfig(host: str, token: str) -> str:
 
 
 class LiveEvents:
-    """A channel in the real Redis channel layer that joins groups and collects what arrives."""
+    """A channel in the real Redis channel layer that joins groups and collects what arrives.
+
+    The pub/sub layer ties a channel to the event loop that made it, so one private loop (in a thread) does all
+    of this channel's work."""
 
     def __init__(self):
         self.layer = get_channel_layer()
-        self.channel = async_to_sync(self.layer.new_channel)()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.channel = self._call(self.layer.new_channel())
         self.received: list[dict] = []
+
+    def _call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=15)
 
     def join(self, *groups: str) -> None:
         for group in groups:
-            async_to_sync(self.layer.group_add)(group, self.channel)
+            self._call(self.layer.group_add(group, self.channel))
 
     def drain(self) -> list[dict]:
         async def receive_all():
@@ -56,8 +66,12 @@ class LiveEvents:
                 except asyncio.TimeoutError:
                     return
 
-        async_to_sync(receive_all)()
+        self._call(receive_all())
         return self.received
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
 
 
 def test_no_credential_appears_in_logs_events_or_api_output(environments, cluster, service, ops, rm, auditor,
@@ -107,6 +121,7 @@ def test_no_credential_appears_in_logs_events_or_api_output(environments, cluste
         outputs.append(response.content.decode())
     audit_rows = json.dumps(list(AuditEvent.objects.values()), default=str)
     received = live.drain()
+    live.close()
     credential_reprs = [repr(c) + str(c) for c in TargetCredential.objects.all()]
     with connection.cursor() as cursor:
         cursor.execute("SELECT ciphertext FROM pipelines_targetcredential")
