@@ -26,20 +26,13 @@ from pipelines.targets.k8s_credentials import KubernetesCredentials
 from pipelines.targets.values import ValuesError, load_values_yaml, merge_values, validate_values
 from releases import events, policy
 from releases.choices import ReleaseStatus
-from releases.errors import ActionBlocked, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from releases.errors import ActionBlocked, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Environment, Release
-from releases.services import Actor, audit_record
+from releases.services import Actor, audit_record, require_permission
 
 R = DeployRevisionStatus
 VALUES_MAX_BYTES = 64 * 1024
 
-
-def _require(actor: Actor, action: str) -> None:
-    if actor.user is None:
-        return
-    decision = policy.can(actor.user, action)
-    if not decision:
-        raise Forbidden(decision.reason)
 
 
 def _service(name: str) -> AgentService:
@@ -89,7 +82,7 @@ def _check_values(service: AgentService, environment: Environment | None, text: 
 def values_update(*, actor: Actor, service: str, text: str, environment: str | None = None,
                   comment: str = "") -> ServiceValues | EnvironmentValues:
     """Store a new version of values.yaml (environment=None) or values-<env>.yaml; unchanged text adds nothing."""
-    _require(actor, policy.ENVIRONMENT_MANAGE)
+    require_permission(actor, policy.ENVIRONMENT_MANAGE)
     service_obj = _service(service)
     env_obj = _environment(environment) if environment else None
     _check_values(service_obj, env_obj, text)
@@ -133,7 +126,7 @@ def credential_set(*, actor: Actor, environment: str, kind: str, kubeconfig: str
                    ca_path: str = "") -> TargetCredential:
     """Set how an environment's target authenticates. Secrets are encrypted before they reach the database; the
     audit row says who changed which kind of credential, never its contents."""
-    _require(actor, policy.ENVIRONMENT_MANAGE)
+    require_permission(actor, policy.ENVIRONMENT_MANAGE)
     env_obj = _environment(environment)
     host = host.strip()
     fields = {"kind": kind, "host": "", "context": context.strip(), "secret_path": "", "ca_path": "",
@@ -220,7 +213,7 @@ def _announce_revision(row: DeployRevision) -> None:
 def revision_rollback_request(*, actor: Actor, service: str, environment: str, number: int,
                               comment: str = "") -> DeployRevision:
     """Check and audit a "rollback to N", then queue it (the re-apply and its rollout run in a worker)."""
-    _require(actor, policy.RELEASE_ROLLBACK)
+    require_permission(actor, policy.RELEASE_ROLLBACK)
     service_obj, env_obj = _service(service), _environment(environment)
     row = selectors.revision_get(service_obj, env_obj, number)
     if row is None:

@@ -21,6 +21,7 @@ from django.utils.module_loading import import_string
 from pipelines import services
 from pipelines.models import ArtefactKind, LogLevel, StageName
 from releases.models import Release
+from releases.services import version_record_image
 
 
 class StageFailed(Exception):
@@ -90,7 +91,7 @@ def prepare(ctx: StageContext) -> None:
     ctx.log(f"release #{release.pk}: {release.service.name} {release.version.tag} "
             f"(commit {release.version.commit_sha[:12]}) for {release.environment.name}")
     ctx.log(f"build context {context}; image {reference}")
-    services.version_record_image(release_id=release.pk, reference=str(reference))
+    version_record_image(release_id=release.pk, reference=str(reference))
 
 
 def build(ctx: StageContext) -> None:
@@ -161,7 +162,7 @@ def push(ctx: StageContext) -> None:
         raise StageFailed(str(failed)) from None
     services.artefact_store(stage_id=ctx.stage_id, kind=ArtefactKind.PUSH_RESULT,
                             content=json.dumps(result.as_dict(), indent=2))
-    services.version_record_image(release_id=release.pk, reference=result.reference, digest=result.digest)
+    version_record_image(release_id=release.pk, reference=result.reference, digest=result.digest)
 
 
 def deploy(ctx: StageContext) -> None:

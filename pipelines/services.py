@@ -32,9 +32,9 @@ from pipelines.models import (
 )
 from releases import events, policy
 from releases.choices import ReleaseStatus
-from releases.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
-from releases.models import Release, Version
-from releases.services import Actor, audit_record, release_rollout_finished, release_worker_transition
+from releases.errors import InvalidInput, NotFound, TransitionNotAllowed
+from releases.models import Release
+from releases.services import Actor, audit_record, release_rollout_finished, release_worker_transition, require_permission
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,6 @@ CI_FAILED_LABEL = "ci_failed"
 OVERRIDE_REASON_MIN = 10
 _BUILD_NAMES = frozenset(BUILD_STAGES)
 
-
-def _require(actor: Actor, action: str) -> None:
-    if actor.user is not None:
-        decision = policy.can(actor.user, action)
-        if not decision:
-            raise Forbidden(decision.reason)
 
 
 # --- live events and enqueueing ------------------------------------------------------------------------------
@@ -223,18 +217,6 @@ def artefact_store(*, stage_id: int, kind: str, content: str) -> Artefact:
     return artefact
 
 
-def version_record_image(*, release_id: int, reference: str = "", digest: str = "") -> None:
-    """Record what the pipeline built and pushed on the release's version (image reference, registry digest)."""
-    version_id = Release.objects.values_list("version_id", flat=True).get(pk=release_id)
-    fields = {}
-    if reference:
-        fields["image_reference"] = reference[:400]
-    if digest:
-        fields["image_digest"] = digest[:100]
-    if fields:
-        Version.objects.filter(pk=version_id).update(**fields)
-
-
 def _finish(stage_id: int, attempt: int | None, to_status: str, reason: str = "",
             from_statuses=(T.RUNNING,)) -> Stage | None:
     """Compare-and-set a stage to a final-for-this-run status. None when the run no longer owns the stage."""
@@ -361,7 +343,7 @@ def _lock_pipeline(release_id: int) -> Pipeline:
 
 def pipeline_retry_from_failed_stage(*, actor: Actor, release_id: int) -> Pipeline:
     """Run a failed pipeline again from the stage that failed; earlier successful stages are kept."""
-    _require(actor, policy.PIPELINE_RUN)
+    require_permission(actor, policy.PIPELINE_RUN)
     with transaction.atomic():
         pipeline = _lock_pipeline(release_id)
         if pipeline.status != P.FAILED:
@@ -395,7 +377,7 @@ def pipeline_retry_from_failed_stage(*, actor: Actor, release_id: int) -> Pipeli
 
 def scan_override(*, actor: Actor, release_id: int, reason: str) -> Pipeline:
     """A release_manager accepts the High findings of a scan, in writing; the image is then pushed."""
-    _require(actor, policy.SCAN_OVERRIDE)
+    require_permission(actor, policy.SCAN_OVERRIDE)
     reason = (reason or "").strip()
     if len(reason) < OVERRIDE_REASON_MIN:
         raise InvalidInput(f"reason: an override needs a written reason of at least {OVERRIDE_REASON_MIN} "
@@ -485,7 +467,7 @@ WEBHOOK_EDITABLE = ("name", "url", "format", "signing_secret", "enabled")
 
 def webhook_endpoint_create(*, actor: Actor, name: str, url: str, format: str = "generic",
                             signing_secret: str = "", enabled: bool = True) -> WebhookEndpoint:
-    _require(actor, policy.WEBHOOK_MANAGE)
+    require_permission(actor, policy.WEBHOOK_MANAGE)
     with transaction.atomic():
         if WebhookEndpoint.objects.filter(name=name).exists():
             raise TransitionNotAllowed(f"a webhook named '{name}' already exists", field="name")
@@ -497,7 +479,7 @@ def webhook_endpoint_create(*, actor: Actor, name: str, url: str, format: str = 
 
 
 def webhook_endpoint_update(*, actor: Actor, endpoint_id: int, changes: dict) -> WebhookEndpoint:
-    _require(actor, policy.WEBHOOK_MANAGE)
+    require_permission(actor, policy.WEBHOOK_MANAGE)
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
         if endpoint is None:
@@ -514,7 +496,7 @@ def webhook_endpoint_update(*, actor: Actor, endpoint_id: int, changes: dict) ->
 
 
 def webhook_endpoint_delete(*, actor: Actor, endpoint_id: int) -> None:
-    _require(actor, policy.WEBHOOK_MANAGE)
+    require_permission(actor, policy.WEBHOOK_MANAGE)
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
         if endpoint is None:

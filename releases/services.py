@@ -45,7 +45,9 @@ class Actor:
         return cls(user=None, name=name)
 
 
-def _require(actor: Actor, action: str) -> None:
+def require_permission(actor: Actor, action: str) -> None:
+    """Raise Forbidden (with the policy's reason) unless the person may do `action`. Every app's services call
+    this; system components act on rules their own service already checked."""
     if actor.user is None:
         return  # system components act on rules already checked by their own service
     decision = policy.can(actor.user, action)
@@ -81,7 +83,7 @@ def audit_record(
 
 def service_create(*, actor: Actor, name: str, image_repository: str, description: str = "",
                    source_repository: str = "", source_path: str = "") -> AgentService:
-    _require(actor, policy.SERVICE_MANAGE)
+    require_permission(actor, policy.SERVICE_MANAGE)
     with transaction.atomic():
         if AgentService.objects.filter(name=name).exists():
             raise TransitionNotAllowed(f"a service named '{name}' already exists", field="name")
@@ -100,7 +102,7 @@ ENVIRONMENT_EDITABLE = ("protected", "required_approvals", "freeze_windows", "au
 
 def environment_update(*, actor: Actor, name: str, changes: dict) -> Environment:
     """Change an environment's protection, approvals, freeze windows or auto-rollback (already validated)."""
-    _require(actor, policy.ENVIRONMENT_MANAGE)
+    require_permission(actor, policy.ENVIRONMENT_MANAGE)
     with transaction.atomic():
         environment = Environment.objects.select_for_update().filter(name=name).first()
         if environment is None:
@@ -143,9 +145,21 @@ def version_bind(*, service: AgentService, tag: str, commit_sha: str, branch: st
         return version_bind(service=service, tag=tag, commit_sha=commit_sha, branch=branch)
 
 
+def version_record_image(*, release_id: int, reference: str = "", digest: str = "") -> None:
+    """Record what the pipeline built and pushed on the release's version (image reference, registry digest)."""
+    version_id = Release.objects.values_list("version_id", flat=True).get(pk=release_id)
+    fields = {}
+    if reference:
+        fields["image_reference"] = reference[:400]
+    if digest:
+        fields["image_digest"] = digest[:100]
+    if fields:
+        Version.objects.filter(pk=version_id).update(**fields)
+
+
 def release_create(*, actor: Actor, service: str, environment: str, tag: str, commit: str,
                    branch: str = "") -> Release:
-    _require(actor, policy.RELEASE_CREATE)
+    require_permission(actor, policy.RELEASE_CREATE)
     service_obj = AgentService.objects.filter(name=service).first()
     if service_obj is None:
         known = ", ".join(AgentService.objects.values_list("name", flat=True)[:20]) or "none yet"
@@ -273,7 +287,7 @@ def release_promote(*, actor: Actor, release_id: int, comment: str = "", full: b
     page does) is refused when the release has moved since; a caller that does not is refused when the release
     moved within the last ROLLGATE_PROMOTE_DEBOUNCE_SECONDS, so duplicate or concurrent requests make one step.
     """
-    _require(actor, policy.RELEASE_PROMOTE)
+    require_permission(actor, policy.RELEASE_PROMOTE)
     with transaction.atomic():
         release = _lock(release_id)
         if expected_weight is not None and expected_weight != release.gray_weight:
@@ -338,7 +352,7 @@ def release_rollout_finished(*, release_id: int, succeeded: bool, reason: str = 
 
 
 def release_pause(*, actor: Actor, release_id: int, comment: str = "") -> Release:
-    _require(actor, policy.RELEASE_PAUSE)
+    require_permission(actor, policy.RELEASE_PAUSE)
     with transaction.atomic():
         release = _lock(release_id)
         if release.status != S.GRAY:
@@ -348,7 +362,7 @@ def release_pause(*, actor: Actor, release_id: int, comment: str = "") -> Releas
 
 
 def release_resume(*, actor: Actor, release_id: int, comment: str = "") -> Release:
-    _require(actor, policy.RELEASE_RESUME)
+    require_permission(actor, policy.RELEASE_RESUME)
     with transaction.atomic():
         release = _lock(release_id)
         if release.status != S.PAUSED:
@@ -360,7 +374,7 @@ def release_resume(*, actor: Actor, release_id: int, comment: str = "") -> Relea
 def release_rollback(*, actor: Actor, release_id: int, comment: str = "") -> Release:
     """Take a release's traffic away. A canary drops to 0 %; a live release hands 100 % back to the one it
     replaced. Allowed during freeze windows: getting back to a known-good state is never frozen."""
-    _require(actor, policy.RELEASE_ROLLBACK)
+    require_permission(actor, policy.RELEASE_ROLLBACK)
     with transaction.atomic():
         release = _lock(release_id)
         if release.status in CANARY_STATUSES:
@@ -397,7 +411,7 @@ def _decide(*, actor: Actor, release_id: int, decision: str, comment: str) -> Ap
     if actor.user is None:
         raise Forbidden("approvals are given by people, not by system components")
     permission = policy.RELEASE_APPROVE if decision == ApprovalDecision.APPROVED else policy.RELEASE_REJECT
-    _require(actor, permission)
+    require_permission(actor, permission)
     verb = "approve" if decision == ApprovalDecision.APPROVED else "reject"
     with transaction.atomic():
         release = _lock(release_id)

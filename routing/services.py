@@ -15,7 +15,7 @@ from releases import events, policy
 from releases.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Environment, Release
 from releases.selectors import canary_release
-from releases.services import Actor, audit_record
+from releases.services import Actor, audit_record, require_permission
 from releases.choices import ReleaseStatus
 from rollgate_client.table import GrayRule, RoutingTableError
 from routing import notify
@@ -25,13 +25,6 @@ from routing.models import AgentInstance, AgentStatus, RoutingOverride, RoutingS
 S = ReleaseStatus
 MAX_RULES = 50
 
-
-def _require(actor: Actor, action: str) -> None:
-    if actor.user is None:
-        return
-    decision = policy.can(actor.user, action)
-    if not decision:
-        raise Forbidden(decision.reason)
 
 
 def _resolve(service: str, environment: str) -> tuple[AgentService, Environment]:
@@ -107,7 +100,7 @@ def _announce(service: AgentService, environment: Environment, release: Release 
 
 def _change(*, actor: Actor, service: str, environment: str, action: str, reason: str, apply) -> RoutingState:
     """Lock, apply(state, canary) -> (details, to_state), bump the revision, audit, announce on commit."""
-    _require(actor, policy.ROUTING_MANAGE)
+    require_permission(actor, policy.ROUTING_MANAGE)
     service_obj, env_obj = _resolve(service, environment)
     with transaction.atomic():
         state = _lock_state(service_obj, env_obj)

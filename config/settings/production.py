@@ -1,4 +1,5 @@
 from .base import *  # noqa: F401,F403
+from .base import BASE_DIR
 from .base import env, env_secret
 
 DEBUG = False

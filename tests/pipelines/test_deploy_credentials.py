@@ -2,12 +2,11 @@
 worker logs, repr or the database in clear text — on success and on an authentication failure."""
 import asyncio
 import json
-import threading
 import logging
+import threading
 
 import pytest
 import yaml
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib import admin
 from django.db import connection

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from pipelines.deploying import driver_for
-from pipelines.targets.base import Revision, TargetError
+from pipelines.targets.base import DeployOutcome, Revision, TargetError
 from pipelines.targets.local import REPO_ROOT, LocalTarget, _proc_stat, process_group_members, read_processes
 from releases.choices import DeployTargetKind, ReleaseStatus
 from releases.services import Actor, release_promote, release_rollback, release_rollout_finished
@@ -207,7 +207,7 @@ def running_versions(env) -> dict[str, str]:
     return {p.version: p.track for p in read_processes(env.target_settings["state_dir"]) if p.alive}
 
 
-def deploy(driver, release, rm, log) -> "DeployOutcome":
+def deploy(driver, release, rm, log) -> DeployOutcome:
     """What the pipeline's deploy stage does for a local environment: promote -> deploying, roll out, report."""
     release_promote(actor=Actor.of(rm), release_id=release.pk)
     release.refresh_from_db()

@@ -1,7 +1,6 @@
 """Agent registry: register, heartbeat, the stale-instance rule, and who may call it."""
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 

@@ -12,7 +12,7 @@ from sla.prometheus import PrometheusClient, PrometheusUnavailable, QueryError
 from sla.testing import free_port
 from sla.verdict import GateState, GrayRelease
 
-from .conftest import CANARY, CANARY_TRAFFIC, ENV, STABLE
+from .conftest import CANARY, ENV, STABLE
 
 CATALOG = MetricCatalog()
 
