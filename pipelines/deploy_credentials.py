@@ -6,6 +6,7 @@ default; without a key, credentials cannot be stored or read and the error says 
 """
 import base64
 import json
+import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -44,6 +45,13 @@ def decrypt_payload(ciphertext: bytes) -> dict:
                           "the key changed since they were saved: set them again") from None
 
 
+def credential_file_allowed(path: str) -> bool:
+    """Secret files may only be read from the directories where secrets are mounted (no ../ escapes)."""
+    resolved = os.path.realpath(path)
+    return any(resolved.startswith(os.path.realpath(root).rstrip("/") + "/")
+               for root in settings.ROLLGATE_CREDENTIAL_FILE_DIRS)
+
+
 def kubernetes_credentials(credential: TargetCredential | None, *, environment_name: str) -> KubernetesCredentials:
     """Build the target's credentials. Reads secret files at call time, so a rotated file is picked up."""
     if credential is None:
@@ -57,6 +65,9 @@ def kubernetes_credentials(credential: TargetCredential | None, *, environment_n
         payload = decrypt_payload(credential.ciphertext)
         return KubernetesCredentials.from_token(credential.host, payload["token"],
                                                 ca_cert_pem=payload.get("ca_cert_pem") or None)
+    for path in (credential.secret_path, credential.ca_path):
+        if path and not credential_file_allowed(path):
+            raise TargetError(f"environment {environment_name}: credential file outside the allowed secret directories")
     if kind == CredentialKind.KUBECONFIG_FILE:
         return KubernetesCredentials.from_kubeconfig(Path(credential.secret_path), context=credential.context or None)
     if kind == CredentialKind.TOKEN_FILE:

@@ -7,12 +7,13 @@ part always runs outside a transaction, the bookkeeping in a short one.
 import difflib
 import re
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from pipelines import deploy_selectors as selectors
-from pipelines.deploy_credentials import CredentialKeyMissing, encrypt_payload
+from pipelines.deploy_credentials import CredentialKeyMissing, credential_file_allowed, encrypt_payload
 from pipelines.deploy_models import (
     CredentialKind,
     DeployRevision,
@@ -147,10 +148,12 @@ def credential_set(*, actor: Actor, environment: str, kind: str, kubeconfig: str
             raise InvalidInput("token: the service-account token is empty", field="token")
         fields["ciphertext"] = _encrypt({"token": token.strip(), "ca_cert_pem": ca_cert_pem})
     elif kind in (CredentialKind.KUBECONFIG_FILE, CredentialKind.TOKEN_FILE):
-        if not secret_path.startswith("/"):
-            raise InvalidInput("secret_path: must be an absolute path to the mounted secret file", field="secret_path")
-        if ca_path and not ca_path.startswith("/"):
-            raise InvalidInput("ca_path: must be an absolute path", field="ca_path")
+        for name, value in (("secret_path", secret_path), ("ca_path", ca_path)):
+            if value and not credential_file_allowed(value):
+                raise InvalidInput(f"{name}: must be a file under {', '.join(settings.ROLLGATE_CREDENTIAL_FILE_DIRS)} "
+                                   f"(where secrets are mounted)", field=name)
+        if not secret_path:
+            raise InvalidInput("secret_path: the path of the mounted secret file is required", field="secret_path")
         fields.update(secret_path=secret_path, ca_path=ca_path)
     else:
         raise InvalidInput(f"kind: must be one of {', '.join(CredentialKind.values)}", field="kind")

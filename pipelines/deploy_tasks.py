@@ -65,7 +65,7 @@ def deploy_go_live(release_id: int) -> str:
 
 @shared_task(name="pipelines.deploy.roll_back", acks_late=True)
 def deploy_roll_back(release_id: int) -> str:
-    return _run(release_id, {S.ROLLED_BACK}, "rolling back",
+    return _run(release_id, {S.ROLLED_BACK, S.BLOCKED}, "rolling back",
                 lambda driver: driver.roll_back(release_id=release_id, log=_log))
 
 
@@ -120,7 +120,8 @@ def enqueue_traffic_change(sender, *, release_id, from_status, to_status, from_w
     elif to_status == S.LIVE and from_status != S.SUPERSEDED:
         # superseded -> live is a restore: the rollback of the release that replaced it moves the traffic.
         task, args = deploy_go_live, [release_id]
-    elif to_status == S.ROLLED_BACK:
+    elif to_status == S.ROLLED_BACK or (to_status == S.BLOCKED and from_status in (S.GRAY, S.PAUSED)):
+        # Blocked by the SLA gate or a scan while serving traffic: take its traffic away like a rollback.
         task, args = deploy_roll_back, [release_id]
     else:
         return

@@ -371,12 +371,15 @@ def release_resume(*, actor: Actor, release_id: int, comment: str = "") -> Relea
         return _move(release, to_status=S.GRAY, actor=actor, action="release.resume", reason=comment)
 
 
-def release_rollback(*, actor: Actor, release_id: int, comment: str = "") -> Release:
+def release_rollback(*, actor: Actor, release_id: int, comment: str = "", canary_only: bool = False) -> Release:
     """Take a release's traffic away. A canary drops to 0 %; a live release hands 100 % back to the one it
     replaced. Allowed during freeze windows: getting back to a known-good state is never frozen."""
     require_permission(actor, policy.RELEASE_ROLLBACK)
     with transaction.atomic():
         release = _lock(release_id)
+        if canary_only and release.status not in CANARY_STATUSES:
+            # The SLA gate judged a canary; if someone promoted it to live meanwhile, that decision stands.
+            raise TransitionNotAllowed(f"release #{release.pk} is {release.status}, no longer a canary")
         if release.status in CANARY_STATUSES:
             return _move(release, to_status=S.ROLLED_BACK, actor=actor, action="release.rollback", reason=comment,
                          gray_weight=0)

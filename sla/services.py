@@ -341,10 +341,8 @@ def _act(candidate: Candidate, verdict) -> str:
             done = release_gate_pause(release_id=rid, expected_weight=weight, reason=f"SLA gate: {why}")
             return "paused" if done else "not paused: the release moved since the evaluation"
         if verdict.action == "rollback":
-            # release_rollback would also roll back a *live* release; the verdict was about a canary only.
-            if not Release.objects.filter(pk=rid, status__in=[S.GRAY, S.PAUSED]).exists():
-                return "not rolled back: the release is no longer a canary"
-            release_rollback(actor=gate, release_id=rid, comment=f"SLA gate: {why}")
+            # canary_only: the verdict was about a canary; a release promoted to live meanwhile is left alone.
+            release_rollback(actor=gate, release_id=rid, comment=f"SLA gate: {why}", canary_only=True)
             return "rolled back: canary traffic cut"
         if verdict.action == "block_version":
             done = release_worker_transition(release_id=rid, from_statuses={S.GRAY, S.PAUSED}, to_status=S.BLOCKED,

@@ -224,3 +224,5 @@ CELERY_BEAT_SCHEDULE.update({
     "pipelines-reap-stale-stages": {"task": "pipelines.reap_stale_stages", "schedule": 60.0},
     "pipelines-prune-stage-logs": {"task": "pipelines.prune_stage_logs", "schedule": 3600.0},
 })
+# Credential files (TargetCredential kinds *_file) may only be read from these directories.
+ROLLGATE_CREDENTIAL_FILE_DIRS = env.list("ROLLGATE_CREDENTIAL_FILE_DIRS", default=["/run/secrets", "/var/run/secrets"])

@@ -59,7 +59,8 @@ class KubernetesCredentials:
             document = source
         else:
             text = str(source)
-            if isinstance(source, os.PathLike) or ("\n" not in text and Path(text).exists()):
+            # Only an explicit path is read from disk: inline text that happens to name a file must not be.
+            if isinstance(source, os.PathLike):
                 try:
                     text = Path(source).read_text()
                 except OSError as exc:
@@ -70,6 +71,7 @@ class KubernetesCredentials:
                 raise TargetError("the kubeconfig is not valid YAML") from None
         if not isinstance(document, dict) or not document.get("clusters"):
             raise TargetError("the kubeconfig has no clusters")
+        _refuse_unsafe_kubeconfig(document)
         return cls(kubeconfig=document, context=context)
 
     def secret_values(self) -> list[str]:
@@ -85,6 +87,26 @@ class KubernetesCredentials:
         if self.kubeconfig is not None:
             return f"kubeconfig (context {self.context or self.kubeconfig.get('current-context') or 'default'})"
         return f"service-account token for {_strip_userinfo(self.host or '')}"
+
+
+# Kubeconfig keys that make the client run a program or read a file on the worker. Credentials are data: embed
+# them (token, client-certificate-data, certificate-authority-data) instead.
+_UNSAFE_USER_KEYS = ("exec", "auth-provider", "tokenFile", "client-certificate", "client-key")
+_UNSAFE_CLUSTER_KEYS = ("certificate-authority",)
+
+
+def _refuse_unsafe_kubeconfig(document: dict) -> None:
+    for section, key, unsafe in (("users", "user", _UNSAFE_USER_KEYS), ("clusters", "cluster", _UNSAFE_CLUSTER_KEYS)):
+        for entry in document.get(section) or []:
+            details = (entry or {}).get(key) or {}
+            if not isinstance(details, dict):
+                raise TargetError(f"the kubeconfig's {section} entries must be mappings")
+            found = [name for name in unsafe if name in details]
+            if found:
+                raise TargetError(
+                    f"the kubeconfig's {section} entry '{(entry or {}).get('name', '?')}' uses {', '.join(found)}: "
+                    f"Rollgate does not run credential plugins or read files named in a kubeconfig; embed the "
+                    f"credential (token, client-certificate-data, certificate-authority-data) instead")
 
 
 class Redactor:

@@ -6,7 +6,7 @@ from pipelines.deploy_models import DeployRevision
 from pipelines.targets.manifests import COLOUR_LABEL
 from releases.choices import ReleaseStatus
 from releases.models import AuditEvent, Release
-from releases.services import Actor, release_promote, release_rollback
+from releases.services import Actor, release_promote, release_rollback, release_worker_transition
 from tests.pipelines.deploy_fixtures import *  # noqa: F401,F403
 from tests.pipelines.deploy_fixtures import NS, kube_environment, promote_and_deploy
 
@@ -68,6 +68,15 @@ def test_rolling_back_a_canary_cuts_its_traffic_and_scales_it_down(gray_release,
     assert weighted(cluster) == [("agent-infer-stable", 100), ("agent-infer-canary", 0)]
     assert cluster.get("deployments", NS, "agent-infer-canary")["spec"]["replicas"] == 0
     assert [r[1:3] for r in rows(service, staging)] == [("deployed", "stable"), ("rolled_back", "canary")]
+
+
+def test_a_canary_blocked_by_the_sla_gate_loses_its_traffic_on_the_cluster(gray_release, cluster):
+    assert release_worker_transition(release_id=gray_release.pk, from_statuses={ReleaseStatus.GRAY},
+                                     to_status=ReleaseStatus.BLOCKED, actor_name="sla-gate",
+                                     action="sla.block_version", reason="50 failed traces", gray_weight=0)
+
+    assert weighted(cluster) == [("agent-infer-stable", 100), ("agent-infer-canary", 0)]
+    assert cluster.get("deployments", NS, "agent-infer-canary")["spec"]["replicas"] == 0
 
 
 def test_rolling_back_a_live_release_reapplies_the_revision_it_replaced(staging, service, make_release, rm, ops,

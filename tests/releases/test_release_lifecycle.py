@@ -243,3 +243,12 @@ def test_other_apps_hear_each_transition_only_after_commit(live_release, make_re
         assert heard == [("ready", "gray", 5, "rm")]
     finally:
         release_transitioned.disconnect(receiver)
+
+
+def test_a_canary_only_rollback_leaves_a_release_promoted_to_live_meanwhile(live_release, make_release, rm):
+    release = make_release("v1.1.0", "staging")
+    release_promote(actor=Actor.of(rm), release_id=release.pk, full=True)
+    with pytest.raises(TransitionNotAllowed, match="no longer a canary"):
+        release_rollback(actor=Actor.system("sla-gate"), release_id=release.pk, canary_only=True)
+    release.refresh_from_db()
+    assert release.status == S.LIVE
