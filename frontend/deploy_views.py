@@ -4,7 +4,7 @@ pipelines.deploy_services, permissions through releases.policy — the same path
 import yaml
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -22,8 +22,9 @@ HISTORY_ROWS = 20
 
 def _history_rows(user, service, environment):
     rows = []
+    current = deploy_selectors.last_deployed(service, environment)
     for revision in deploy_selectors.revision_history(service, environment)[:HISTORY_ROWS]:
-        allowed, why = deploy_selectors.revision_rollback_state(user=user, revision=revision)
+        allowed, why = deploy_selectors.revision_rollback_state(user=user, revision=revision, current=current)
         rows.append({"revision": revision, "allowed": allowed, "why": why})
     return rows
 
@@ -68,6 +69,8 @@ def environment_values(request, name: str, env: str):
     if request.method == "POST":
         layer = request.POST.get("layer")
         text = request.POST.get("text", "")
+        if layer not in ("service", "environment"):
+            return HttpResponseBadRequest("layer: must be 'service' (values.yaml) or 'environment' (values-<env>.yaml)")
         try:
             deploy_services.values_update(actor=Actor.of(request.user), service=service.name, text=text,
                                           environment=environment.name if layer == "environment" else None,

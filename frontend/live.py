@@ -15,7 +15,17 @@ def default_groups(user) -> list[str]:
     return []
 
 
+def _fresh(user):
+    """The user as the database has them now: a socket lives for hours, roles and is_active may change."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=user.pk, is_active=True).first()
+
+
 def may_join(user, group: str) -> bool:
+    user = _fresh(user)
+    if user is None:
+        return False
     if group == events.FLEET_GROUP or _RELEASE_GROUP.match(group):
         return bool(policy.can(user, policy.RELEASE_VIEW))
     if group == events.AUDIT_GROUP:

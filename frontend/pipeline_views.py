@@ -8,6 +8,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
+from frontend.access import page_requires
 from pipelines import selectors, services
 from releases import policy
 from releases import selectors as release_selectors
@@ -34,7 +35,7 @@ def _render(request, release_id: int, message: str = "", error: str = ""):
     return render(request, "frontend/release/_pipeline.html", context)
 
 
-@login_required
+@page_requires(policy.RELEASE_VIEW)
 def release_pipeline(request, release_id: int):
     return _render(request, release_id)
 

@@ -8,6 +8,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from frontend.access import page_requires
 from releases import policy, selectors
 from releases.errors import DomainError
 from releases.services import Actor
@@ -41,7 +42,7 @@ def _context(request, release):
     }
 
 
-@login_required
+@page_requires(policy.RELEASE_VIEW)
 def release_routing(request, release_id: int):
     release = selectors.release_get(user=request.user, release_id=release_id)
     if release is None:

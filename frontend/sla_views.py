@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
+from frontend.access import page_requires
 from releases import policy
 from releases import selectors as release_selectors
 from sla import selectors
@@ -47,7 +48,7 @@ def _filters(request) -> tuple[dict, list[str]]:
     return filters, problems
 
 
-@login_required
+@page_requires(policy.SLA_VIEW)
 def sla_reports(request):
     filters, problems = _filters(request)
     allowed = bool(policy.can(request.user, policy.SLA_VIEW))

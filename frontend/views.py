@@ -1,5 +1,7 @@
 """Fleet and release pages, and the release actions. Reads go through releases.selectors, writes through
 releases.services, permissions through releases.policy: the same path as the API."""
+import re
+
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -141,7 +143,7 @@ def release_action(request, release_id: int, action: str):
         raise Http404("no such action")
     comment = request.POST.get("comment", "")[:4000]
     seen = request.POST.get("expected_weight", "")
-    expected_weight = int(seen) if seen.isdigit() and int(seen) <= 100 else None
+    expected_weight = int(seen) if re.fullmatch(r"[0-9]{1,3}", seen) and int(seen) <= 100 else None
     label = action.replace("_", " ")
     try:
         ACTIONS[action](Actor.of(request.user), release_id, comment, expected_weight)

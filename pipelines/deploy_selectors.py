@@ -63,7 +63,7 @@ def merged_values(service: AgentService, environment: Environment, *, image_tag:
 
 def revision_history(service: AgentService, environment: Environment) -> QuerySet:
     return (DeployRevision.objects.filter(service=service, environment=environment)
-            .select_related("release").order_by("-number"))
+            .select_related("release", "service", "environment").order_by("-number"))
 
 
 def revision_get(service: AgentService, environment: Environment, number: int) -> DeployRevision | None:
@@ -98,8 +98,12 @@ def credential_summary(environment: Environment) -> dict:
             "updated_at": credential.updated_at}
 
 
-def revision_rollback_state(*, user, revision: DeployRevision) -> tuple[bool, str]:
-    """May this user roll back to this revision now, and why not (the page greys the button out with it)."""
+_UNSET = object()
+
+
+def revision_rollback_state(*, user, revision: DeployRevision, current=_UNSET) -> tuple[bool, str]:
+    """May this user roll back to this revision now, and why not (the page greys the button out with it).
+    A page listing many revisions passes `current` (last_deployed, looked up once)."""
     decision = policy.can(user, policy.RELEASE_ROLLBACK)
     if not decision:
         return False, decision.reason
@@ -107,7 +111,8 @@ def revision_rollback_state(*, user, revision: DeployRevision) -> tuple[bool, st
         return False, "a canary revision is not a rollback target; roll the release back instead"
     if revision.environment.deploy_target != "kubernetes":
         return False, f"{revision.environment.name} has no kubernetes deploy target"
-    current = last_deployed(revision.service, revision.environment)
+    if current is _UNSET:
+        current = last_deployed(revision.service, revision.environment)
     if current is not None and current.digest == revision.digest:
         return False, "this revision's manifests are what runs now"
     return True, ""

@@ -46,6 +46,10 @@ def _run(release_id: int, expected: set[str], what: str, call) -> str:
     except TargetError as error:
         _failed(release, what, error)
         return "failed"
+    except Exception as error:  # a bad target_settings value or a driver bug: still visible on the timeline
+        logger.exception("%s of release #%s crashed", what, release.pk)
+        _failed(release, what, TargetError(f"unexpected {type(error).__name__}"))
+        return "failed"
     return "done"
 
 

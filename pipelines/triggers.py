@@ -92,6 +92,8 @@ def gitlab_tag_push(*, token: str | None, event: str, payload: dict) -> tuple[Re
     if not ref.startswith("refs/tags/"):
         raise InvalidInput(f"ref: expected refs/tags/<tag>, got {ref[:80]!r}", field="ref")
     tag = ref.removeprefix("refs/tags/")
+    if len(tag) > 100:
+        raise InvalidInput("ref: a tag is at most 100 characters", field="ref")
     commit = str(payload.get("checkout_sha") or payload.get("after") or "")
     if commit == _ZERO_SHA or not commit and payload.get("after") == _ZERO_SHA:
         return None, f"ignored: tag {tag[:80]} was deleted"
@@ -104,12 +106,18 @@ def gitlab_tag_push(*, token: str | None, event: str, payload: dict) -> tuple[Re
     environment = TAG_ENVIRONMENT.get(kind)
     if environment is None:
         raise InvalidInput(f"tag: no environment for {tag}; conventions: {TAG_CONVENTIONS}", field="tag")
-    service = service_for_project(payload.get("project") or {}, payload.get("repository") or {})
-    existing = Release.objects.filter(service=service, environment__name=environment, version__tag=tag,
-                                      version__commit_sha=commit).first()
-    if existing is not None:
-        return existing, f"release #{existing.pk} already exists for {service.name} {tag}"
+    project, repository = payload.get("project") or {}, payload.get("repository") or {}
+    for name, value in (("project", project), ("repository", repository)):
+        if not isinstance(value, dict):
+            raise InvalidInput(f"{name}: must be an object as GitLab sends it", field=name)
+    service = service_for_project(project, repository)
     with transaction.atomic():
-        actor = _gitlab_actor()
-        release = release_create(actor=actor, service=service.name, environment=environment, tag=tag, commit=commit)
+        # Lock the service so two deliveries of one tag at the same moment create one release.
+        AgentService.objects.select_for_update().filter(pk=service.pk).get()
+        existing = Release.objects.filter(service=service, environment__name=environment, version__tag=tag,
+                                          version__commit_sha=commit).first()
+        if existing is not None:
+            return existing, f"release #{existing.pk} already exists for {service.name} {tag}"
+        release = release_create(actor=_gitlab_actor(), service=service.name, environment=environment, tag=tag,
+                                 commit=commit)
     return release, f"release #{release.pk} created: {service.name} {tag} -> {environment}"

@@ -63,7 +63,7 @@ class ParsedTag:
 
 def parse_tag(tag: str) -> ParsedTag:
     for kind, pattern in TAG_PATTERNS:
-        match = pattern.match(tag)
+        match = pattern.fullmatch(tag)
         if match:
             semver = None
             if "major" in pattern.groupindex:
@@ -84,7 +84,7 @@ def check_tag_environment(parsed: ParsedTag, environment: str) -> None:
 
 def check_branch(branch: str, environment: str) -> None:
     for pattern, allowed, rule in _BRANCH_RULES:
-        if pattern.match(branch):
+        if pattern.fullmatch(branch):
             if allowed is not None and environment not in allowed:
                 raise ConventionError("branch", f"branch '{branch}' cannot release to {environment}: {rule}.")
             return

@@ -56,8 +56,8 @@ def send_event(groups: list[str], event_type: str, payload: dict) -> None:
     message = {"type": "rollgate.event", "event": {"type": event_type, **payload}}
     for group in groups:
         try:
-            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _sender_loop()).result(timeout=10)
-        except Exception:  # a live event must never undo or fail a committed change
+            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _sender_loop()).result(timeout=2)
+        except Exception:  # a live event must never undo, fail or hold up a committed change (pages also poll)
             log.warning("live event %s to %s not delivered", event_type, group, exc_info=True)
 
 

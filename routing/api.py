@@ -3,6 +3,8 @@
 The hot endpoints (the long-polled routing table, trace results, the metrics scrape) are async views in
 routing/async_views.py.
 """
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import authentication, exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.permissions import BasePermission
@@ -10,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from releases import policy
-from releases.api.base import StrictInputSerializer, requires
+from releases.api.base import CommentInput, StrictInputSerializer, requires
 from releases.errors import Forbidden, NotFound
 from releases.models import AgentService, Environment
 from releases.services import Actor
@@ -48,6 +50,14 @@ class AgentTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="rollgate-agents"'
+
+
+class AgentTokenScheme(OpenApiAuthenticationExtension):
+    target_class = AgentTokenAuthentication
+    name = "agentToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "agent token rgat_... (manage.py routing_agent_token)"}
 
 
 class IsAgent(BasePermission):
@@ -92,6 +102,7 @@ class AgentRegisterApi(APIView):
     authentication_classes = [AgentTokenAuthentication]
     permission_classes = [IsAgent]
 
+    @extend_schema(request=AgentReport, responses={200: InstanceOutput, 201: InstanceOutput})
     def post(self, request):
         data = AgentReport(data=request.data)
         data.is_valid(raise_exception=True)
@@ -103,6 +114,7 @@ class AgentHeartbeatApi(APIView):
     authentication_classes = [AgentTokenAuthentication]
     permission_classes = [IsAgent]
 
+    @extend_schema(request=AgentReport, responses=InstanceOutput)
     def post(self, request):
         data = AgentReport(data=request.data)
         data.is_valid(raise_exception=True)
@@ -115,6 +127,9 @@ class AgentListApi(APIView):
 
     authentication_classes = AGENT_AUTH
 
+    @extend_schema(parameters=[OpenApiParameter(name, str, required=name in ("service", "environment"))
+                               for name in ("service", "environment", "version", "stale")],
+                   responses=InstanceOutput(many=True))
     def get(self, request):
         service = request.query_params.get("service", "")[:63]
         environment = request.query_params.get("environment", "")[:30]
@@ -143,10 +158,6 @@ class AgentListApi(APIView):
 # --- routing changes (people) ---------------------------------------------------------------------------------
 
 
-class CommentInput(StrictInputSerializer):
-    comment = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
-
-
 class RoutingStateOutput(serializers.Serializer):
     revision = serializers.IntegerField()
     override = serializers.CharField()
@@ -158,6 +169,7 @@ class _RoutingChangeApi(APIView):
     permission_classes = [requires(policy.ROUTING_MANAGE)]
     change = None
 
+    @extend_schema(request=CommentInput, responses=RoutingStateOutput)
     def post(self, request, service: str, environment: str):
         data = CommentInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -181,6 +193,10 @@ class RoutingRulesApi(APIView):
         rules = serializers.JSONField()
         comment = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
 
+        class Meta:
+            ref_name = "RoutingRulesInput"
+
+    @extend_schema(request=InputSerializer, responses=RoutingStateOutput)
     def put(self, request, service: str, environment: str):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -196,6 +212,10 @@ class BlockedVersionsApi(APIView):
         version = serializers.CharField(max_length=100)
         reason = serializers.CharField(max_length=500)
 
+        class Meta:
+            ref_name = "VersionBlockInput"
+
+    @extend_schema(request=InputSerializer, responses={201: RoutingStateOutput})
     def post(self, request, service: str, environment: str):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -207,6 +227,7 @@ class BlockedVersionsApi(APIView):
 class BlockedVersionDetailApi(APIView):
     permission_classes = [requires(policy.ROUTING_MANAGE)]
 
+    @extend_schema(parameters=[OpenApiParameter("reason", str)], responses=RoutingStateOutput)
     def delete(self, request, service: str, environment: str, version: str):
         state = services.version_unblock(actor=Actor.of(request.user), service=service, environment=environment,
                                          version=version, reason=request.query_params.get("reason", "")[:500])

@@ -38,11 +38,17 @@ from django.utils import timezone
 
 from releases import events, policy as access
 from releases.choices import ReleaseStatus
-from releases.errors import DomainError, Forbidden, InvalidInput, NotFound
+from releases.errors import DomainError, InvalidInput, NotFound
 from releases.models import AgentService, Environment, Release
 from releases.selectors import live_release
 from releases.services import (
-    Actor, audit_record, release_gate_pause, release_promote, release_rollback, release_worker_transition,
+    Actor,
+    audit_record,
+    release_gate_pause,
+    release_promote,
+    release_rollback,
+    release_worker_transition,
+    require_permission,
 )
 from sla.catalog import Metric
 from sla.gate import Evaluation, evaluate_batch
@@ -80,10 +86,7 @@ def policy_version_save(*, actor: Actor, environment: str, service: str = "", po
 
     Raises PolicyInvalid (errors: field -> rule) for a bad policy; an environment change that would make an
     existing service override invalid names that service's field ("<service>.<field>")."""
-    if actor.user is not None:
-        decision = access.can(actor.user, access.SLA_POLICY_MANAGE)
-        if not decision:
-            raise Forbidden(decision.reason)
+    require_permission(actor, access.SLA_POLICY_MANAGE)
     env = Environment.objects.filter(name=environment).first()
     if env is None:
         raise NotFound(f"no environment named '{environment[:30]}'")

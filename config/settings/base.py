@@ -148,11 +148,14 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "releases.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    # Only the token endpoint is throttled (guessing passwords); everything else needs a login first.
+    "DEFAULT_THROTTLE_RATES": {"login": env.str("ROLLGATE_LOGIN_RATE", default="30/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rollgate API",
     "DESCRIPTION": "Release control for agent services: versions, environments, gray releases, approvals, audit.",
     "VERSION": "0.1.0",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 LOGGING = {
@@ -226,3 +229,6 @@ CELERY_BEAT_SCHEDULE.update({
 })
 # Credential files (TargetCredential kinds *_file) may only be read from these directories.
 ROLLGATE_CREDENTIAL_FILE_DIRS = env.list("ROLLGATE_CREDENTIAL_FILE_DIRS", default=["/run/secrets", "/var/run/secrets"])
+# Shared cache (login throttling counts across web processes).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": "rollgate"}}

@@ -17,3 +17,5 @@ CHANNEL_LAYERS = {
 }
 CELERY_BROKER_URL = REDIS_URL
 ROLLGATE_CREDENTIALS_KEY = "rollgate-test-credentials-key"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": "rollgate-test"}}

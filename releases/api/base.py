@@ -1,3 +1,4 @@
+from django.conf import settings
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -19,6 +20,13 @@ class StrictInputSerializer(serializers.Serializer):
                     {name: [f"unknown field; accepted fields: {', '.join(self.fields)}"] for name in unknown}
                 )
         return super().to_internal_value(data)
+
+
+class CommentInput(StrictInputSerializer):
+    """The body of every action: an optional comment (settings.ROLLGATE_MAX_COMMENT_LENGTH characters at most)."""
+
+    comment = serializers.CharField(required=False, allow_blank=True, default="",
+                                    max_length=settings.ROLLGATE_MAX_COMMENT_LENGTH)
 
 
 class HeaderPagination(LimitOffsetPagination):

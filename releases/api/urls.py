@@ -1,10 +1,9 @@
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 
 from releases.api import views
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", views.TokenApi.as_view(), name="api-token"),
     path("health/", views.HealthApi.as_view(), name="api-health"),
     path("services/", views.ServiceListApi.as_view(), name="api-services"),
     path("services/<slug:name>/", views.ServiceDetailApi.as_view(), name="api-service"),

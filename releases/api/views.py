@@ -8,21 +8,16 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from releases import policy, selectors, services
-from releases.api.base import HeaderPagination, StrictInputSerializer, requires
+from releases.api.base import CommentInput, HeaderPagination, StrictInputSerializer, requires
 from releases.choices import ReleaseStatus
 from releases.freeze import validate_freeze_windows
 from releases.models import AgentService, Environment
 from releases.services import Actor
-
-COMMENT_MAX = 4000
-
-
-class CommentInput(StrictInputSerializer):
-    comment = serializers.CharField(required=False, allow_blank=True, max_length=COMMENT_MAX, default="")
-
 
 def _paginate(view: APIView, request, queryset, serializer_class) -> Response:
     paginator = HeaderPagination()
@@ -378,6 +373,16 @@ class AuditEventDetailApi(APIView):
     def get(self, request, event_id: int):
         event = get_object_or_404(selectors.audit_list(user=request.user), pk=event_id)
         return Response(AuditEventOutput(event).data)
+
+
+# --- tokens --------------------------------------------------------------------------------------------------
+
+
+class TokenApi(ObtainAuthToken):
+    """POST {"username", "password"} -> {"token"}. Throttled per client address (password guessing)."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
 
 
 # --- health --------------------------------------------------------------------------------------------------

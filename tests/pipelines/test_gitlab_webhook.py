@@ -98,3 +98,12 @@ def test_unknown_project_bad_tag_and_other_events(gitlab_service, environments):
     deleted = post(tag_push(commit="0" * 40))
     assert deleted.status_code == 202 and "deleted" in deleted.json()["detail"]
     assert not Release.objects.exists()
+
+
+def test_malformed_deliveries_get_400_naming_the_field_and_record_nothing(gitlab_service, environments):
+    not_an_object = {**tag_push(), "project": "agents/agent-infer"}
+    assert post(not_an_object).status_code == 400
+    assert "project" in post(not_an_object).json()["detail"]
+    too_long = tag_push(tag="v1.0.0-gray-" + "A" * 200)
+    assert post(too_long).status_code == 400
+    assert nothing_recorded()

@@ -12,7 +12,8 @@ def test_each_documented_tag_form_is_recognised(tag, kind):
     assert parse_tag(tag).kind == kind
 
 
-@pytest.mark.parametrize("tag", ["3.2.1", "v3.2", "v3.2.1-beta", "v03.2.1", "latest", "v3.2.1-rc0", "", "v3.2.1 "])
+@pytest.mark.parametrize("tag", ["3.2.1", "v3.2", "v3.2.1-beta", "v03.2.1", "latest", "v3.2.1-rc0", "", "v3.2.1 ",
+                                 "v3.2.1\n"])
 def test_a_tag_that_fits_no_convention_is_refused_with_the_list_of_conventions(tag):
     with pytest.raises(ConventionError) as error:
         parse_tag(tag)

@@ -204,3 +204,18 @@ def test_wrong_types_in_every_field_are_400(environments, service, rm, make_rele
                            format="json")
     assert response.status_code == 400 and set(response.json()["errors"]) == {"service", "environment", "tag",
                                                                               "commit"}
+
+
+def test_password_guessing_on_the_token_endpoint_is_throttled(environments, dev):
+    from django.core.cache import cache
+
+    cache.clear()
+    client = APIClient()
+    statuses = [client.post("/api/auth/token/", {"username": "dev", "password": f"guess-{n}"}, format="json")
+                .status_code for n in range(35)]
+    assert statuses[:30] == [400] * 30 and statuses[-1] == 429
+    cache.clear()
+
+
+def test_the_api_schema_needs_a_login(environments):
+    assert APIClient().get("/api/schema/").status_code == 401
