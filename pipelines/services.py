@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -361,12 +362,10 @@ def pipeline_retry_from_failed_stage(*, actor: Actor, release_id: int) -> Pipeli
         labels = [label for label in pipeline.labels if label != CI_FAILED_LABEL]
         Pipeline.objects.filter(pk=pipeline.pk).update(status=P.RUNNING, labels=labels, failure_reason="",
                                                        finished_at=None)
+        # One audit row for the retry: the release's ci_failed -> building, with the person who asked.
         release_worker_transition(release_id=release_id, from_statuses={R.CI_FAILED}, to_status=R.BUILDING,
-                                  actor_name=actor.name, action="pipeline.retry",
-                                  reason=f"retry from the {failed.name} stage")
-        release = Release.objects.get(pk=release_id)
-        audit_record(actor=actor, action="pipeline.retry", object_type="pipeline", object_id=pipeline.pk,
-                     release=release, from_state=P.FAILED, to_state=P.RUNNING, details={"stage": failed.name})
+                                  actor_name=actor.name, actor=actor, action="pipeline.retry",
+                                  reason=f"retry of pipeline #{pipeline.pk} from the {failed.name} stage")
         failed.status = T.PENDING
         _log_line(failed, release_id, f"retry requested by {actor.name}", LogLevel.INFO)
         _stage_event(failed, release_id)
@@ -385,6 +384,10 @@ def scan_override(*, actor: Actor, release_id: int, reason: str) -> Pipeline:
     with transaction.atomic():
         pipeline = _lock_pipeline(release_id)
         scan = pipeline.stages.get(name=StageName.SCAN)
+        release_status = Release.objects.values_list("status", flat=True).get(pk=release_id)
+        if release_status != R.BUILDING:
+            raise TransitionNotAllowed(f"release #{release_id} is {release_status}; an override only lets a "
+                                       f"building release continue to its push")
         if scan.status != T.WAITING:
             raise TransitionNotAllowed(f"nothing to override: the scan stage of pipeline #{pipeline.pk} is "
                                        f"{scan.status}; only High findings wait for an override (Critical ones "
@@ -441,6 +444,10 @@ def stage_failure_notify(*, stage_id: int) -> list[notify.WebhookDelivery]:
     """Tell every enabled webhook that a stage failed or blocked. Outside any transaction; never raises."""
     stage = Stage.objects.select_related("pipeline__release__service", "pipeline__release__version",
                                          "pipeline__release__environment").get(pk=stage_id)
+    # Claim first: a redelivered task (acks_late) must not post the same failure twice.
+    finished = stage.finished_at.timestamp() if stage.finished_at else 0
+    if not cache.add(f"pipelines:notified:{stage.pk}:{stage.attempt}:{finished}", 1, timeout=7 * 24 * 3600):
+        return []
     pipeline, release = stage.pipeline, stage.pipeline.release
     tail = list(stage.log_lines.order_by("-id").values_list("message", flat=True)[:10])[::-1]
     failure = notify.StageFailure(

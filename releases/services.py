@@ -446,7 +446,8 @@ def _decide(*, actor: Actor, release_id: int, decision: str, comment: str) -> Ap
 
 
 def release_worker_transition(*, release_id: int, from_statuses: set[str], to_status: str, actor_name: str,
-                              action: str, reason: str = "", gray_weight: int | None = None) -> bool:
+                              action: str, reason: str = "", gray_weight: int | None = None,
+                              actor: Actor | None = None) -> bool:
     """Compare-and-set for workers (pipeline stages, the SLA gate). Returns False when another worker or person
     moved the release first; the caller then stops quietly."""
     illegal = [s for s in from_statuses if to_status not in ALLOWED_TRANSITIONS[s]]
@@ -463,7 +464,7 @@ def release_worker_transition(*, release_id: int, from_statuses: set[str], to_st
         if not updated:
             return False
         release = Release.objects.select_related("service", "environment").get(pk=release_id)
-        actor = Actor.system(actor_name)
+        actor = actor or Actor.system(actor_name)  # a person may start a worker transition (pipeline retry)
         audit_record(actor=actor, action=action, object_type="release", object_id=release_id,
                      release=release, from_state=before["status"], to_state=to_status, reason=reason,
                      details={"from_weight": before["gray_weight"], "to_weight": release.gray_weight})

@@ -59,7 +59,8 @@ def test_failed_pipeline_is_retried_from_the_failed_stage_by_a_developer(pipelin
     assert stages["scan"].log_lines.filter(message__contains="stage failed: hadolint crashed").exists()  # log kept
     assert Pipeline.objects.get(pk=pipeline.pk).labels == []
     assert Release.objects.get(pk=pipeline.release_id).status == ReleaseStatus.BUILDING
-    assert AuditEvent.objects.filter(action="pipeline.retry", actor_name="dev").exists()
+    retry = AuditEvent.objects.get(action="pipeline.retry")  # one row, naming the person
+    assert (retry.actor.username, retry.from_state, retry.to_state) == ("dev", "ci_failed", "building")
     again = client_for(dev).post(f"/api/releases/{pipeline.release_id}/pipeline/retry/")
     assert again.status_code == 409 and "only a failed pipeline" in again.json()["detail"]
 
@@ -114,3 +115,32 @@ def test_release_page_shows_the_pipeline_section_with_stages_and_log(pipeline, d
     assert 'hx-trigger="live:pipeline from:body' in section
     assert 'data-stage="build"' in section and "COPY app/ /app/" in section
     assert "retry from the failed stage" not in section  # nothing failed
+
+
+def test_a_redelivered_failure_notification_is_posted_once(pipeline, ops):
+    import http.server
+    import threading
+
+    posts = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            posts.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        WebhookEndpoint.objects.create(name="hook", url=f"http://127.0.0.1:{server.server_port}/hook",
+                                       format="generic", enabled=True)
+        scan = run_to(pipeline, "scan")
+        assert services.stage_fail(stage_id=scan.pk, attempt=scan.attempt, reason="hadolint crashed")
+        first = services.stage_failure_notify(stage_id=scan.pk)
+        again = services.stage_failure_notify(stage_id=scan.pk)  # the task delivered a second time
+        assert [d.delivered for d in first] == [True] and again == [] and len(posts) == 1
+    finally:
+        server.shutdown()
