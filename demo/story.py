@@ -144,6 +144,9 @@ class Story:
             if step.goal == "ready" and status == S.READY:
                 self.say(f"{step.tag} is ready (built, scanned, pushed): promote it yourself on {self._link(release)}")
                 return "ready"
+            if step.goal == "ready" and status in (S.DEPLOYING, S.GRAY, S.PAUSED, S.LIVE, S.SUPERSEDED):
+                self.say(f"{step.tag} was promoted already (it is {status}): nothing left to do")
+                return "ready"
             if step.goal == "rolled_back" and status == S.ROLLED_BACK:
                 return self._rolled_back(release)
             if status == S.CI_FAILED and not retried:
@@ -326,8 +329,11 @@ def closing_words(story: Story) -> list[str]:
     lines.append(f"open {url}/ and log in as rm (password rollgate-demo), then:")
     if ready is not None and ready.status == S.READY:
         lines.append(f"  - promote v1.3.0 on {url}/releases/{ready.pk}/ and watch the SLA gate ramp it;")
+    offered = ready is not None and ready.status == S.READY
     if live is not None:
-        lines.append(f"  - or roll back {live.version.tag} (live) on {url}/releases/{live.pk}/ to return to the "
-                     f"version before it;")
+        lines.append(f"  - {'or ' if offered else ''}roll back {live.version.tag} (live) on {url}/releases/{live.pk}/ "
+                     f"to return to the version before it;")
+    if not offered:
+        lines.append("  - (the story was played in an earlier run; `make run DEMO_RESET=1` plays it from the start)")
     lines.append(f"  - SLA reports: {url}/sla/reports/   audit log: {url}/audit/   Ctrl-C stops everything.")
     return lines
