@@ -6,7 +6,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rollgate
 STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test bench deps system services migrate clean
+.PHONY: run serve test bench deps system services migrate clean
 
 system:
 	@bash scripts/install-system.sh
@@ -30,11 +30,14 @@ migrate: deps services
 	@$(PY) manage.py migrate --noinput -v0
 	@$(PY) manage.py seed_demo
 
-run: migrate
-	@echo
+# The one-command demo (issue 8): podman + registry, Redis, Prometheus, migrate, seed, then web, worker, beat,
+# Prometheus, the local agents, the traffic generator and the story under honcho (Procfile.demo; scripts/run-demo.sh).
+# DEMO_RESET=1 replays the story from scratch. `make serve` runs only web, worker and beat (Procfile).
+run: deps
+	@PORT=$(PORT) DEMO_RESET=$(DEMO_RESET) bash scripts/run-demo.sh
+
+serve: migrate
 	@echo "Rollgate is starting at http://127.0.0.1:$(PORT)/   (Ctrl-C stops everything)"
-	@echo "API schema: http://127.0.0.1:$(PORT)/api/schema/   health: http://127.0.0.1:$(PORT)/api/health/"
-	@echo
 	@PORT=$(PORT) .venv/bin/honcho -f Procfile start
 
 test: deps

@@ -6,7 +6,8 @@
 The agents are found through the local target's file_sd file (var/local-target/targets.json), which the target
 rewrites whenever a version starts or stops, so a new canary is scraped within a second or two. Both jobs keep the
 labels the targets export (``honor_labels``): an agent's own service/env/version labels win, and the file_sd
-labels only fill in series that lack them.
+labels only fill in series that lack them. The SLA gate reads the agents' own series; what the scheduler reported
+through Rollgate is kept as ``scheduler_reported_agent_*`` so no trace is counted twice.
 
 ``ensure_prometheus`` reuses a Prometheus at PROMETHEUS_URL when it already scrapes the demo agents, and otherwise
 starts a private one on a free port with its storage in a temporary directory that is removed when it stops.
@@ -37,6 +38,7 @@ DEFAULT_TARGETS_FILE = REPO_ROOT / "var" / "local-target" / "targets.json"
 DEFAULT_CONFIG = REPO_ROOT / "var" / "demo" / "prometheus.yml"
 AGENTS_JOB = "rollgate-demo-agents"
 ROLLGATE_JOB = "rollgate-traces"
+REPORTED_PREFIX = "scheduler_reported_"  # agent_requests_total from /metrics/traces -> scheduler_reported_agent_...
 
 
 def free_port() -> int:
@@ -65,6 +67,11 @@ def render_config(*, targets_file: Path | str = DEFAULT_TARGETS_FILE, rollgate_u
             "scheme": parts.scheme or "http",
             "metrics_path": parts.path.rstrip("/") + "/metrics/traces",
             "static_configs": [{"targets": [parts.netloc]}],
+            # The agents export the same series themselves (with finer latency buckets). Summing both would count
+            # every trace twice and mix two bucket layouts in one histogram, so the gate reads the agents' own
+            # series and the scheduler-reported copies are kept under a prefix of their own.
+            "metric_relabel_configs": [{"source_labels": ["__name__"], "regex": "(agent_.+)",
+                                        "target_label": "__name__", "replacement": f"{REPORTED_PREFIX}$1"}],
         })
     return {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "scrape_configs": jobs}
 

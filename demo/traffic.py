@@ -5,7 +5,11 @@
 For each trace: a fresh trace_id, ``RoutingClient.choose`` (trace_id hashed against the gray weight of the routing
 table at ``/api/routing/<service>/<env>/``; everything to the stable version while there is no table), a POST to
 the chosen version's local agent (ports from the local target's state file), then the result goes into a batch
-POSTed to ``/api/traces/results/`` every second (contract: docs/routing-client.md). The rate is bounded; at most
+POSTed to ``/api/traces/results?service=<service>&environment=<env>`` every second (contract:
+docs/routing-client.md). Rollgate takes results only with an agent token: ``ROLLGATE_AGENT_TOKEN`` (or the file
+named by ``ROLLGATE_AGENT_TOKEN_FILE``; ``manage.py routing_agent_token create`` makes one) is sent as
+``Authorization: Bearer rgat_...`` on the table and the results; a person's API token in ``ROLLGATE_TOKEN`` is
+sent as ``Authorization: Token ...`` and can only read the table. The rate is bounded; at most
 ``--workers`` traces are in flight, and a tick that finds them all busy is skipped and counted, never queued.
 SIGINT/SIGTERM stop it: no new traces, in-flight ones finish (bounded by their timeout), the last batch is sent.
 """
@@ -24,6 +28,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -267,6 +272,22 @@ class TrafficGenerator:
         return self.stats
 
 
+def results_url_for(base: str, service: str, env: str) -> str:
+    query = urllib.parse.urlencode({"service": service, "environment": env})
+    return f"{base.rstrip('/')}/api/traces/results?{query}"
+
+
+def auth_headers(environ: Mapping[str, str]) -> dict[str, str]:
+    """An agent token (Bearer; may post results) from ROLLGATE_AGENT_TOKEN[_FILE], else a person's API token."""
+    token = environ.get("ROLLGATE_AGENT_TOKEN", "")
+    if not token and environ.get("ROLLGATE_AGENT_TOKEN_FILE"):
+        token = Path(environ["ROLLGATE_AGENT_TOKEN_FILE"]).read_text().strip()
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    person = environ.get("ROLLGATE_TOKEN", "")
+    return {"Authorization": f"Token {person}"} if person else {}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo.traffic", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rollgate", default=os.environ.get("ROLLGATE_URL", "http://127.0.0.1:8000"))
@@ -278,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--default-stable", default=None,
                         help="stable version before any routing table arrives (default: the local stable process)")
     parser.add_argument("--table-url", default=None, help="default: <rollgate>/api/routing/<service>/<env>/")
-    parser.add_argument("--results-url", default=None, help="default: <rollgate>/api/traces/results/")
+    parser.add_argument("--results-url", default=None,
+                        help="default: <rollgate>/api/traces/results?service=<service>&environment=<env>")
+    parser.add_argument("--wait-for-stable", type=float, default=30.0,
+                        help="seconds to wait for a stable agent to appear (0: until one does or we are stopped; "
+                             "`make run` starts traffic before the story has deployed v1.0.0)")
     parser.add_argument("--no-results", action="store_true", help="do not post trace results")
     parser.add_argument("--canary", default=None,
                         help="route by a static table with this canary instead of Rollgate's (no Rollgate needed)")
@@ -289,19 +314,26 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s traffic: %(message)s", stream=sys.stdout)
 
     base = args.rollgate.rstrip("/")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     endpoints = LocalEndpoints(args.service, args.env, args.state_dir)
     default_stable = args.default_stable
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + args.wait_for_stable if args.wait_for_stable > 0 else None
+    if default_stable is None and endpoints.stable() is None:
+        logger.info("waiting for a stable agent of %s in %s (the local target starts it when a release goes live)",
+                    args.service, args.env)
     while default_stable is None:
         default_stable = endpoints.stable()
         if default_stable is None:
-            if time.monotonic() > deadline:
-                print(f"traffic: no stable agent of {args.service} in {args.env} under {args.state_dir} after 30 s; "
-                      "start one or pass --default-stable", file=sys.stderr)
+            if stop.is_set():
+                return 0
+            if deadline is not None and time.monotonic() > deadline:
+                print(f"traffic: no stable agent of {args.service} in {args.env} under {args.state_dir} after "
+                      f"{args.wait_for_stable:g} s; start one or pass --default-stable", file=sys.stderr)
                 return 2
-            time.sleep(0.5)
-    token = os.environ.get("ROLLGATE_TOKEN")
-    headers = {"Authorization": f"Token {token}"} if token else {}
+            stop.wait(0.5)
+    headers = auth_headers(os.environ)
     if args.canary:
         table = RoutingTable(service=args.service, environment=args.env, stable_version=default_stable,
                              canary_version=args.canary, canary_weight=args.weight)
@@ -312,12 +344,12 @@ def main(argv: list[str] | None = None) -> int:
                                request_headers=headers)
     generator = TrafficGenerator(
         client, endpoints=endpoints.urls, stable=endpoints.stable, rate=args.rate, workers=args.workers,
-        results_url=None if args.no_results else (args.results_url or f"{base}/api/traces/results/"),
+        results_url=None if args.no_results else (args.results_url or results_url_for(base, args.service, args.env)),
         headers=headers,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    if not args.no_results and "Bearer" not in headers.get("Authorization", ""):
+        logger.warning("no agent token (ROLLGATE_AGENT_TOKEN or ROLLGATE_AGENT_TOKEN_FILE): Rollgate will refuse "
+                       "the trace results")
     logger.info("%s %s: %g traces/s, stable %s until the routing table says otherwise",
                 args.service, args.env, args.rate, default_stable)
     try:

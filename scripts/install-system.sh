@@ -2,7 +2,7 @@
 # Debian/Ubuntu packages Rollgate needs to build and run. Idempotent; installs only what is missing (as root).
 # Extra packages come as arguments: `make test` passes chromium for the browser tests.
 set -euo pipefail
-packages=(python3 python3-venv python3-dev gcc make git curl ca-certificates nodejs npm redis-server)
+packages=(python3 python3-venv python3-dev gcc make git curl ca-certificates nodejs npm redis-server prometheus)
 packages+=("$@")
 missing=()
 for pkg in "${packages[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
@@ -14,6 +14,7 @@ for pkg in "${missing[@]}"; do
     nodejs) command -v node >/dev/null && continue ;;
     npm) command -v npm >/dev/null && continue ;;
     redis-server) command -v redis-server >/dev/null && continue ;;
+    prometheus) command -v prometheus >/dev/null && continue ;;  # the demo and the SLA tests run private instances
     gcc|make|git|curl) command -v "$pkg" >/dev/null && continue ;;
     chromium) test -x /usr/bin/chromium && continue ;;
   esac

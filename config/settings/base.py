@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "sla",
     "routing",  # gray routing for schedulers (issue 6)
     "frontend",
+    "demo",  # the one-command demo: demo_setup and demo_story commands (issue 8)
 ]
 
 MIDDLEWARE = [

@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                         format=f"%(asctime)s %(levelname)s agent {args.version} pid %(process)d: %(message)s")
     log = logging.getLogger("demo.agent")
     try:
-        behaviour = behaviour_for(args.version, config=load_config(args.config), profile=args.profile)
+        config = load_config(args.config)
+        behaviour = behaviour_for(args.version, config=config, profile=args.profile)
     except BehaviourError as error:
         print(f"demo agent: {error}", file=sys.stderr)
         return 2
@@ -102,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
     agent = Agent(service=args.service, env=args.env, version=args.version, behaviour=behaviour,
                   crashes_before=int(os.environ.get("AGENT_CRASHES", "0")), seed=args.seed)
-    server = AgentServer(agent, host=args.host, port=args.port, listen_fd=args.listen_fd)
+    server = AgentServer(agent, host=args.host, port=args.port, listen_fd=args.listen_fd,
+                         config=config)
 
     def on_signal(signum, frame):
         # shutdown() blocks until serve_forever returns, so it must run on another thread.

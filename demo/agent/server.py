@@ -6,6 +6,10 @@ Endpoints (127.0.0.1 by default):
                  callback_ok, tokens} (the rollgate_client TraceResult shape), or 500 with the same body and
                  ok=false when the simulated trace fails; 400 naming the field for bad input.
   GET  /healthz  200 {"status": "ok", ...}, or 503 when the profile says the version is broken.
+  PUT  /behaviour {"profile": "erroring"} switches this process to another profile of versions.yaml at runtime
+                 (the rollback benchmark turns a healthy canary bad this way); 200 with the new profile, 400
+                 naming the field for an unknown profile. Loopback only, like every endpoint here; a crash
+                 restart goes back to the profile the process was started with.
   GET  /metrics  Prometheus text format, the contract of sla/catalog.py: agent_requests_total{outcome},
                  agent_request_latency_seconds (fixed buckets, identical across versions), agent_callback_total
                  {outcome}, agent_tokens_total, agent_log_errors_total, agent_crashes_total,
@@ -31,7 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .behaviour import Behaviour
+from .behaviour import Behaviour, BehaviourError, behaviour_for
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3,
                    0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -121,9 +125,16 @@ class Agent:
     def close(self) -> None:
         self.log.removeHandler(self._error_handler)
 
-    def _draw(self) -> tuple[float, bool, bool, int, bool]:
-        b = self.behaviour
+    def switch_behaviour(self, behaviour: Behaviour) -> None:
+        """Behave as ``behaviour`` from the next trace on (a trace already running keeps its draw)."""
         with self._lock:
+            self.metrics.info.labels(self.service, self.env, self.version, self.behaviour.profile).set(0)
+            self.behaviour = behaviour
+            self.metrics.info.labels(self.service, self.env, self.version, behaviour.profile).set(1)
+
+    def _draw(self) -> tuple[float, bool, bool, int, bool]:
+        with self._lock:
+            b = self.behaviour
             self._served += 1
             served = self._served
             rnd = self._random
@@ -205,24 +216,54 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(404, {"detail": f"no such path {path}; try POST /run, GET /healthz, GET /metrics"})
 
+    def _read_json(self):
+        """The JSON body, or None after an error answer was sent."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._send_json(400, {"detail": "Content-Length: must be a whole number"})
+            return None
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._send_json(413, {"detail": f"body: at most {MAX_BODY_BYTES} bytes"})
+            return None
+        try:
+            return json.loads(self.rfile.read(length) or b"null")
+        except ValueError:
+            self._send_json(400, {"detail": "body: must be JSON"})
+            return None
+
+    def do_PUT(self):  # noqa: N802
+        path = self.path.split("?", 1)[0]
+        if path != "/behaviour":
+            self._send_json(404, {"detail": f"no such path {path}; PUT /behaviour"})
+            return
+        body = self._read_json()
+        if body is None:
+            return
+        agent = self.server.agent
+        profile = body.get("profile") if isinstance(body, dict) else None
+        if not isinstance(profile, str) or not profile:
+            self._send_json(400, {"detail": "profile: required, the name of a profile in versions.yaml",
+                                  "errors": {"profile": ["required"]}})
+            return
+        try:
+            behaviour = behaviour_for(agent.version, config=self.server.config, profile=profile)
+        except BehaviourError as error:
+            self._send_json(400, {"detail": str(error), "errors": {"profile": [str(error)]}})
+            return
+        before = agent.behaviour.profile
+        agent.switch_behaviour(behaviour)
+        agent.log.warning("behaviour switched at runtime: profile %r -> %r", before, behaviour.profile)
+        self._send_json(200, {"version": agent.version, "profile": behaviour.profile, "previous": before})
+
     def do_POST(self):  # noqa: N802
         path = self.path.split("?", 1)[0]
         if path != "/run":
             self._send_json(404, {"detail": f"no such path {path}; POST /run"})
             return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self._send_json(400, {"detail": "Content-Length: must be a whole number"})
-            return
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send_json(413, {"detail": f"body: at most {MAX_BODY_BYTES} bytes"})
-            return
-        try:
-            body = json.loads(self.rfile.read(length) or b"null")
-        except ValueError:
-            self._send_json(400, {"detail": "body: must be JSON"})
+        body = self._read_json()
+        if body is None:
             return
         trace_id = body.get("trace_id") if isinstance(body, dict) else None
         if not isinstance(trace_id, str) or not 0 < len(trace_id) <= MAX_TRACE_ID:
@@ -238,8 +279,10 @@ class AgentServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # the stdlib's 5 resets connections when a scheduler sends a burst
 
-    def __init__(self, agent: Agent, *, host: str = "127.0.0.1", port: int = 0, listen_fd: int | None = None):
+    def __init__(self, agent: Agent, *, host: str = "127.0.0.1", port: int = 0, listen_fd: int | None = None,
+                 config: dict | None = None):
         self.agent = agent
+        self.config = config  # versions.yaml as loaded (None: the bundled one), for PUT /behaviour
         if listen_fd is None:
             super().__init__((host, port), _Handler)
             return

@@ -176,3 +176,28 @@ def test_bad_behaviour_config_names_the_field():
         Behaviour(error_rate=1.5)
     with pytest.raises(BehaviourError, match="profile: 'nope' is not defined"):
         behaviour_for("v1", config={"profiles": {}}, profile="nope")
+
+
+def _put_behaviour(agent, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(agent.url + "/behaviour", data=json.dumps(body).encode(), method="PUT",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_behaviour_switches_at_runtime_and_an_unknown_profile_is_refused_by_name(start_agent):
+    agent = start_agent("v1.2.0", error_rate=0.0)
+    assert all(agent.run(f"before-{n}")[0] == 200 for n in range(20))
+    status, body = _put_behaviour(agent, {"profile": "broken"})
+    assert (status, body["profile"], body["previous"]) == (200, "broken", "healthy")
+    with pytest.raises(urllib.error.HTTPError) as failed:
+        urllib.request.urlopen(agent.url + "/healthz", timeout=5)
+    assert failed.value.code == 503, "the new profile applies at once"
+    assert agent.samples()[key("agent_info", profile="broken", **release("v1.2.0"))] == 1
+    assert agent.samples()[key("agent_info", profile="healthy", **release("v1.2.0"))] == 0
+    status, body = _put_behaviour(agent, {"profile": "no-such-profile"})
+    assert status == 400 and "no-such-profile" in body["errors"]["profile"][0]
+    assert _put_behaviour(agent, {})[0] == 400

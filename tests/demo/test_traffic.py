@@ -120,3 +120,15 @@ def test_command_line_stops_cleanly_on_sigterm_and_flushes_results(start_agent, 
     assert final, output
     sent = int(final[0].split("stopped: sent ")[1].split()[0])
     assert len(results_receiver.items) == sent, "every trace sent was posted before exiting"
+
+
+def test_results_go_to_the_scoped_endpoint_with_the_agent_token_from_a_file(tmp_path):
+    from demo.traffic import auth_headers, results_url_for
+
+    assert (results_url_for("http://127.0.0.1:8000/", "agent-infer", "staging")
+            == "http://127.0.0.1:8000/api/traces/results?service=agent-infer&environment=staging")
+    token_file = tmp_path / "agent-token"
+    token_file.write_text("rgat_abc\n")
+    assert auth_headers({"ROLLGATE_AGENT_TOKEN_FILE": str(token_file)}) == {"Authorization": "Bearer rgat_abc"}
+    assert auth_headers({"ROLLGATE_TOKEN": "k1"}) == {"Authorization": "Token k1"}
+    assert auth_headers({}) == {}

@@ -1,0 +1,339 @@
+"""The demo story that `make run` plays by itself (`manage.py demo_story`), through the same services people use.
+
+  1. v1.0.0 becomes the stable version: pipeline (prepare, build, scan, push), promote, local deploy, live.
+  2. v1.1.0 (healthy) goes through the pipeline and the local deploy as a canary at 5 %; the SLA gate promotes it
+     5 -> 10 -> 30 -> 50 -> 100 % as each phase passes, and it goes live (v1.0.0 is stopped).
+  3. v1.2.0 (profile "erroring": ~8 % of traces fail) goes through the pipeline and is promoted to 5 %; the SLA
+     gate sees its failures and rolls it back: all traffic returns to v1.1.0.
+  4. v1.3.0 (healthy) is built and left ready, so the user can promote (or roll back) in the browser.
+
+People act as the demo users (dev tags and starts releases, rm promotes); the pipeline, the deploy target and the
+SLA gate act as themselves. Idempotent: a release that already exists is picked up where it is (a pipeline still
+running is waited for, a failed one is retried once, a paused canary is resumed, a finished step is skipped), so
+re-running `make run` on an existing var/ continues the story instead of failing. Every wait is bounded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+
+from django.contrib.auth import get_user_model
+
+from pipelines.models import Pipeline, StageStatus
+from pipelines.services import pipeline_retry_from_failed_stage
+from releases.choices import ReleaseStatus
+from releases.errors import DomainError
+from releases.models import AgentService, AuditEvent, Environment, Release
+from releases.selectors import live_release
+from releases.services import Actor, release_create, release_promote, release_resume
+from sla.models import GateRecord
+
+S = ReleaseStatus
+FINAL = {S.ROLLED_BACK, S.REJECTED, S.BLOCKED, S.FAILED, S.CI_FAILED}
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    tag: str
+    goal: str  # "live", "rolled_back" or "ready"
+    headline: str
+
+
+STEPS = (
+    Step("v1.0.0", "live", "v1.0.0 becomes the stable version: build, scan, push, promote, local deploy"),
+    Step("v1.1.0", "live", "v1.1.0 (healthy) ramps 5 -> 10 -> 30 -> 50 -> 100 % as the SLA gate passes each phase"),
+    Step("v1.2.0", "rolled_back", "v1.2.0 (faulty: ~8 % of its traces fail) is promoted to 5 %; the SLA gate "
+                                  "should roll it back"),
+    Step("v1.3.0", "ready", "v1.3.0 (healthy) is built and left ready for you to promote"),
+)
+
+
+def commit_of(tag: str) -> str:
+    """A stable fake commit per tag, so re-runs bind the same commit (a tag binds exactly one)."""
+    return hashlib.sha1(f"rollgate-demo {tag}".encode()).hexdigest()
+
+
+class StoryStopped(Exception):
+    pass
+
+
+class Story:
+    def __init__(self, *, service: str, environment: str, out: Callable[[str], None], url: str = "",
+                 step_timeout_s: float = 300.0, poll_s: float = 0.5, stop: threading.Event | None = None):
+        self.service, self.environment = service, environment
+        self.out, self.url = out, url.rstrip("/")
+        self.step_timeout_s, self.poll_s = step_timeout_s, poll_s
+        self.stop = stop or threading.Event()
+        users = get_user_model().objects
+        try:
+            self.dev = Actor.of(users.get(username="dev"))
+            self.rm = Actor.of(users.get(username="rm"))
+        except get_user_model().DoesNotExist:
+            raise LookupError("the demo users dev and rm do not exist: run `manage.py seed_demo` first") from None
+        self.started = time.monotonic()
+        self.outcomes: dict[str, str] = {}
+
+    # -- output -----------------------------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        self.out(f"[{time.monotonic() - self.started:6.1f} s] {text}")
+
+    def _link(self, release: Release) -> str:
+        return f"{self.url}/releases/{release.pk}/" if self.url else f"release #{release.pk}"
+
+    # -- reads ------------------------------------------------------------------------------------------------
+
+    def _release(self, tag: str) -> Release | None:
+        return (Release.objects.select_related("service", "environment", "version")
+                .filter(service__name=self.service, environment__name=self.environment, version__tag=tag)
+                .order_by("-pk").first())
+
+    def _live(self) -> Release | None:
+        service = AgentService.objects.get(name=self.service)
+        environment = Environment.objects.get(name=self.environment)
+        return live_release(service, environment)
+
+    # -- the story --------------------------------------------------------------------------------------------
+
+    def run(self) -> bool:
+        """Play every step; True when each ended where the story expects. Never raises for a step that goes
+        wrong (it says what happened and moves on or stops); StoryStopped when asked to stop."""
+        self.say(f"the demo story starts: {self.service} in {self.environment}, deploy target local, SLA gate on")
+        ok = True
+        for number, step in enumerate(STEPS, 1):
+            self.say(f"step {number}/{len(STEPS)}: {step.headline}")
+            outcome = self._play(step)
+            self.outcomes[step.tag] = outcome
+            if outcome != step.goal:
+                ok = False
+                if step.goal == "live":
+                    self.say(f"{step.tag} ended {outcome}, not live: the later steps need it live, so the story "
+                             f"stops here (everything keeps running; see the release page)")
+                    break
+        return ok
+
+    def _play(self, step: Step) -> str:
+        release = self._release(step.tag)
+        if release is None:
+            if step.tag == "v1.0.0" and self._live() is not None:
+                live = self._live()
+                self.say(f"{live.version.tag} is already live in {self.environment}: nothing to do for v1.0.0")
+                return "live"
+            release = self._create(step.tag)
+            if release is None:
+                return "not created"
+        else:
+            self.say(f"{step.tag} exists from an earlier run (release #{release.pk}, {release.status}"
+                     f"{f' at {release.gray_weight} %' if release.status in (S.GRAY, S.PAUSED) else ''}): "
+                     f"continuing from there")
+        deadline = time.monotonic() + self.step_timeout_s
+        retried = promoted = resumed = False
+        watcher = _Watcher(self, release)
+        while True:
+            self._check_stop()
+            release.refresh_from_db()
+            watcher.report(release)
+            status = release.status
+            if step.goal == "live" and status in (S.LIVE, S.SUPERSEDED):
+                self.say(f"{step.tag} is live: it has 100 % of the traffic" if status == S.LIVE else
+                         f"{step.tag} was live and has been replaced by a newer release")
+                return "live"
+            if step.goal == "ready" and status == S.READY:
+                self.say(f"{step.tag} is ready (built, scanned, pushed): promote it yourself on {self._link(release)}")
+                return "ready"
+            if step.goal == "ready" and status in (S.DEPLOYING, S.GRAY, S.PAUSED, S.LIVE, S.SUPERSEDED):
+                self.say(f"{step.tag} was promoted already (it is {status}): nothing left to do")
+                return "ready"
+            if step.goal == "rolled_back" and status == S.ROLLED_BACK:
+                return self._rolled_back(release)
+            if status == S.CI_FAILED and not retried:
+                retried = True
+                self.say(f"{step.tag}: the pipeline failed ({self._pipeline_failure(release)}); retrying it once")
+                self._try(lambda: pipeline_retry_from_failed_stage(actor=self.dev, release_id=release.pk))
+            elif status in FINAL:
+                self.say(f"{step.tag} ended {status}: {release.status_reason or 'see ' + self._link(release)}")
+                return status
+            elif status == S.READY and step.goal != "ready" and not promoted:
+                promoted = True
+                self._promote(release)
+            elif status == S.PAUSED and step.goal == "live" and not resumed:
+                resumed = True
+                self.say(f"{step.tag} is paused at {release.gray_weight} %: rm resumes it")
+                self._try(lambda: release_resume(actor=self.rm, release_id=release.pk,
+                                                 comment="demo story: resume the ramp"))
+            if time.monotonic() > deadline:
+                self.say(f"{step.tag}: still {status} after {self.step_timeout_s:g} s; the story stops waiting "
+                         f"(see {self._link(release)})")
+                return f"timed out ({status})"
+            self.stop.wait(self.poll_s)
+
+    def _create(self, tag: str) -> Release | None:
+        commit = commit_of(tag)
+        release = self._try(lambda: release_create(actor=self.dev, service=self.service,
+                                                   environment=self.environment, tag=tag, commit=commit))
+        if release is not None:
+            self.say(f"dev tags {tag} (commit {commit[:8]}) and starts release #{release.pk}; the pipeline runs "
+                     f"prepare -> build (podman) -> scan -> push (127.0.0.1:5000)")
+        return release
+
+    def _promote(self, release: Release) -> None:
+        live = self._live()
+        where = ("nothing is live yet, so it goes straight to 100 %" if live is None else
+                 f"canary next to the stable {live.version.tag}, first phase 5 %")
+        self.say(f"rm promotes {release.version.tag}: the local target starts it ({where})")
+        self._try(lambda: release_promote(actor=self.rm, release_id=release.pk, comment="demo story"))
+
+    def _rolled_back(self, release: Release) -> str:
+        event = (AuditEvent.objects.filter(release=release, action="release.rollback").order_by("-pk").first())
+        who = event.actor_name if event else "someone"
+        self.say(f"{release.version.tag} rolled back by {who}: its traffic is cut to 0 %, the stable version has it "
+                 f"all")
+        if event and event.reason:
+            self.say(f"  why: {event.reason[:400]}")
+        self.say(f"  SLA report: {self.url or ''}/monitor/agent-sla-report?version={release.version.tag}")
+        return "rolled_back"
+
+    def _pipeline_failure(self, release: Release) -> str:
+        pipeline = Pipeline.objects.filter(release=release).order_by("-pk").first()
+        return (pipeline.failure_reason if pipeline else "") or release.status_reason or "no reason recorded"
+
+    def _try(self, call):
+        try:
+            return call()
+        except DomainError as error:
+            self.say(f"  refused: {error.message}")
+            return None
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise StoryStopped()
+
+
+class _Watcher:
+    """Says what changed on one release since the last look: pipeline stages, status and weight, the gate."""
+
+    GATE_EVERY_S = 8.0
+
+    def __init__(self, story: Story, release: Release):
+        self.story = story
+        self.release_id = release.pk
+        self.tag = release.version.tag
+        # What is already there when we start looking is not news; only later changes are said.
+        pipeline = Pipeline.objects.filter(release_id=release.pk).order_by("-pk").first()
+        self.stages: dict[str, str] = dict(pipeline.stages.values_list("name", "status")) if pipeline else {}
+        self.audit_after = AuditEvent.objects.filter(release_id=release.pk).order_by("-pk").values_list(
+            "pk", flat=True).first() or 0
+        self.gate_sequence = 0
+        self.gate_said_at = 0.0
+
+    def report(self, release: Release) -> None:
+        self._stages()
+        self._transitions()
+        self._gate(release)
+
+    def _stages(self) -> None:
+        pipeline = Pipeline.objects.filter(release_id=self.release_id).order_by("-pk").first()
+        if pipeline is None:
+            return
+        for stage in pipeline.stages.order_by("position"):
+            if self.stages.get(stage.name) == stage.status or stage.status in (StageStatus.PENDING,):
+                continue
+            self.stages[stage.name] = stage.status
+            took = ""
+            if stage.started_at and stage.finished_at:
+                took = f" in {(stage.finished_at - stage.started_at).total_seconds():.1f} s"
+            detail = ""
+            if stage.status in (StageStatus.FAILED, StageStatus.BLOCKED) and stage.failure_reason:
+                detail = f": {stage.failure_reason[:200]}"
+            elif stage.name == "scan" and stage.status == StageStatus.SUCCEEDED:
+                verdict = stage.log_lines.filter(message__startswith="scan verdict").order_by("-pk").first()
+                if verdict:  # "scan verdict: warn (reason; reason)": the verdict and how many reasons
+                    head, _, reasons = verdict.message.partition(" (")
+                    count = len([r for r in reasons.split("; ") if r.strip()])
+                    detail = f" ({head}{f', {count} unverified or low findings' if count else ''})"
+            if stage.status == StageStatus.RUNNING:
+                continue  # the finished line says it all; running stages would double the output
+            self.story.say(f"{self.tag}  {stage.name} {stage.status}{took}{detail}")
+
+    def _transitions(self) -> None:
+        events = list(AuditEvent.objects.filter(release_id=self.release_id, pk__gt=self.audit_after)
+                      .exclude(action__startswith="pipeline.").order_by("pk"))
+        for event in events:
+            self.audit_after = event.pk
+            weights = event.details or {}
+            move = f"{event.from_state or '-'} -> {event.to_state}"
+            if weights.get("to_weight") not in (None, weights.get("from_weight")):
+                move += f" ({weights.get('from_weight', 0)} -> {weights.get('to_weight', 0)} %)"
+            elif event.to_state in (S.GRAY, S.PAUSED):
+                move += f" (at {weights.get('to_weight', 0)} %)"
+            if event.action == "release.create":
+                continue
+            reason = f": {event.reason[:140]}" if event.reason and event.actor_name == "sla-gate" else ""
+            self.story.say(f"{self.tag}  {event.actor_name}: {event.action} {move}{reason}")
+
+    def _gate(self, release: Release) -> None:
+        if release.status not in (S.GRAY, S.PAUSED):
+            return
+        record = GateRecord.objects.filter(pk=self.release_id).first()
+        if record is None or record.sequence == self.gate_sequence:
+            return
+        now = time.monotonic()
+        if record.action != "hold" or now - self.gate_said_at >= self.GATE_EVERY_S:
+            self.story.say(f"{self.tag}  SLA gate at {record.evaluated_weight} %: {record.status}"
+                           f" ({record.action}) - {gate_summary(record.last_verdict or {})[:220]}")
+            self.gate_said_at = now
+        self.gate_sequence = record.sequence
+
+
+def gate_summary(verdict: dict) -> str:
+    """One line for a verdict: the rules that fired, else the advance rules' numbers, else the first reason."""
+    findings = verdict.get("findings") or []
+    fired = [f for f in findings if f.get("fired")]
+    if fired:
+        severity = {"rollback": 5, "block_version": 4, "pause": 3, "hold": 1}
+        fired.sort(key=lambda f: -severity.get(f.get("effect") or "", 0))
+        return "; ".join(f["text"] for f in fired[:2])
+    passed = [f["text"] for f in findings if f.get("rule") in ("success_rate_advance", "p95_latency_advance")]
+    if passed:
+        return "; ".join(passed)
+    reasons = verdict.get("reasons") or [""]
+    return reasons[0].split(" [query:")[0]
+
+
+def follow(story: Story, stop: threading.Event, poll_s: float = 1.0) -> None:
+    """After the story: keep saying what happens to the service in the environment (the user's clicks, the gate's
+    answers) until stopped."""
+    watchers: dict[int, _Watcher] = {}
+    while not stop.wait(poll_s):
+        releases = (Release.objects.select_related("version")
+                    .filter(service__name=story.service, environment__name=story.environment)
+                    .order_by("-pk")[:10])
+        for release in releases:
+            if release.pk not in watchers:
+                watchers[release.pk] = _Watcher(story, release)
+                if release.status in (S.PENDING, S.BUILDING):
+                    story.say(f"{release.version.tag}: new release #{release.pk} started by "
+                              f"{release.started_by.get_username()}")
+            watchers[release.pk].report(release)
+
+
+def closing_words(story: Story) -> list[str]:
+    """What the user can do next, with links."""
+    lines = ["the story is over; Rollgate, the worker, the SLA gate, the agents and the traffic keep running."]
+    ready = story._release("v1.3.0")
+    live = story._live()
+    url = story.url or "http://127.0.0.1:8000"
+    lines.append(f"open {url}/ and log in as rm (password rollgate-demo), then:")
+    if ready is not None and ready.status == S.READY:
+        lines.append(f"  - promote v1.3.0 on {url}/releases/{ready.pk}/ and watch the SLA gate ramp it;")
+    offered = ready is not None and ready.status == S.READY
+    if live is not None:
+        lines.append(f"  - {'or ' if offered else ''}roll back {live.version.tag} (live) on {url}/releases/{live.pk}/ "
+                     f"to return to the version before it;")
+    if not offered:
+        lines.append("  - (the story was played in an earlier run; `make run DEMO_RESET=1` plays it from the start)")
+    lines.append(f"  - SLA reports: {url}/sla/reports/   audit log: {url}/audit/   Ctrl-C stops everything.")
+    return lines

@@ -1,0 +1,214 @@
+"""The one-command demo's story, end to end, with every real piece `make run` starts (issue 8).
+
+Real PostgreSQL (the pytest test database; transactional, so the other processes see every row), real Redis, a
+private Prometheus scraping the agents every second, uvicorn (web), a Celery worker with its beat (the SLA gate
+every 2 s, the pipeline stages, the deploy tasks), podman + the local registry for build and push, the local deploy
+target running the demo agents, and the traffic generator posting results with its agent token. The story itself
+runs as `manage.py demo_story --exit`, exactly as under honcho. Everything started here is stopped at teardown, and
+no agent process may be left behind.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import call_command
+
+from demo.prometheus import start_private_prometheus, write_config
+from pipelines.targets.local import LocalTarget, process_group_members
+from releases.choices import ReleaseStatus
+from releases.models import AuditEvent, Release
+from rollgate_client import RoutingClient
+from sla.models import SlaReport
+from tests.e2e.conftest import database_url, free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+STORY_TIMEOUT_S = 210
+REGISTRY = "127.0.0.1:5000"
+PODMAN_SOCKET = "/run/podman/podman.sock"
+
+
+def _require_machine():
+    problems = []
+    try:
+        httpx.get(f"http://{REGISTRY}/v2/", timeout=3).raise_for_status()
+    except httpx.HTTPError as error:
+        problems.append(f"no registry at {REGISTRY} ({error})")
+    if not os.path.exists(PODMAN_SOCKET) and not os.environ.get("DOCKER_HOST"):
+        problems.append(f"no podman service at {PODMAN_SOCKET}")
+    if not os.path.exists("/usr/bin/prometheus"):
+        problems.append("no /usr/bin/prometheus")
+    if problems:
+        pytest.fail("; ".join(problems) + ": run scripts/setup-pipelines.sh and scripts/setup-sla.sh (make test does)")
+
+
+class Stack:
+    """The processes of `make run`, each in its own session so a stop reaches everything it started."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.seen_agent_groups: set[int] = set()
+        self._watching = threading.Event()
+
+    def env(self, **extra) -> dict:
+        return {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+                "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": database_url(),
+                "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1",
+                "DOCKER_HOST": os.environ.get("DOCKER_HOST", f"unix://{PODMAN_SOCKET}"),
+                **{k: str(v) for k, v in extra.items()}}
+
+    def start(self, name: str, argv: list[str], **extra_env) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "wb")
+        process = subprocess.Popen(argv, cwd=ROOT, env=self.env(**extra_env), stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def log(self, name: str, tail: int = 6000) -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace")[-tail:] if path.exists() else ""
+
+    def logs(self) -> str:
+        return "\n".join(f"----- {name}\n{self.log(name, 3000)}" for name in self.processes)
+
+    def watch_agents(self, state_dir: Path) -> None:
+        """Remember every agent process group the local target records, to check none survives the stop."""
+        def run():
+            while not self._watching.wait(0.5):
+                try:
+                    data = json.loads((state_dir / "state.json").read_text())
+                except (OSError, ValueError):
+                    continue
+                self.seen_agent_groups.update(p["pid"] for p in data.get("processes", []))
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def stop(self) -> None:
+        self._watching.set()
+        for process in reversed(list(self.processes.values())):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+@pytest.fixture
+def demo_stack(tmp_path, transactional_db):
+    _require_machine()
+    # Messages of earlier runs would point at rows this database never had; start from an empty broker.
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    var = tmp_path / "var"
+    call_command("seed_demo")
+    call_command("demo_setup", var_dir=str(var))
+    state_dir = var / "local-target"
+    stack = Stack(tmp_path)
+    prometheus = None
+    try:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        config = write_config(tmp_path / "prometheus.yml", targets_file=state_dir / "targets.json", rollgate_url=url)
+        prometheus = start_private_prometheus(config, log_path=tmp_path / "prometheus.log")
+        gate_env = {"PROMETHEUS_URL": prometheus.url, "SLA_GATE_INTERVAL_SECONDS": 2}
+        stack.start("web", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+                            "--port", str(port), "--no-access-log", "--log-level", "warning"], **gate_env)
+        stack.start("worker", [sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-s",
+                               str(tmp_path / "beat-schedule"), "--concurrency", "2", "-n",
+                               f"story-{port}@127.0.0.1", "-l", "warning", "--without-gossip", "--without-mingle"],
+                     **gate_env)
+        stack.start("traffic", [sys.executable, "-m", "demo.traffic", "--rollgate", url, "--state-dir",
+                                str(state_dir), "--rate", "50", "--wait-for-stable", "0", "--report-every", "15"],
+                    ROLLGATE_AGENT_TOKEN_FILE=var / "demo" / "agent-token")
+        stack.watch_agents(state_dir)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/api/health/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "web did not answer within 30 s:\n" + stack.log("web")
+            time.sleep(0.2)
+        yield stack, url, state_dir
+    finally:
+        stack.stop()
+        # What `make run` does on exit: local_agents stops every agent the worker started.
+        stopped = LocalTarget(state_dir).stop()
+        if prometheus is not None:
+            prometheus.stop()
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+        left = {pgid: process_group_members(pgid) for pgid in stack.seen_agent_groups}
+        assert stack.seen_agent_groups, "the local target never recorded an agent"
+        assert not any(left.values()), f"agent processes left behind: {left} (stopped {stopped})"
+
+
+def _release(tag: str) -> Release:
+    return Release.objects.select_related("version").get(version__tag=tag, environment__name="staging")
+
+
+def test_the_demo_story_ramps_v1_1_0_to_live_and_the_gate_rolls_back_v1_2_0(demo_stack):
+    stack, url, _state_dir = demo_stack
+    started = time.monotonic()
+    story = stack.start("story", [sys.executable, "manage.py", "demo_story", "--exit", "--url", url,
+                                  "--step-timeout", "150"])
+    try:
+        story.wait(timeout=STORY_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the story did not finish within {STORY_TIMEOUT_S} s\n{stack.logs()}")
+    took = time.monotonic() - started
+    print(f"demo story took {took:.0f} s\n{stack.log('story', 20000)}")
+    assert story.returncode == 0, stack.logs()
+
+    # v1.0.0 went live first and was replaced by v1.1.0, which the gate ramped through every phase.
+    v100, v110, v120, v130 = (_release(tag) for tag in ("v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0"))
+    assert v100.status == ReleaseStatus.SUPERSEDED
+    assert (v110.status, v110.gray_weight) == (ReleaseStatus.LIVE, 100)
+    gate_steps = [(e.details["from_weight"], e.details["to_weight"]) for e in
+                  AuditEvent.objects.filter(release=v110, actor_name="sla-gate", action="release.promote")
+                  .order_by("pk")]
+    assert gate_steps == [(5, 10), (10, 30), (30, 50), (50, 100)]
+    assert v130.status == ReleaseStatus.READY, "v1.3.0 is left for the user to promote"
+
+    # v1.2.0 was rolled back by the SLA gate, and its report says why: its traces fail far more than stable's.
+    assert v120.status == ReleaseStatus.ROLLED_BACK and v120.gray_weight == 0
+    rollback = AuditEvent.objects.get(release=v120, action="release.rollback")
+    assert rollback.actor_name == "sla-gate" and rollback.actor is None
+    report = SlaReport.objects.filter(release=v120, action="rollback").order_by("-evaluated_at").first()
+    assert report is not None and report.status == "rollbacked"
+    fired = [f for f in report.verdict["findings"] if f["fired"] and f["effect"] == "rollback"]
+    assert fired and fired[0]["rule"] == "error_regression_sequential", report.verdict["reasons"]
+    assert "fails" in fired[0]["text"] and "as often as the stable version" in fired[0]["text"]
+    assert "fails" in rollback.reason, rollback.reason
+    assert report.error_trace_ratio > 0.02  # the erroring profile fails ~8 % of its traces; stable ~0.05 %
+
+    # The same answer over HTTP, in the design document's shape, and the routing table as a scheduler sees it.
+    token = httpx.post(f"{url}/api/auth/token/", json={"username": "rm", "password": "rollgate-demo"}).json()["token"]
+    headers = {"Authorization": f"Token {token}"}
+    answer = httpx.get(f"{url}/monitor/agent-sla-report", params={"version": "v1.2.0"}, headers=headers).json()
+    assert (answer["status"], answer["action"]) == ("rollbacked", "rollback")
+    assert answer["error_trace_ratio"] > 0.02
+    client = RoutingClient(f"{url}/api/routing/agent-infer/staging/", service="agent-infer", environment="staging",
+                           request_headers=headers, default_stable="v1.0.0")
+    try:
+        table = client.wait_for_table(lambda table: True, timeout_s=10)
+    finally:
+        client.close()
+    assert table is not None, f"the routing table could not be read: {client.last_error}"
+    assert (table.stable_version, table.canary_version, table.canary_weight) == ("v1.1.0", None, 0.0)
+    # The traffic generator's results reached Rollgate with its agent token (none refused).
+    assert "trace results not accepted" not in stack.log("traffic"), stack.log("traffic")
