@@ -115,6 +115,14 @@ class Story:
                     break
         return ok
 
+    def current_states(self) -> str:
+        """Each step's version as it is now, e.g. "v1.0.0 superseded, v1.1.0 live, ..."."""
+        states = []
+        for step in STEPS:
+            release = self._release(step.tag)
+            states.append(f"{step.tag} {release.get_status_display().lower() if release else 'not created'}")
+        return ", ".join(states)
+
     def _play(self, step: Step) -> str:
         release = self._release(step.tag)
         if release is None:
@@ -193,7 +201,7 @@ class Story:
                  f"all")
         if event and event.reason:
             self.say(f"  why: {event.reason[:400]}")
-        self.say(f"  SLA report: {self.url or ''}/monitor/agent-sla-report?version={release.version.tag}")
+        self.say(f"  SLA reports: {self.url or ''}/sla/reports/?version={release.version.tag}")
         return "rolled_back"
 
     def _pipeline_failure(self, release: Release) -> str:

@@ -31,8 +31,10 @@ def _cell(cell, show_sla: bool) -> str:
         parts.append(f'<div class="ln"><a href="/releases/{other.pk}/">#{other.pk} {escape(other.tag)}</a> '
                      f"{_status(other.status)}{waiting}</div>")
     if show_sla and cell.verdict:
+        judged = canary or live  # the verdict belongs to the canary (or the live release), not to `other`
         verdict = escape(cell.verdict.get("verdict", ""))
-        parts.append(f'<div class="ln">SLA <span class="status v-{verdict}">{verdict}</span></div>')
+        parts.append(f'<div class="ln">SLA {escape(judged.tag)} <span class="status v-{verdict}">{verdict}</span>'
+                     f"</div>")
     if not live and not cell.latest:
         parts.append('<span class="muted">—</span>')
     return "<td>" + "".join(parts) + "</td>"

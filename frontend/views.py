@@ -2,6 +2,7 @@
 releases.services, permissions through releases.policy: the same path as the API."""
 import re
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -12,7 +13,7 @@ from django.views.decorators.http import require_POST
 from frontend import fleet_cells
 from frontend.access import is_htmx, page_requires
 from releases import policy, selectors, services
-from releases.choices import ReleaseStatus
+from releases.choices import CANARY_STATUSES, OPEN_FOR_APPROVAL, TERMINAL_STATUSES, ReleaseStatus
 from releases.errors import DomainError
 from releases.models import Environment
 from releases.services import Actor
@@ -73,15 +74,27 @@ def _action_buttons(release, states, ladder, stable) -> list[dict]:
         "promote": ("Promote → live", f"Nothing is live in {release.environment.name} yet: {where} goes straight "
                                       f"to 100 %. Promote?", "traffic") if first_go else
                    (f"Promote → {step}", f"Promote {where} from {release.gray_weight} % to {step}?", "traffic"),
-        "promote_full": ("Promote to 100 %", f"Send 100 % of the traffic to {where}?", "traffic"),
+        "promote_full": ("Promote fully (100 %)", f"Skip the remaining phases and send 100 % of the traffic to "
+                                                  f"{where}?", "traffic"),
         "pause": ("Pause", f"Hold {where} at {release.gray_weight} %?", "traffic"),
         "resume": ("Resume", f"Resume the gray ramp of {where}?", "traffic"),
         "rollback": ("Roll back", f"Roll back {where}? Its traffic goes back to the stable version.", "danger"),
     }
+    # Buttons that cannot apply in this state are left out rather than shown greyed (a final release offers
+    # nothing; a live one only its rollback); role, approval and freeze reasons still show on the ones that stay.
+    shown = set(ACTION_ORDER)
+    if release.status not in (S.READY, S.GRAY, S.PAUSED):
+        shown -= {"promote", "promote_full", "pause", "resume"}
+    if release.status not in OPEN_FOR_APPROVAL or not release.environment.required_approvals:
+        shown -= {"approve", "reject"}
+    if not next_weights or next_weights[0] >= 100 or first_go:
+        shown.discard("promote_full")  # the next step is 100 % already
+    if release.status in TERMINAL_STATUSES or release.status == S.SUPERSEDED:
+        shown.discard("rollback")
     buttons = []
     for name in ACTION_ORDER:
         state = states.get(name)
-        if state is None:
+        if state is None or name not in shown:
             continue
         label, confirm, kind = texts[name]
         buttons.append({"name": name, "label": label, "confirm": confirm, "kind": kind, "allowed": state.allowed,
@@ -105,6 +118,7 @@ def _release_context(request, release) -> dict:
         "actions": states,
         "buttons": _action_buttons(release, states, ladder, stable),
         "stable": stable,
+        "is_canary": release.status in CANARY_STATUSES,
         "timeline": release.audit_events.order_by("-created_at", "-id")[:500],
     }
 
@@ -141,15 +155,24 @@ def release_action(request, release_id: int, action: str):
     reaches everyone else watching through the live event the service sends on commit."""
     if action not in ACTIONS:
         raise Http404("no such action")
-    comment = request.POST.get("comment", "")[:4000]
+    comment = request.POST.get("comment", "")
+    label = action.replace("_", " ")
+    if len(comment) > settings.ROLLGATE_MAX_COMMENT_LENGTH:
+        messages.error(request, f"{label} refused: comment: at most {settings.ROLLGATE_MAX_COMMENT_LENGTH} "
+                                f"characters (it had {len(comment)}); nothing was changed")
+        return _after_action(request, release_id)
     seen = request.POST.get("expected_weight", "")
     expected_weight = int(seen) if re.fullmatch(r"[0-9]{1,3}", seen) and int(seen) <= 100 else None
-    label = action.replace("_", " ")
     try:
         ACTIONS[action](Actor.of(request.user), release_id, comment, expected_weight)
         messages.success(request, f"{label}: done")
     except DomainError as error:
         messages.error(request, f"{label} refused: {error.message}")
+    return _after_action(request, release_id)
+
+
+def _after_action(request, release_id: int):
+    """The release body for htmx (the message shows inside it), or a redirect for a plain form post."""
     if is_htmx(request):
         release = selectors.release_get(user=request.user, release_id=release_id)
         if release is None:

@@ -107,5 +107,14 @@ def can(user, action: str) -> Decision:
 
 
 def permission_matrix() -> list[tuple[str, dict[str, bool]]]:
-    """Rows of (action, {role: allowed}) for the README and the help page."""
+    """Rows of (action, {role: allowed}), in ACTION_LABELS order."""
     return [(action, {role: action in PERMISSIONS[role] for role in Role.values}) for action in ACTION_LABELS]
+
+
+def permission_matrix_markdown() -> str:
+    """The README's permission table; tests/releases/test_policy_matrix.py checks the README carries it."""
+    lines = ["| action | " + " | ".join(Role.values) + " |", "|---|" + "---|" * len(Role.values)]
+    for action, allowed in permission_matrix():
+        marks = " | ".join("✔" if allowed[role] else "" for role in Role.values)
+        lines.append(f"| {ACTION_LABELS[action]} (`{action}`) | {marks} |")
+    return "\n".join(lines)

@@ -146,17 +146,19 @@ def release_actions(*, user, release: Release) -> dict[str, ActionState]:
     if status == S.READY and summary.missing:
         missing = "waiting for approval from " + ", ".join(f"{n} {r}" for r, n in summary.missing.items())
     promotable = status in (S.READY, S.GRAY)
-    why_not = {S.PAUSED: "paused: resume first"}.get(status, f"release is {status}")
+    status_words = release.get_status_display().lower()
+    why_not = {S.PAUSED: "paused: resume first"}.get(status, f"release is {status_words}")
     check("promote", policy.RELEASE_PROMOTE, promotable, why_not, frozen or missing)
     check("promote_full", policy.RELEASE_PROMOTE, promotable, why_not, frozen or missing)
-    check("pause", policy.RELEASE_PAUSE, status == S.GRAY, f"only a release in gray can be paused; it is {status}")
-    check("resume", policy.RELEASE_RESUME, status == S.PAUSED, f"release is {status}, not paused", frozen)
+    check("pause", policy.RELEASE_PAUSE, status == S.GRAY,
+          f"only a release in gray can be paused; it is {status_words}")
+    check("resume", policy.RELEASE_RESUME, status == S.PAUSED, f"release is {status_words}, not paused", frozen)
     check("rollback", policy.RELEASE_ROLLBACK, release_is_rollbackable(release),
-          f"release is {status}: nothing to roll back")
+          f"release is {status_words}: nothing to roll back")
     approvable = bool(summary.required) and status in OPEN_FOR_APPROVAL
     own = release.started_by_id == getattr(user, "pk", None)
     already = release.approvals.filter(user_id=getattr(user, "pk", None)).exists()
-    why_approve = "no approvals needed here" if not summary.required else f"release is {status}"
+    why_approve = "no approvals needed here" if not summary.required else f"release is {status_words}"
     extra = "you started this release" if own else ("you already decided" if already else "")
     check("approve", policy.RELEASE_APPROVE, approvable, why_approve, extra)
     check("reject", policy.RELEASE_REJECT, approvable, why_approve, extra)

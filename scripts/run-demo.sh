@@ -29,6 +29,7 @@ $PY manage.py demo_setup
 
 export ROLLGATE_PORT="$PORT"
 export ROLLGATE_PUBLIC_URL="http://127.0.0.1:$PORT"
+export ROLLGATE_URL="$ROLLGATE_PUBLIC_URL"   # demo agents register and heartbeat there (agent registry)
 PROMETHEUS_PORT="$($PY -m demo.prometheus --free-port)"
 export PROMETHEUS_PORT PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT"
 export SLA_GATE_INTERVAL_SECONDS="${SLA_GATE_INTERVAL_SECONDS:-2}"   # the demo policy judges in seconds

@@ -1,7 +1,8 @@
 from .base import *  # noqa: F401,F403
 from .base import env, env_secret
 
-DEBUG = env.bool("DEBUG", default=True)
+# DEBUG shows stack traces and settings: only when asked for (DEBUG=1), never by default.
+DEBUG = env.bool("DEBUG", default=False)
 # Local runs work with no variables set; production.py has no default.
 SECRET_KEY = env_secret("SECRET_KEY", default="rollgate-local-development-only-not-secret")
 # Deploy target credentials are encrypted with this key; local runs only (production has no default).

@@ -19,6 +19,7 @@ import threading
 import time
 
 from .behaviour import BehaviourError, behaviour_for, load_config
+from .registry import RegistryHeartbeat
 from .server import Agent, AgentServer
 
 PACKAGE = __package__ or "demo.agent"
@@ -116,9 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"agent {args.service} {args.env} {args.version} listening on http://{args.host}:{server.port}/",
               flush=True)
     log.info("serving with profile %r (crashes before: %s)", behaviour.profile, os.environ.get("AGENT_CRASHES", "0"))
+    heartbeat = RegistryHeartbeat.from_environment(service=args.service, env=args.env, version=args.version)
+    if heartbeat is not None:
+        heartbeat.start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         server.server_close()
         agent.close()
     return 0

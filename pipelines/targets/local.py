@@ -64,8 +64,9 @@ STATE_FILE = "state.json"
 TARGETS_FILE = "targets.json"
 LOCK_FILE = "state.lock"
 HOST = "127.0.0.1"
-# Only these variables reach the agents: nothing of Rollgate's own environment (database URL, secrets).
-PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+# Only these variables reach the agents: nothing of Rollgate's own environment (database URL, secrets). The agent
+# token is passed as a file path, so agents can register with Rollgate's agent registry.
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "ROLLGATE_URL", "ROLLGATE_AGENT_TOKEN_FILE")
 
 
 def agent_command(*, python: str = sys.executable, config: str | None = None) -> list[str]:

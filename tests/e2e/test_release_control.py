@@ -107,7 +107,8 @@ def test_prod_promotion_is_held_until_qa_approves_then_promote_and_roll_back(new
 
     confirm(rm_page, "rollback", comment="p95 regression")
     expect(rm_page.locator("#release-status")).to_have_text("rolled back")
-    expect(rm_page.locator("#gray-weight")).to_have_text("0")
+    expect(rm_page.locator("#release")).to_contain_text("v1.1.0 serves 0 %")
+    expect(rm_page.locator("button[data-action=promote]")).to_have_count(0)  # a final release offers no promote
     expect(qa_page.locator("#release-status")).to_have_text("rolled back")
     expect(qa_page.locator("table.timeline")).to_contain_text("p95 regression")
 

@@ -77,4 +77,4 @@ def test_each_cell_shows_the_sla_gate_last_verdict(environments, dev, rm):
     canary = Release.objects.get(service__name="svc-0000", environment__name="staging", status=S.GRAY)
     GateRecord.objects.create(release=canary, status="watching", action="hold")
     page = logged_in(rm).get("/").content.decode()
-    assert 'SLA <span class="status v-watching">watching</span>' in page
+    assert 'SLA v1.1.0 <span class="status v-watching">watching</span>' in page

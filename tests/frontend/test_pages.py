@@ -109,3 +109,18 @@ def test_unknown_action_and_release_are_404(live_release, rm):
     client = logged_in(rm)
     assert client.post(f"/releases/{live_release.pk}/explode/").status_code == 404
     assert client.get("/releases/999999/").status_code == 404
+
+
+def test_an_over_long_comment_from_the_page_is_refused_not_cut(live_release, make_release, rm):
+    release = make_release("v1.1.0", "staging")
+    response = logged_in(rm).post(f"/releases/{release.pk}/promote/", {"comment": "x" * 5000,
+                                                                       "expected_weight": "0"}, follow=True)
+    assert "comment: at most 4000 characters (it had 5000); nothing was changed" in response.content.decode()
+    release.refresh_from_db()
+    assert release.status == S.READY
+
+
+def test_an_unknown_release_gets_a_plain_not_found_page(environments, rm):
+    response = logged_in(rm).get("/releases/999999/")
+    page = response.content.decode()
+    assert response.status_code == 404 and "Not found" in page and "URLconf" not in page

@@ -40,8 +40,10 @@ class Command(BaseCommand):
         except StoryStopped:
             out("demo story: stopped")
             return
+        # Where each step ended, then where each version is now (v1.0.0 ended live and was replaced by v1.1.0).
         summary = ", ".join(f"{tag} {outcome}" for tag, outcome in story.outcomes.items())
-        story.say(f"story {'complete' if ok else 'incomplete'}: {summary}")
+        story.say(f"story {'complete' if ok else 'incomplete'}; the steps ended: {summary}")
+        story.say("now: " + story.current_states())
         for line in closing_words(story):
             out(line)
         if exit:
