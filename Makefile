@@ -13,8 +13,8 @@ system:
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || python3 -m venv .venv
-	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -r requirements-dev.txt
+	@$(PY) -m pip install -q --upgrade pip 2> >(grep -v "is neither a file nor a directory" >&2)
+	@$(PY) -m pip install -q -r requirements-dev.txt 2> >(grep -v "is neither a file nor a directory" >&2)
 	@rm -f .venv/.installed-* && touch $(STAMP)
 
 node_modules/.installed: package.json
@@ -34,7 +34,7 @@ migrate: deps services
 # Prometheus, the local agents, the traffic generator and the story under honcho (Procfile.demo; scripts/run-demo.sh).
 # DEMO_RESET=1 replays the story from scratch. `make serve` runs only web, worker and beat (Procfile).
 run: deps
-	@PORT=$(PORT) DEMO_RESET=$(DEMO_RESET) bash scripts/run-demo.sh
+	@PORT=$(PORT) DEMO_RESET=$(DEMO_RESET) bash scripts/run-demo.sh || [ $$? -eq 130 ]  # Ctrl-C is a normal stop
 
 serve: migrate
 	@echo "Rollgate is starting at http://127.0.0.1:$(PORT)/   (Ctrl-C stops everything)"
