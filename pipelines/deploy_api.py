@@ -12,7 +12,7 @@ from pipelines.deploy_models import CredentialKind
 from pipelines.targets.base import Revision
 from pipelines.targets.values import ValuesError
 from releases import policy
-from releases.api.base import HeaderPagination, StrictInputSerializer, requires
+from releases.api.base import StrictInputSerializer, paginate, requires
 from releases.models import AgentService, Environment
 from releases.services import Actor
 
@@ -38,11 +38,6 @@ def _current(row, **extra) -> dict:
                                                 "created_at": None}
     return {**data, **extra}
 
-
-def _paginate(view, request, queryset, serializer_class) -> Response:
-    paginator = HeaderPagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
 def _read_or_manage(request):
@@ -77,7 +72,7 @@ class ServiceValuesHistoryApi(APIView):
     @extend_schema(responses=ValuesOutput(many=True))
     def get(self, request, name: str):
         service = get_object_or_404(AgentService, name=name)
-        return _paginate(self, request, selectors.service_values_history(service), ValuesOutput)
+        return paginate(self, request, selectors.service_values_history(service), ValuesOutput)
 
 
 class EnvironmentValuesApi(APIView):
@@ -114,7 +109,7 @@ class EnvironmentValuesHistoryApi(APIView):
     def get(self, request, name: str, env: str):
         service = get_object_or_404(AgentService, name=name)
         environment = get_object_or_404(Environment, name=env)
-        return _paginate(self, request, selectors.environment_values_history(service, environment), ValuesOutput)
+        return paginate(self, request, selectors.environment_values_history(service, environment), ValuesOutput)
 
 
 # --- revisions ---------------------------------------------------------------------------------------------
@@ -145,7 +140,7 @@ class RevisionListApi(APIView):
     def get(self, request, name: str, env: str):
         service = get_object_or_404(AgentService, name=name)
         environment = get_object_or_404(Environment, name=env)
-        return _paginate(self, request, selectors.revision_history(service, environment), RevisionOutput)
+        return paginate(self, request, selectors.revision_history(service, environment), RevisionOutput)
 
 
 class RevisionDetailApi(APIView):

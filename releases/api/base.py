@@ -47,6 +47,13 @@ class HeaderPagination(LimitOffsetPagination):
         return schema
 
 
+def paginate(view, request, queryset, serializer_class) -> Response:
+    """A page of `queryset` as a plain JSON array, with X-Total-Count and Link headers (HeaderPagination)."""
+    paginator = HeaderPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
 def requires(action: str):
     """A DRF permission class asking releases.policy for `action` (403 with the reason when refused)."""
 

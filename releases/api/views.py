@@ -13,16 +13,11 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from releases import policy, selectors, services
-from releases.api.base import CommentInput, HeaderPagination, StrictInputSerializer, requires
+from releases.api.base import CommentInput, StrictInputSerializer, paginate, requires
 from releases.choices import ReleaseStatus
 from releases.freeze import validate_freeze_windows
 from releases.models import AgentService, Environment
 from releases.services import Actor
-
-def _paginate(view: APIView, request, queryset, serializer_class) -> Response:
-    paginator = HeaderPagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
 # --- services ----------------------------------------------------------------------------------------------
@@ -220,7 +215,7 @@ class ReleaseListApi(APIView):
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        return _paginate(self, request, selectors.release_list(user=request.user, **filters.validated_data),
+        return paginate(self, request, selectors.release_list(user=request.user, **filters.validated_data),
                          ReleaseOutput)
 
     @extend_schema(request=InputSerializer, responses={201: ReleaseDetailOutput})
@@ -363,7 +358,7 @@ class AuditEventListApi(APIView):
         filters.is_valid(raise_exception=True)
         params = dict(filters.validated_data)
         params["release_id"] = params.pop("release", None)
-        return _paginate(self, request, selectors.audit_list(user=request.user, **params), AuditEventOutput)
+        return paginate(self, request, selectors.audit_list(user=request.user, **params), AuditEventOutput)
 
 
 class AuditEventDetailApi(APIView):
