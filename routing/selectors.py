@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from releases.choices import ReleaseStatus
@@ -158,6 +158,3 @@ def known_versions(service: AgentService) -> set[str]:
 
     return set(Version.objects.filter(service=service).values_list("tag", flat=True))
 
-
-def states_with_rules_for(release: Release) -> QuerySet:
-    return RoutingState.objects.filter(Q(rules_release=release) | Q(override_release=release))

@@ -144,12 +144,5 @@ class PrometheusClient:
             futures = {k: pool.submit(self.instant, queries[k], window_s=window_s, at=at) for k in keys}
             return {k: futures[k].result() for k in keys}
 
-    def is_ready(self) -> bool:
-        try:
-            response = requests.get(f"{self.url}/-/ready", timeout=self.timeout_s)
-        except requests.RequestException:
-            return False
-        return response.status_code == 200
-
     def close(self) -> None:
         self._connection.close()
