@@ -8,4 +8,4 @@ COPY . .
 RUN DJANGO_SETTINGS_MODULE=config.settings.production SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 USER nobody
 EXPOSE 8000
-CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

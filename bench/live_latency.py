@@ -3,7 +3,8 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/rollgate REDIS_URL=redis://127.0.0.1:6379/0 python bench/live_latency.py
 
 The time from a committed state change to its `release.changed` event arriving at each of N websocket clients:
-a real uvicorn server (config.asgi:application) on 127.0.0.1, the real Redis channel layer, clients made with the
+a real uvicorn server (config.asgi:application, 2 worker processes as Procfile runs it on this 2-core machine: the
+fan-out to 200 sockets is shared by both cores) on 127.0.0.1, the real Redis channel layer, clients made with the
 `websockets` package carrying a logged-in release manager's session cookie. The state change is a pause or resume
 of a gray release through releases.services, in this process; the clock starts in an on-commit hook registered
 before the service's own (hooks run in order), so it reads the moment of commit. Clients run in this process too,
@@ -88,7 +89,7 @@ def start_server(db_name: str):
            "REDIS_URL": settings.REDIS_URL}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--log-level", "warning", "--ws-max-queue", "64"],
+         "--no-access-log", "--log-level", "warning", "--ws-max-queue", "64", "--workers", "2"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
