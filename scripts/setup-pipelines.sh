@@ -106,7 +106,8 @@ start_registry() {
     fi
     mkdir -p "$REGISTRY_STORAGE" "$LOG_DIR"
     log "starting docker-registry on ${REGISTRY_ADDR}"
-    setsid nohup /usr/bin/docker-registry serve "$REGISTRY_CONFIG" \
+    # From /: a long-lived service must not keep (or lose) the checkout it was started from as its directory.
+    (cd / && exec setsid nohup /usr/bin/docker-registry serve "$REGISTRY_CONFIG") \
         </dev/null >>"$LOG_DIR/registry.log" 2>&1 &
     for _ in $(seq 1 50); do
         port_answers "http://${REGISTRY_ADDR}/v2/" && return 0
@@ -117,7 +118,20 @@ start_registry() {
 }
 
 podman_service_answers() {
-    [[ -S "$PODMAN_SOCKET" ]] && curl -s -o /dev/null --max-time 2 --unix-socket "$PODMAN_SOCKET" http://d/_ping
+    [[ -S "$PODMAN_SOCKET" ]] && curl -s -o /dev/null --max-time 2 --unix-socket "$PODMAN_SOCKET" http://d/_ping \
+        && podman_service_cwd_ok
+}
+
+podman_service_cwd_ok() {
+    # A service started from a checkout that was deleted since cannot start containers any more: restart it.
+    local pid
+    pid=$(pgrep -f "podman system service" | head -1) || return 0
+    [[ -z "$pid" ]] && return 0
+    if [[ "$(readlink "/proc/$pid/cwd")" == *"(deleted)" ]]; then
+        log "podman service $pid runs in a deleted directory; restarting it"
+        kill "$pid" 2>/dev/null; sleep 1
+        return 1
+    fi
 }
 
 start_podman_service() {
@@ -127,7 +141,9 @@ start_podman_service() {
     mkdir -p "$(dirname "$PODMAN_SOCKET")" "$LOG_DIR"
     rm -f "$PODMAN_SOCKET"
     log "starting podman system service on ${PODMAN_SOCKET}"
-    setsid nohup podman system service --time=0 "unix://${PODMAN_SOCKET}" \
+    # From /: conmon inherits the service's directory, and fails ("Failed to get working directory") once a
+    # deleted checkout was it.
+    (cd / && exec setsid nohup podman system service --time=0 "unix://${PODMAN_SOCKET}") \
         </dev/null >>"$LOG_DIR/podman-service.log" 2>&1 &
     for _ in $(seq 1 50); do
         podman_service_answers && return 0
