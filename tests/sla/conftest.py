@@ -2,6 +2,7 @@
 
 import shutil
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -10,6 +11,7 @@ from releases.choices import ReleaseStatus
 from releases.models import AgentService, Release
 from releases.services import Actor, release_create, release_promote, release_worker_transition
 from sla import services
+from sla.models import GateRecord
 from sla.prometheus import PrometheusClient
 from sla.testing import AgentExporter, OpenMetricsHistory, PrometheusProcess, VersionTraffic
 
@@ -133,11 +135,26 @@ def _ready(release: Release) -> None:
                                      actor_name="pipeline", action="pipeline.succeeded")
 
 
+PRIMED_S = 240
+
+
+def prime_phase(release: Release, at: datetime) -> None:
+    """Set-up: the gate first looked at the release's phase at `at` (it evaluates every few seconds), so the
+    phase's sample starts there.  Stores only what that first look records: the canary's raw counters."""
+    [candidate] = [c for c in services.gate_collect() if c.release_id == release.pk]
+    [evaluation] = services.gate_evaluate([candidate], at=at)
+    totals = evaluation.canary.counter_totals
+    assert totals is not None, "the backfilled history has no counters for this canary"
+    state = replace(candidate.state, phase_mark=totals, phase_mark_at=at)
+    GateRecord.objects.filter(pk=release.pk).update(state=state.to_dict())
+
+
 @pytest.fixture
 def canary_of(gate, rm, dev, history_end):
-    """canary_of("ramp-slow") -> v1.1.0 of that service at 5 % in staging, with v1.0.0 live, phase 10 min old."""
+    """canary_of("ramp-slow") -> v1.1.0 of that service at 5 % in staging, with v1.0.0 live, phase 10 min old,
+    first looked at by the gate PRIMED_S before the end of the history (prime=False: never looked at)."""
 
-    def make(service_name: str) -> Release:
+    def make(service_name: str, *, prime: bool = True) -> Release:
         AgentService.objects.create(name=service_name, image_repository=f"registry.example.com/agent/{service_name}")
         stable = release_create(actor=Actor.of(dev), service=service_name, environment=RAMP_ENV, tag=RAMP_STABLE,
                                 commit=sha())
@@ -151,6 +168,8 @@ def canary_of(gate, rm, dev, history_end):
         Release.objects.filter(pk=canary.pk).update(status_changed_at=history_end - timedelta(seconds=600))
         canary.refresh_from_db()
         assert (canary.status, canary.gray_weight) == (S.GRAY, 5)
+        if prime:
+            prime_phase(canary, history_end - timedelta(seconds=PRIMED_S))
         return canary
 
     return make
