@@ -213,7 +213,7 @@ class _CanSettleManualReview(BasePermission):
         if not roles:
             self.message = decisions[0].reason
             return False
-        settlers = sorted(set(access.roles_with(access.RELEASE_RESUME)) | set(access.roles_with(access.RELEASE_ROLLBACK)))
+        settlers = sorted({*access.roles_with(access.RELEASE_RESUME), *access.roles_with(access.RELEASE_ROLLBACK)})
         self.message = (f"only {', '.join(settlers)} may settle a manual review of the SLA gate (resume or roll "
                         f"back); you are {', '.join(sorted(roles))}")
         return False
@@ -300,7 +300,8 @@ class SlaReportListApi(APIView):
             return Response(rows, headers={"Content-Disposition": 'attachment; filename="sla-reports.csv"'})
         paginator = HeaderPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response(ReportRowOutput([selectors.report_row(r) for r in page], many=True).data)
+        rows = [selectors.report_row(r) for r in page]
+        return paginator.get_paginated_response(ReportRowOutput(rows, many=True).data)
 
 
 class SlaReportCsvApi(SlaReportListApi):
