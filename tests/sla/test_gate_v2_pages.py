@@ -5,6 +5,7 @@ import inspect
 import json
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -144,6 +145,10 @@ def test_policy_page_shows_fields_precedence_and_power_formula_as_the_code_says(
     comment = " ".join(line.lstrip("#").strip() for line in inspect.getsource(stats).splitlines()
                        if line.startswith("#"))
     assert selectors.POWER_FORMULA in " ".join(comment.split())
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert selectors.POWER_FORMULA in readme
+    for status, action, _ in selectors.PRECEDENCE:
+        assert f"| {status} | `{action}` |" in readme, (status, action)
 
     client = logged_in(auditor)
     environment_page = client.get("/environments/staging/").content.decode()
