@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from frontend.access import page_requires
 from releases import policy
 from releases import selectors as release_selectors
+from releases.choices import CANARY_STATUSES
 from releases.errors import DomainError
 from releases.models import AgentService, Environment
 from releases.services import Actor
@@ -40,7 +41,7 @@ def release_sla_section(request, release_id: int):
     can_rollback = bool(policy.can(request.user, policy.RELEASE_ROLLBACK))
     settlers = sorted(set(policy.roles_with(policy.RELEASE_RESUME)) | set(policy.roles_with(policy.RELEASE_ROLLBACK)))
     return render(request, "frontend/sla/_release_sla.html", {
-        "release": release, "allowed": allowed, "sla": sla, "can_resume": can_resume, "can_rollback": can_rollback,
+        "release": release, "allowed": allowed, "sla": sla, "is_canary": release.status in CANARY_STATUSES, "can_resume": can_resume, "can_rollback": can_rollback,
         "can_settle": can_resume or can_rollback, "settlers": settlers,
         "resumers": policy.roles_with(policy.RELEASE_RESUME), "rollbackers": policy.roles_with(policy.RELEASE_ROLLBACK),
         "max_comment": settings.ROLLGATE_MAX_COMMENT_LENGTH,

@@ -12,6 +12,7 @@ from django.test import Client
 
 from frontend.templatetags.sla_format import in_unit, reading_value
 from releases.models import AuditEvent
+from releases.services import Actor, release_rollback
 from sla import selectors, stats, verdict
 from sla.models import GateRecord, SlaSample
 
@@ -69,6 +70,13 @@ def test_no_review_box_once_nothing_waits(canary, rm):  # noqa: F811
     gate_record(canary, manual_review=None, summary="v1.1.0 passed every rule: promoted to the next step at 12:48:20")
     page = section(rm, canary)
     assert "data-manual-review" not in page and "promoted to the next step" in page
+
+
+def test_a_release_off_the_ramp_offers_no_review_form(canary, rm):  # noqa: F811
+    gate_record(canary)
+    release_rollback(actor=Actor.of(rm), release_id=canary.pk, comment="by hand")
+    page = section(rm, canary)
+    assert "data-manual-review" not in page and "<form" not in page and "data-stale-review" in page
 
 
 def test_the_page_form_settles_the_review_or_says_which_field_is_missing(canary, rm):  # noqa: F811
