@@ -68,7 +68,7 @@ def latency_regression(policy: SlaPolicy, release, canary, baseline, state: Gate
         rollback_increase=policy.rollback_p95_increase, threshold=policy.latency_log_threshold)
     if result.limit_s is None:
         return [], latency
-    query = canary.latency_buckets_query
+    query = canary.query(Metric.TRACE_LATENCY_P95)  # one series when pasted (the buckets query has one per le)
     share = (f"{explain.pct(result.canary_slow / result.canary_n)} of the canary's latest traces"
              if result.canary_n else "no new canary traces")
     base = (f"{explain.pct(result.baseline_slow / result.baseline_n)} of the stable's" if result.baseline_n else "")

@@ -48,7 +48,15 @@ CANARY_TRAFFIC = {
     "low-traffic": {"rps": 0.1, "error_rate": 0.1},
     "shared-outage": {"rps": 40.0, "error_rate": 0.008, "stable": {"rps": 40.0, "error_rate": 0.008}},
     "turns-bad": {"onset_s_before_end": 30, "error_rate_after_onset": 0.05},
+    # Healthy canaries with too little traffic for evidence (issue 11): 0.5 and 2 req/s against 20 on stable.
+    "underpowered-slow-trickle": {"rps": 0.5},
+    "underpowered-trickle": {"rps": 2.0},
 }
+
+# Stale-baseline scenario (issue 11): v1.0.0 was live long ago (no traffic now), v1.1.0 is the stable serving
+# staging, v1.2.0 ramps; its p95 is far above v1.1.0's.
+STALE_SERVICE = "ramp-stale"
+STALE_TRAFFIC = [("v1.1.0", {}), ("v1.2.0", {"latency_fractions": SLOW})]
 
 # Ramp-controller scenarios (Django tests): service -> canary traffic, in the "staging" environment of the persona
 # fixtures, stable v1.0.0 (20 req/s, 0.1 % errors, p95 500 ms) against canary v1.1.0.
@@ -100,6 +108,8 @@ def prometheus(prometheus_binaries, exporter, history_end):
             history.add(traffic)
     for traffic in ramp_traffic():
         history.add(traffic)
+    for version, overrides in STALE_TRAFFIC:
+        history.add(VersionTraffic(STALE_SERVICE, RAMP_ENV, version, **overrides))
     try:
         process.backfill(history.text())
         process.start()
