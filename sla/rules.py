@@ -316,13 +316,23 @@ def power_rule(policy: SlaPolicy, release: GrayRelease, baseline, sample: PhaseS
     #    advance margin, so it exceeds it as often as the stable exceeds p95 / (1 + margin).
     buckets = list(baseline.latency_buckets)
     p95 = bucket_quantile(buckets, 0.95) if buckets else None
+    base_latency_n = max((c for _, c in buckets), default=0.0)
+    n_latency = None
     if p95:
         p0 = survival(buckets, p95)
         p1 = survival(buckets, p95 / (1 + policy.advance_max_p95_increase))
-        n_latency = required_sample(p_s=p0, p_1=p1, n_s=max((c for _, c in buckets), default=0.0),
-                                    alpha=policy.significance, power=policy.power)
-        if n_latency is not None:
-            needs.append((n_latency, f"a p95 increase of {policy.advance_max_p95_increase * 100:g} %"))
+        n_latency = required_sample(p_s=p0, p_1=p1, n_s=base_latency_n, alpha=policy.significance,
+                                    power=policy.power)
+    if n_latency is None:
+        # Never skip a guard silently: a regression the sample could not show is no evidence of its absence.
+        why = (f"{release.baseline_version}'s latency histogram ({explain.count(base_latency_n)} traces in the "
+               f"window) cannot show a {policy.advance_max_p95_increase * 100:g} % p95 increase at "
+               f"{policy.significance:g} with {policy.power * 100:g} % power: too few stable traces or buckets too "
+               f"coarse around its p95; needs more stable traffic (or a wider advance_max_p95_increase)")
+        return Finding("evidence_power", Effect.WATCH, f"not enough evidence: {why}",
+                       measured=sample.requests, unit=explain.COUNT,
+                       headline=f"{release.version} cannot yet be compared with {release.baseline_version}'s latency")
+    needs.append((n_latency, f"a p95 increase of {policy.advance_max_p95_increase * 100:g} %"))
     required, guards = max(needs, key=lambda n: n[0])
     have = sample.requests
     what = " and ".join(g for _, g in needs)

@@ -132,7 +132,7 @@ def release_sla(*, user, release: Release, points: int = 240, until: datetime | 
     return {
         "release_id": release.pk,
         "summary": (verdict or {}).get("summary") or None,
-        "manual_review": gate_manual_review(record),
+        "manual_review": gate_manual_review(record),  # the page notes a review left open by a finished release
         "gate": gate,
         "verdict": {key: verdict.get(key) for key in ("at", "outcome", "status", "action", "summary", "healthy",
                                                        "reasons", "findings", "report")} if verdict else None,

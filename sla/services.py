@@ -347,14 +347,17 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
     return Applied(candidate.release_id, seq + 1, verdict.status, verdict.action, taken, claimed=True)
 
 
-def _lock_release_rows(release_id: int) -> bool:
-    """Lock the release's service row, then the release row (FOR NO KEY UPDATE: foreign-key checks of other
-    writers still pass).  Call inside transaction.atomic(); False when the release is gone."""
+def _lock_release_rows(release_id: int, *, no_key: bool = True) -> bool:
+    """Lock the release's service row, then the release row.  FOR NO KEY UPDATE (the gate's writes: foreign-key
+    checks of other writers still pass); no_key=False takes FOR UPDATE as releases.services does, for a
+    transaction that goes on to call a release service (no lock upgrade half-way).  Call inside
+    transaction.atomic(); False when the release is gone."""
     service_id = Release.objects.filter(pk=release_id).values_list("service_id", flat=True).first()
     if service_id is None:
         return False
-    list(AgentService.objects.select_for_update(no_key=True).filter(pk=service_id).values_list("pk", flat=True))
-    return bool(list(Release.objects.select_for_update(no_key=True).filter(pk=release_id).values_list("pk", flat=True)))
+    list(AgentService.objects.select_for_update(no_key=no_key).filter(pk=service_id).values_list("pk", flat=True))
+    return bool(list(Release.objects.select_for_update(no_key=no_key).filter(pk=release_id)
+                     .values_list("pk", flat=True)))
 
 
 def _act(candidate: Candidate, verdict) -> str:
@@ -402,30 +405,39 @@ def gate_acknowledge(*, actor: Actor, release_id: int, decision: str, comment: s
     comment = (comment or "").strip()
     if not comment:
         raise InvalidInput("a comment is required: say why the manual review is settled", field="comment")
+    limit = settings.ROLLGATE_MAX_COMMENT_LENGTH
+    if len(comment) > limit:
+        raise InvalidInput(f"a comment has at most {limit} characters, got {len(comment)}", field="comment")
     with transaction.atomic():
-        if not _lock_release_rows(release_id):
+        if not _lock_release_rows(release_id, no_key=False):
             raise NotFound(f"no release with id {release_id}")
         record = GateRecord.objects.select_for_update().filter(pk=release_id).first()
         state = GateState.from_dict(record.state) if record is not None and record.state else None
         if state is None or not state.manual_review:
             raise TransitionNotAllowed(f"release #{release_id} has no manual review waiting for a person")
-        release = Release.objects.select_related("service", "environment").get(pk=release_id)
+        release = Release.objects.select_related("service", "environment", "version").get(pk=release_id)
         review = state.manual_review
         # Bump the sequence: an evaluation read before this acknowledgement loses its claim.
         record.state = _json_safe(state.acknowledged().to_dict())
         record.sequence += 1
         record.status, record.action = "watching", "hold"
         record.action_taken = f"manual review settled by {actor.name}: {decision}"[:300]
-        record.save(update_fields=["state", "sequence", "status", "action", "action_taken", "updated_at"])
+        # The stored sentence said "manual review needed"; until the next evaluation it says who settled it.
+        settled = (f"{release.version.tag}: manual review settled by {actor.name} at "
+                   f"{timezone.now().strftime('%H:%M:%S')} UTC ({decision}): {comment}")
+        record.last_verdict = {**(record.last_verdict or {}), "summary": settled[:1000], "status": "watching",
+                               "action": "hold"}
+        record.save(update_fields=["state", "sequence", "status", "action", "action_taken", "last_verdict",
+                                   "updated_at"])
         audit_record(actor=actor, action="sla.manual_review.acknowledge", object_type="release", object_id=release.pk,
-                     release=release, from_state=release.status, to_state=release.status, reason=comment[:1000],
+                     release=release, from_state=release.status, to_state=release.status, reason=comment,
                      details={"decision": decision, "review_since": review.get("since"),
                               "review_reason": review.get("reason", "")[:500]})
         if decision == "rollback":
-            release_rollback(actor=actor, release_id=release_id, comment=f"manual review: {comment}"[:1000],
+            release_rollback(actor=actor, release_id=release_id, comment=f"manual review: {comment}",
                              canary_only=True)
         elif release.status == S.PAUSED:
-            release_resume(actor=actor, release_id=release_id, comment=f"manual review: {comment}"[:1000])
+            release_resume(actor=actor, release_id=release_id, comment=f"manual review: {comment}")
         events.send_event_on_commit([events.release_group(release.pk)], "sla.verdict",
                                     {"release_id": release.pk, "sequence": record.sequence, "status": record.status,
                                      "action": record.action, "outcome": record.outcome, "healthy": record.healthy})

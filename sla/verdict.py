@@ -4,27 +4,27 @@ This is the one place that decides.  The rules (sla.rules) measure; `evaluate` b
 and the most severe effect wins.  Precedence (design document, chapter 9; also in the README and on the policy
 page), most severe first:
 
-==============  ==============  =================================================================================
-status          action          fired by
-==============  ==============  =================================================================================
-rollbacked      rollback        p95 > stable p95 + 20 % (window test, or the sequential latency test within
-                                seconds); >= 3 agent crashes; peak memory >= 2x the stable mean;
-                                an error-rate regression when the policy says ``sequential_action: rollback``
-blocked         block_version   >= 50 failed traces AND significantly worse than stable.  While the ramp still
-                                moves, a pause rule firing in the same evaluation wins (the design's pause must
-                                be reachable); a paused canary that keeps failing is blocked once it fails
-                                50 more times after the pause (escalation)
-blocked         pause           success rate below the 99 % floor (window binomial test or the sequential floor
-                                test); an error-rate regression against stable (sequential test, default)
-manual_review   hold            callback failures > 2 %; Prometheus failing N times in a row; NODATA when the
-                                policy says so.  Sticky: the gate never clears it, a person acknowledges it
-                                (resume or roll back, with a comment) on the release page or the API
-watching        hold            not enough evidence (statistical power not reached: "needs about N more
-                                requests"), young phase, an advance rule not met, a hole in the scrapes, the
-                                first window after a Prometheus outage, NODATA, a Prometheus error
-verified        ready_to_promote every advance rule passed, the phase ran one evaluation interval, and the
-                                phase's canary sample had the power to show the guarded regressions
-==============  ==============  =================================================================================
+==============  ================  ===============================================================================
+status          action            fired by
+==============  ================  ===============================================================================
+rollbacked      rollback          p95 > stable p95 + 20 % (window test, or the sequential latency test within
+                                  seconds); >= 3 agent crashes; peak memory >= 2x the stable mean;
+                                  an error-rate regression when the policy says ``sequential_action: rollback``
+blocked         block_version     >= 50 failed traces AND significantly worse than stable.  While the ramp still
+                                  moves, a pause rule firing in the same evaluation wins (the design's pause must
+                                  be reachable); a paused canary that keeps failing is blocked once it fails
+                                  50 more times after the pause (escalation)
+blocked         pause             success rate below the 99 % floor (window binomial test or the sequential floor
+                                  test); an error-rate regression against stable (sequential test, default)
+manual_review   hold              callback failures > 2 %; Prometheus failing N times in a row; NODATA when the
+                                  policy says so.  Sticky: the gate never clears it, a person acknowledges it
+                                  (resume or roll back, with a comment) on the release page or the API
+watching        hold              not enough evidence (statistical power not reached: "needs about N more
+                                  requests"), young phase, an advance rule not met, a hole in the scrapes, the
+                                  first window after a Prometheus outage, NODATA, a Prometheus error
+verified        ready_to_promote  every advance rule passed, the phase ran one evaluation interval, and the
+                                  phase's canary sample had the power to show the guarded regressions
+==============  ================  ===============================================================================
 
 Every fired rule stays in `findings`; the verdict opens with one plain sentence (`summary`).  The function does
 no I/O; the gate (sla.gate) fetches readings, the controller (sla.services) persists `next_state` and, when

@@ -132,7 +132,7 @@ def demo_stack(tmp_path, transactional_db):
                                f"story-{port}@127.0.0.1", "-l", "warning", "--without-gossip", "--without-mingle"],
                      **gate_env)
         stack.start("traffic", [sys.executable, "-m", "demo.traffic", "--rollgate", url, "--state-dir",
-                                str(state_dir), "--rate", "50", "--wait-for-stable", "0", "--report-every", "15"],
+                                str(state_dir), "--rate", "100", "--wait-for-stable", "0", "--report-every", "15"],
                     ROLLGATE_AGENT_TOKEN_FILE=var / "demo" / "agent-token")
         stack.watch_agents(state_dir)
         deadline = time.monotonic() + 30
@@ -165,7 +165,7 @@ def test_the_demo_story_ramps_v1_1_0_to_live_and_the_gate_rolls_back_v1_2_0(demo
     stack, url, _state_dir = demo_stack
     started = time.monotonic()
     story = stack.start("story", [sys.executable, "manage.py", "demo_story", "--exit", "--url", url,
-                                  "--step-timeout", "150"])
+                                  "--step-timeout", "300"])
     try:
         story.wait(timeout=STORY_TIMEOUT_S)
     except subprocess.TimeoutExpired:

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from releases.choices import ReleaseStatus
+from releases.errors import InvalidInput
 from releases.models import AgentService, AuditEvent, Release
 from releases.services import Actor, release_create, release_promote, release_worker_transition
 from sla import services
@@ -297,6 +298,9 @@ def test_manual_review_waits_for_a_person_in_the_controller_and_is_audited_once(
     assert record.state["manual_review"] is None and record.sequence == sequence + 1
     ack = AuditEvent.objects.get(release=release, action="sla.manual_review.acknowledge")
     assert ack.actor_name == rm.username and ack.details["decision"] == "resume"
+    assert f"manual review settled by {rm.username}" in record.last_verdict["summary"]
+    with pytest.raises(InvalidInput, match="at most"):  # refused, never cut
+        services.gate_acknowledge(actor=Actor.of(rm), release_id=release.pk, decision="resume", comment="x" * 5000)
 
 
 # --- 6. a scrape gap, then recovery: no promotion until the window refills ---------------------------------
