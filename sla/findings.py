@@ -125,6 +125,8 @@ class GateState:
     # After Prometheus trouble the data has a hole: nothing promotes before a full window from here.
     fresh_from: datetime | None = None
     prometheus_outage: bool = False
+    # The stable version the sequential tests compared with: a new stable restarts them (its counters differ).
+    baseline_version: str | None = None
 
     def to_dict(self) -> dict:
         mark = self.phase_mark
@@ -143,6 +145,7 @@ class GateState:
             "manual_review": self.manual_review,
             "fresh_from": _iso(self.fresh_from),
             "prometheus_outage": self.prometheus_outage,
+            "baseline_version": self.baseline_version,
         }
 
     @classmethod
@@ -163,6 +166,7 @@ class GateState:
             manual_review=data.get("manual_review") or None,
             fresh_from=_parse(data.get("fresh_from")),
             prometheus_outage=bool(data.get("prometheus_outage", False)),
+            baseline_version=data.get("baseline_version"),
         )
 
     def entering_phase(self, at: datetime) -> "GateState":

@@ -40,6 +40,7 @@ from sla import explain, rules
 from sla.catalog import Metric
 from sla.findings import Effect, Finding, GateState, GrayRelease, Outcome, ReleaseReadings
 from sla.policy import SlaPolicy
+from sla.stats import CusumState, LatencyCusumState
 
 __all__ = ["Effect", "Finding", "GateState", "GrayRelease", "Outcome", "ReleaseReadings", "Verdict", "evaluate",
            "snapshot_is_due", "build_report"]
@@ -125,12 +126,18 @@ def evaluate(policy: SlaPolicy, canary: ReleaseReadings, baseline: ReleaseReadin
         return _verdict(policy, release, now, Outcome.NODATA, findings, state, next_state, canary, baseline,
                         healthy=False)
 
+    # -- a new stable version restarts the comparisons with it -------------------------------------------------
+    if state.baseline_version != release.baseline_version:
+        state = replace(state, cusum=CusumState(), latency_cusum=LatencyCusumState(),
+                        baseline_version=release.baseline_version)
+
     # -- what the phase's sample and the escalation count start from -------------------------------------------
     totals = canary.counter_totals
     if totals is not None and (state.phase_mark is None or totals.requests < state.phase_mark.requests):
         state = replace(state, phase_mark=totals, phase_mark_at=now)  # first look at this phase (or a reset)
-    if release.paused and totals is not None and state.pause_mark_failures is None:
-        state = replace(state, pause_mark_failures=totals.failures)
+    if release.paused and totals is not None and (state.pause_mark_failures is None
+                                                   or totals.failures < state.pause_mark_failures):
+        state = replace(state, pause_mark_failures=totals.failures)  # first paused look (or a counter reset)
 
     # -- sequential tests (seconds, any traffic), then counts, then window rules --------------------------------
     found, cusum = rules.error_regression(policy, release, canary, baseline, state)
