@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from frontend.access import page_requires
 from releases import policy, selectors
 from releases.errors import DomainError
-from releases.services import Actor
+from releases.services import Actor, traffic_check
 from routing import selectors as routing_selectors
 from routing import services as routing_services
 
@@ -29,6 +29,15 @@ def _context(request, release):
         view, missing = None, str(error)
     may = policy.can(request.user, policy.ROUTING_MANAGE)
     is_canary = view is not None and view.canary is not None and view.canary.pk == release.pk
+    # Cut-over moves all new traffic: it needs release.promote too and the same freeze/approval/blocked rule.
+    promote = policy.can(request.user, policy.RELEASE_PROMOTE)
+    may_cut_over, why_not_cut_over = bool(may and promote), may.reason or promote.reason
+    if may_cut_over and is_canary:
+        try:
+            traffic_check(move=policy.MOVE_CUT_OVER, service=release.service, environment=release.environment,
+                          tag=release.version.tag, release=release)
+        except DomainError as error:
+            may_cut_over, why_not_cut_over = False, error.message
     return {
         "release": release,
         "view": view,
@@ -38,6 +47,8 @@ def _context(request, release):
         "is_canary": is_canary,
         "may_manage": bool(may),
         "why_not": may.reason,
+        "may_cut_over": may_cut_over,
+        "why_not_cut_over": why_not_cut_over,
         "table_url": f"/api/routing/{release.service.name}/{release.environment.name}/",
     }
 

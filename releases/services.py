@@ -241,17 +241,61 @@ def _move(release: Release, *, to_status: str, actor: Actor, action: str, reason
     return release
 
 
-def _check_not_frozen(release: Release) -> None:
-    window = active_freeze(release.environment.freeze_windows, timezone.now())
-    if window:
-        raise ActionBlocked(f"{release.environment.name} is {describe(window)}: promotion waits; rollback is allowed")
+# --- the one rule for traffic moves (freeze windows, approvals, blocked images) ------------------------------
+
+# Other apps that keep their own list of blocked versions (routing) register a reader here when they start:
+# callable(service, environment) -> {tag: reason}. Registration instead of an import keeps releases importing
+# no other app.
+BLOCKED_VERSION_SOURCES: list = []
 
 
-def _check_approvals(release: Release) -> None:
-    summary = approval_summary(release)
-    if summary.missing:
-        missing = ", ".join(f"{count} {role}" for role, count in sorted(summary.missing.items()))
-        raise ActionBlocked(f"{release.environment.name} is protected: promotion needs approval from {missing}")
+def blocked_image_reason(service: AgentService, environment: Environment, tag: str) -> str:
+    """Why this image may never be deployed or routed to again, or "" when it may."""
+    blocked = (Release.objects.filter(service=service, version__tag=tag, status=S.BLOCKED)
+               .select_related("environment").first())
+    if blocked is not None:
+        return (f"release #{blocked.pk} was blocked in {blocked.environment.name}"
+                + (f": {blocked.status_reason}" if blocked.status_reason else ""))
+    for source in BLOCKED_VERSION_SOURCES:
+        reason = source(service, environment).get(tag)
+        if reason is not None:
+            return f"blocked in routing in {environment.name}: {reason}"
+    return ""
+
+
+def went_live(service: AgentService, environment: Environment, tag: str) -> bool:
+    """The image was (or is) the stable version here: it passed this environment's approvals back then."""
+    return Release.objects.filter(service=service, environment=environment, version__tag=tag,
+                                  status__in=(S.LIVE, S.SUPERSEDED)).exists()
+
+
+def traffic_check(*, move: str, service: AgentService, environment: Environment, tag: str = "",
+                  release: Release | None = None) -> None:
+    """Raise ActionBlocked (409, reason in words) unless `move` may happen now: every action that deploys or moves
+    traffic calls this with the image it would send traffic to. The rules are policy.TRAFFIC_RULES."""
+    rule = policy.TRAFFIC_RULES[move]
+    if tag and not rule.may_use_blocked_image:
+        why = blocked_image_reason(service, environment, tag)
+        if why:
+            raise ActionBlocked(f"cannot {move}: {service.name} {tag} is blocked ({why}); nothing deploys or routes "
+                                f"to a blocked image again: build a new version")
+    window = active_freeze(environment.freeze_windows, timezone.now())
+    if window and rule.freeze != policy.FREEZE_ALLOWED:
+        if rule.freeze == policy.FREEZE_REFUSED or not (tag and went_live(service, environment, tag)):
+            allowed = ", ".join(r.label.split(" (")[0] for r in policy.TRAFFIC_RULES.values()
+                                if r.freeze == policy.FREEZE_ALLOWED)
+            what = f"{move} waits" if rule.freeze == policy.FREEZE_REFUSED else (
+                f"{move} may only return to a version that was live here, and {tag} never was")
+            raise ActionBlocked(f"{environment.name} is {describe(window)}: {what}; allowed now: {allowed}")
+    if rule.approvals == policy.APPROVALS_RELEASE and release is not None:
+        summary = approval_summary(release)
+        if summary.missing:
+            missing = ", ".join(f"{count} {role}" for role, count in sorted(summary.missing.items()))
+            raise ActionBlocked(f"{environment.name} is protected: {move} needs approval from {missing}")
+    if rule.approvals == policy.APPROVALS_WENT_LIVE and environment.required_approvals and tag:
+        if not went_live(service, environment, tag):
+            raise ActionBlocked(f"{environment.name} is protected: {tag} never went live here, so it never had its "
+                                f"approvals; release it (with approvals) instead of rolling back to it")
 
 
 def _check_canary_slot_free(release: Release) -> None:
@@ -305,9 +349,9 @@ def release_promote(*, actor: Actor, release_id: int, comment: str = "", full: b
         if release.status not in (S.READY, S.GRAY):
             _check_edge(release, S.LIVE, "promote")
             raise TransitionNotAllowed(f"cannot promote release #{release.pk}: it is {release.status}")
-        _check_not_frozen(release)
+        traffic_check(move=policy.MOVE_PROMOTE, service=release.service, environment=release.environment,
+                      tag=release.version.tag, release=release)
         if release.status == S.READY:
-            _check_approvals(release)
             _check_canary_slot_free(release)
         ladder = gray_ladder(release.environment)
         next_weights = [w for w in ladder if w > release.gray_weight]
@@ -367,7 +411,8 @@ def release_resume(*, actor: Actor, release_id: int, comment: str = "") -> Relea
         release = _lock(release_id)
         if release.status != S.PAUSED:
             raise TransitionNotAllowed(f"cannot resume release #{release.pk}: it is {release.status}, not paused")
-        _check_not_frozen(release)
+        traffic_check(move=policy.MOVE_RESUME, service=release.service, environment=release.environment,
+                      tag=release.version.tag, release=release)
         return _move(release, to_status=S.GRAY, actor=actor, action="release.resume", reason=comment)
 
 
@@ -392,7 +437,9 @@ def release_rollback(*, actor: Actor, release_id: int, comment: str = "", canary
         if previous is None or previous.status != S.SUPERSEDED:
             raise TransitionNotAllowed(f"cannot roll back release #{release.pk}: there is no earlier live release "
                                        f"in {release.environment.name} to return to")
-        previous = Release.objects.select_for_update().get(pk=previous.pk)
+        previous = Release.objects.select_for_update().select_related("version").get(pk=previous.pk)
+        traffic_check(move=policy.MOVE_ROLLBACK, service=release.service, environment=release.environment,
+                      tag=previous.version.tag)
         _move(release, to_status=S.ROLLED_BACK, actor=actor, action="release.rollback", reason=comment,
               gray_weight=0, details={"restored_release": previous.pk})
         _move(previous, to_status=S.LIVE, actor=actor, action="release.restore", gray_weight=100,
