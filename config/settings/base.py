@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",  # login throttling: lockout per user and per address (issue 14)
     "drf_spectacular",
     "channels",
     "releases",
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.client_address.TrustedProxyMiddleware",  # first: everything after sees the real client address
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -56,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into a 429 page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -98,12 +101,24 @@ PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="http://127.0.0.1:9090")
 # Live events (issue 7): the pub/sub layer sends one PUBLISH per group and each server process fans out to its own
 # sockets, instead of one Redis list push and pop per socket (docs/PERFORMANCE.md, "Live updates"). Live events
 # need no persistence: pages re-render when their socket reconnects.
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
-    }
-}
+# Redis pub/sub ignores the db number in REDIS_URL: two deployments sharing one Redis server would see each
+# other's events. Every channel name (live events, routing long-polls) starts with this deployment's prefix;
+# by default it is derived from the database, so two deployments on different databases never mix.
+ROLLGATE_CHANNEL_PREFIX = env.str("ROLLGATE_CHANNEL_PREFIX", default="")
+if not ROLLGATE_CHANNEL_PREFIX:
+    import hashlib
+
+    _db = DATABASES["default"]
+    _where = f"{_db.get('HOST', '')}:{_db.get('PORT', '')}/{_db['NAME']}"
+    ROLLGATE_CHANNEL_PREFIX = "rollgate." + hashlib.sha256(_where.encode()).hexdigest()[:12]
+
+
+def channel_layers(redis_url: str, prefix: str) -> dict:
+    return {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                        "CONFIG": {"hosts": [redis_url], "prefix": prefix + "."}}}
+
+
+CHANNEL_LAYERS = channel_layers(REDIS_URL, ROLLGATE_CHANNEL_PREFIX)
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
@@ -118,6 +133,21 @@ CELERY_BEAT_SCHEDULE: dict = {}
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
 ]
+# --- Login throttling (django-axes): every way in (/login/, /admin/login/, POST /api/auth/token/) authenticates
+# through the Axes backend first. Too many failures lock out the username and the address (each on its own) for
+# ROLLGATE_LOGIN_LOCKOUT_MINUTES; admins unlock in Django admin (Axes > Access attempts) or with
+# `manage.py axes_reset_username <name>` / `axes_reset_ip <address>`. Lockouts write an audit row.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("ROLLGATE_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("ROLLGATE_LOGIN_LOCKOUT_MINUTES", default=15.0) / 60.0  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.client_address.axes_client_ip"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR networks); empty: the header is ignored.
+ROLLGATE_TRUSTED_PROXIES = env.list("ROLLGATE_TRUSTED_PROXIES", default=[])
+
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -151,6 +181,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     # Only the token endpoint is throttled (guessing passwords); everything else needs a login first.
     "DEFAULT_THROTTLE_RATES": {"login": env.str("ROLLGATE_LOGIN_RATE", default="30/min")},
+    # The client address is REMOTE_ADDR as config.client_address resolved it; never a raw X-Forwarded-For.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rollgate API",
@@ -164,7 +196,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {"django.request": {"level": "ERROR"}, "axes": {"level": "WARNING"}},
 }
 
 # Domain settings
