@@ -7,6 +7,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from frontend import live
+from releases import events
 
 
 class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -23,6 +24,13 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         for group in groups:
             await self._join(group)
+        # Control groups: logout of this session, or a role change of this user, closes the socket.
+        self.control = [events.user_group(user.pk)]
+        session_key = getattr(self.scope.get("session"), "session_key", None)
+        if session_key:
+            self.control.append(events.session_group(session_key))
+        for group in self.control:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.send_json({"type": "hello", "groups": sorted(self.joined)})
 
     async def _join(self, group: str) -> None:
@@ -41,8 +49,14 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "detail": f"not allowed to follow {group[:60]}"})
 
     async def disconnect(self, code):
-        for group in getattr(self, "joined", ()):
+        for group in [*getattr(self, "joined", ()), *getattr(self, "control", ())]:
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def rollgate_event(self, message):
-        await self.send_json(message["event"])
+        kind = message["event"].get("type")
+        if kind == events.SESSION_ENDED:
+            await self.close(code=4401)  # logged out: the page goes to the login form
+        elif kind == events.ROLES_CHANGED:
+            await self.close(code=4409)  # the page reconnects, and connect() re-checks the new roles
+        else:
+            await self.send_json(message["event"])

@@ -91,6 +91,13 @@ def roles_of(user) -> frozenset[str]:
     return cached
 
 
+def roles_of_fresh(user) -> frozenset[str]:
+    """Roles read again from the database (after a change), not the per-request cache."""
+    if hasattr(user, "_rollgate_roles"):
+        del user._rollgate_roles
+    return roles_of(user)
+
+
 def roles_with(action: str) -> list[str]:
     return [role for role, actions in PERMISSIONS.items() if action in actions]
 

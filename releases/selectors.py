@@ -2,10 +2,11 @@
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Max, Q, QuerySet
+from django.core.cache import cache
+from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from releases import policy
+from releases import audit_chain, policy
 from releases.choices import CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
 from releases.freeze import active_freeze, describe
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release
@@ -75,7 +76,9 @@ def audit_list(*, user, release_id: int | None = None, actor: str = "", action: 
                environment: str = "", since=None, until=None) -> QuerySet:
     if not policy.can(user, policy.AUDIT_VIEW):
         return AuditEvent.objects.none()
-    qs = AuditEvent.objects.select_related("release", "service", "environment")
+    # prior_hash: the hash of the row just before each one, so the API can flag rows that break the chain.
+    prior = AuditEvent.objects.filter(id__lt=OuterRef("id")).order_by("-id").values("row_hash")[:1]
+    qs = AuditEvent.objects.select_related("release", "service", "environment").annotate(prior_hash=Subquery(prior))
     if release_id:
         qs = qs.filter(release_id=release_id)
     if actor:
@@ -91,6 +94,20 @@ def audit_list(*, user, release_id: int | None = None, actor: str = "", action: 
     if until:
         qs = qs.filter(created_at__lt=until)
     return qs
+
+
+AUDIT_CHAIN_CACHE_SECONDS = 60
+
+
+def audit_chain_state(*, user) -> audit_chain.ChainState | None:
+    """The whole chain verified (as `manage.py audit_verify` does), at most once a minute for the audit page."""
+    if not policy.can(user, policy.AUDIT_VIEW):
+        return None
+    state = cache.get("audit-chain-state")
+    if state is None:
+        state = audit_chain.verify(AuditEvent.objects.all())
+        cache.set("audit-chain-state", state, AUDIT_CHAIN_CACHE_SECONDS)
+    return state
 
 
 def release_is_rollbackable(release: Release) -> bool:

@@ -4,13 +4,14 @@ Interactive transitions lock the service row (serialising every change to one se
 release, check role, state machine and rules, change it, write the audit row and publish the live event on commit.
 Worker transitions (pipelines, SLA gate) use compare-and-set and return quietly when someone else got there first.
 """
+import json
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from releases import events, policy
+from releases import audit_chain, events, policy
 from releases.choices import (
     ALLOWED_TRANSITIONS,
     CANARY_STATUSES,
@@ -66,16 +67,45 @@ def audit_record(
     if release is not None:
         service = service or release.service
         environment = environment or release.environment
-    event = AuditEvent.objects.create(
+    event = AuditEvent(
         actor=actor.user, actor_name=actor.name, action=action, object_type=object_type, object_id=str(object_id),
         release=release, service=service, environment=environment, from_state=from_state, to_state=to_state,
-        reason=reason, details=details or {},
+        reason=reason, details=json.loads(json.dumps(details or {}, default=str)), created_at=timezone.now(),
     )
+    with transaction.atomic():
+        # The chain lock is the last lock any transaction takes (after service, release, pipeline/rollout rows):
+        # it is held to commit, so a transaction must not lock more rows after writing its audit row.
+        audit_chain.lock_chain()
+        event.prev_hash = AuditEvent.objects.order_by("-id").values_list("row_hash", flat=True).first() or ""
+        event.row_hash = audit_chain.row_hash(event, event.prev_hash)
+        event.save(force_insert=True)
     events.send_event_on_commit(
         [events.AUDIT_GROUP], "audit.created",
         {"audit_id": event.pk, "action": action, "release_id": release.pk if release else None},
     )
     return event
+
+
+# --- people: role changes and sessions (live sockets follow them) -------------------------------------------
+
+
+def user_roles_changed(*, actor: Actor, user, added: list[str], removed: list[str]) -> None:
+    """Audit a role (group) change and close the user's open sockets on commit: they reconnect with what the new
+    roles allow. Called by the m2m_changed receiver, whoever changed the groups (admin, shell, seed_demo)."""
+    with transaction.atomic():
+        audit_record(actor=actor, action="user.roles_changed", object_type="user", object_id=user.pk,
+                     to_state=",".join(sorted(policy.roles_of_fresh(user))),
+                     reason=f"{user.get_username()}: " + "; ".join(
+                         part for part in (f"added {', '.join(added)}" if added else "",
+                                           f"removed {', '.join(removed)}" if removed else "") if part),
+                     details={"username": user.get_username(), "added": added, "removed": removed})
+        events.send_event_on_commit([events.user_group(user.pk)], events.ROLES_CHANGED, {"user_id": user.pk})
+
+
+def session_ended(*, session_key: str) -> None:
+    """A login session ended (logout): close the sockets it opened."""
+    if session_key:
+        events.send_event(groups=[events.session_group(session_key)], event_type=events.SESSION_ENDED, payload={})
 
 
 # --- services and environments -------------------------------------------------------------------------------
