@@ -38,14 +38,18 @@ def client_address(meta: dict) -> str:
 
 
 class TrustedProxyMiddleware:
-    """Resolve REMOTE_ADDR once, first thing, and drop X-Forwarded-For."""
+    """Resolve REMOTE_ADDR once, first thing, and drop X-Forwarded-For; X-Forwarded-Proto (HTTPS behind a proxy,
+    production's SECURE_PROXY_SSL_HEADER) is kept only when a trusted proxy sent it."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        from_proxy = _trusted(request.META.get("REMOTE_ADDR", "") or "", _networks())
         request.META["REMOTE_ADDR"] = client_address(request.META)
         request.META.pop("HTTP_X_FORWARDED_FOR", None)
+        if not from_proxy:
+            request.META.pop("HTTP_X_FORWARDED_PROTO", None)
         return self.get_response(request)
 
 

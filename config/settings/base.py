@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "axes",  # login throttling: lockout per user and per address (issue 14)
     "drf_spectacular",
     "channels",
+    "csp",
     "releases",
     "pipelines",
     "sla",
@@ -58,8 +59,26 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into a 429 page
 ]
+
+# Content-Security-Policy (django-csp), everywhere so every test run exercises it: scripts only from our origin
+# (no inline script, no eval), styles may be inline (htmx's indicator style, a few style attributes), the
+# websocket and htmx talk to our origin only, and no one may frame the pages.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"

@@ -57,3 +57,10 @@
   }
   document.addEventListener("DOMContentLoaded", () => { if (status()) connect(); });
 })();
+
+// Forms that ask before they post (cut-over, switch-back, rollback to a revision): data-confirm="question".
+// An event listener rather than onsubmit="...": the Content-Security-Policy allows no inline script.
+document.addEventListener("submit", (event) => {
+  const question = event.target.dataset && event.target.dataset.confirm;
+  if (question && !window.confirm(question)) event.preventDefault();
+});
