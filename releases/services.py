@@ -94,11 +94,11 @@ def user_roles_changed(*, actor: Actor, user, added: list[str], removed: list[st
     roles allow. Called by the m2m_changed receiver, whoever changed the groups (admin, shell, seed_demo)."""
     with transaction.atomic():
         audit_record(actor=actor, action="user.roles_changed", object_type="user", object_id=user.pk,
-                     to_state=",".join(sorted(policy.roles_of_fresh(user))),
                      reason=f"{user.get_username()}: " + "; ".join(
                          part for part in (f"added {', '.join(added)}" if added else "",
                                            f"removed {', '.join(removed)}" if removed else "") if part),
-                     details={"username": user.get_username(), "added": added, "removed": removed})
+                     details={"username": user.get_username(), "added": added, "removed": removed,
+                              "roles": sorted(policy.roles_of_fresh(user))})
         events.send_event_on_commit([events.user_group(user.pk)], events.ROLES_CHANGED, {"user_id": user.pk})
 
 

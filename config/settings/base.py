@@ -51,6 +51,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.client_address.TrustedProxyMiddleware",  # first: everything after sees the real client address
+    "releases.api.input_rules.QueryGuardMiddleware",  # NUL / lone surrogates in the path or query: 400
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
