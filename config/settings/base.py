@@ -232,6 +232,8 @@ ROLLGATE_AGENT_MISSED_HEARTBEATS = env.int("ROLLGATE_AGENT_MISSED_HEARTBEATS", d
 ROLLGATE_ROUTING_MAX_WAIT_SECONDS = 30.0  # cap of ?wait= on the long-polled routing table
 # When set, GET /metrics/traces needs "Authorization: Bearer <this>" (Prometheus: authorization.credentials).
 ROLLGATE_METRICS_TOKEN = env_secret("ROLLGATE_METRICS_TOKEN", default="")
+# Without a token /metrics/traces answers 403 unless opened explicitly (local and test settings open it: loopback).
+ROLLGATE_METRICS_OPEN = env.bool("ROLLGATE_METRICS_OPEN", default=False)
 # Deploy targets (pipelines/deploy_*): the key that encrypts environment credentials at rest. No default here:
 # local.py and test.py set one; production reads ROLLGATE_CREDENTIALS_KEY or ROLLGATE_CREDENTIALS_KEY_FILE.
 ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="")
@@ -272,6 +274,14 @@ ROLLGATE_PUBLIC_URL = env.str("ROLLGATE_PUBLIC_URL", default="http://127.0.0.1:8
 ROLLGATE_GITLAB_WEBHOOK_TOKEN = env_secret("ROLLGATE_GITLAB_WEBHOOK_TOKEN", default="")
 ROLLGATE_GITLAB_USER = env.str("ROLLGATE_GITLAB_USER", default="gitlab")
 ROLLGATE_GITLAB_PROJECTS = env.json("ROLLGATE_GITLAB_PROJECTS", default={})
+# Per-project webhook tokens (issue 14), stored hashed: {"group/agent-infer": {"token_sha256": "<hex>",
+# "services": ["agent-infer"]}}, from ROLLGATE_GITLAB_PROJECT_TOKENS or the JSON file ROLLGATE_GITLAB_PROJECT_TOKENS_FILE.
+# Once set, the shared ROLLGATE_GITLAB_WEBHOOK_TOKEN is refused.
+ROLLGATE_GITLAB_PROJECT_TOKENS = env.json("ROLLGATE_GITLAB_PROJECT_TOKENS", default={})
+if env.str("ROLLGATE_GITLAB_PROJECT_TOKENS_FILE", default=""):
+    import json as _json
+
+    ROLLGATE_GITLAB_PROJECT_TOKENS = _json.loads(Path(env.str("ROLLGATE_GITLAB_PROJECT_TOKENS_FILE")).read_text())
 # e.g. '{"visibility_timeout": 600}': how soon Redis redelivers the message of a worker that died mid-stage.
 # The benchmark runs its workers on a queue of its own so it never takes (or leaves) anyone else's messages.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")

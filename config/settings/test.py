@@ -11,3 +11,5 @@ CELERY_BROKER_URL = REDIS_URL
 ROLLGATE_CREDENTIALS_KEY = "rollgate-test-credentials-key"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                       "KEY_PREFIX": "rollgate-test"}}
+
+ROLLGATE_METRICS_OPEN = True  # tests/routing/test_metrics_closed.py checks the production default
