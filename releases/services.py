@@ -5,13 +5,16 @@ release, check role, state machine and rules, change it, write the audit row and
 Worker transitions (pipelines, SLA gate) use compare-and-set and return quietly when someone else got there first.
 """
 import json
+import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from releases import audit_chain, events, policy
+from releases.tokens import token_digest
 from releases.choices import (
     ALLOWED_TRANSITIONS,
     CANARY_STATUSES,
@@ -100,6 +103,18 @@ def user_roles_changed(*, actor: Actor, user, added: list[str], removed: list[st
                      details={"username": user.get_username(), "added": added, "removed": removed,
                               "roles": sorted(policy.roles_of_fresh(user))})
         events.send_event_on_commit([events.user_group(user.pk)], events.ROLES_CHANGED, {"user_id": user.pk})
+
+
+def api_token_issue(*, user) -> str:
+    """A new API token for `user`, replacing the previous one (only its digest is stored, so the old key cannot be
+    shown again). Returns the key: the only time anyone sees it."""
+    key = secrets.token_hex(20)
+    with transaction.atomic():
+        Token.objects.filter(user=user).delete()
+        Token.objects.create(user=user, key=token_digest(key))
+        audit_record(actor=Actor.of(user), action="auth.token_issued", object_type="user", object_id=user.pk,
+                     reason="API token issued; the previous one, if any, is revoked")
+    return key
 
 
 def session_ended(*, session_key: str) -> None:

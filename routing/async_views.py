@@ -50,7 +50,9 @@ _UNAUTHENTICATED = dict(
 def _human_token_user(key: str):
     from rest_framework.authtoken.models import Token
 
-    token = Token.objects.select_related("user").filter(key=key).first()
+    from releases.tokens import token_digest
+
+    token = Token.objects.select_related("user").filter(key=token_digest(key)).first()
     return token.user if token and token.user.is_active else None
 
 

@@ -186,7 +186,7 @@ STATICFILES_DIRS = [("vendor", BASE_DIR / "node_modules")]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first so an anonymous API call gets 401 with "WWW-Authenticate: Token", not a bare 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "releases.api.token_auth.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

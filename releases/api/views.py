@@ -401,7 +401,9 @@ class TokenApi(ObtainAuthToken):
 
     def post(self, request, *args, **kwargs):
         try:
-            return super().post(request, *args, **kwargs)
+            serializer = self.get_serializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            return Response({"token": services.api_token_issue(user=serializer.validated_data["user"])})
         except ValidationError:
             # django-axes refused the attempt (authenticate() returned None): say so instead of "wrong password".
             if getattr(request, "axes_locked_out", False) or getattr(request._request, "axes_locked_out", False):
