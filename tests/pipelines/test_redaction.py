@@ -35,3 +35,22 @@ def test_secret_shape_is_redacted(shape):
 def test_ordinary_build_lines_stay_readable(line):
     assert redact(line).split()[0] == line.split()[0]
     assert "8080:80" in redact(line) or "8080" not in line
+
+
+def test_webhook_urls_and_signing_secrets_are_stored_encrypted(db, ops):
+    from django.db import connection
+
+    from pipelines.models import WebhookEndpoint
+    from pipelines.services import webhook_endpoint_create
+    from releases.services import Actor
+
+    endpoint = webhook_endpoint_create(actor=Actor.of(ops), name="feishu", format="feishu", signing_secret="sig-s3cret",
+                                       url="https://open.feishu.example/hook/tok-abcdef123456")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT url, signing_secret FROM pipelines_webhookendpoint WHERE id = %s", [endpoint.pk])
+        url, secret = cursor.fetchone()
+    assert "tok-abcdef123456" not in url and "sig-s3cret" not in secret
+    assert url.startswith("sealed:v1:") and secret.startswith("sealed:v1:")
+    fresh = WebhookEndpoint.objects.get(pk=endpoint.pk)
+    assert (fresh.url, fresh.signing_secret) == ("https://open.feishu.example/hook/tok-abcdef123456", "sig-s3cret")
+    assert fresh.masked_url == "https://open.feishu.example/…"
