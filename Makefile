@@ -11,7 +11,7 @@ STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt | sh
 # Without DJANGO_SETTINGS_MODULE the app runs production settings (and refuses to start without its secrets);
 # these targets choose the local and test settings themselves.
 run serve migrate: export DJANGO_SETTINGS_MODULE ?= config.settings.local
-test bench: export DJANGO_SETTINGS_MODULE = config.settings.test
+test: export DJANGO_SETTINGS_MODULE = config.settings.test
 
 system:
 	@bash scripts/install-system.sh
