@@ -49,3 +49,10 @@ def test_agent_tokens_are_stored_as_digests(environments, service):
     token, key = auth.token_create(name="scheduler", environment=environments["staging"], service=service)
     stored = AgentToken.objects.get(pk=token.pk)
     assert key not in (stored.key_hash, stored.prefix) and stored.key_hash == auth.hash_key(key)
+
+
+def test_a_human_token_lists_agents(rm, environments, service):
+    key = login("rm")
+    response = APIClient().get("/api/agents/?service=agent-infer&environment=staging",
+                               HTTP_AUTHORIZATION=f"Token {key}")
+    assert response.status_code == 200, response.content
