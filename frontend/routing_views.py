@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from frontend.access import page_requires
 from releases import policy, selectors
 from releases.errors import DomainError
-from releases.services import Actor, traffic_check
+from releases.services import Actor
 from routing import selectors as routing_selectors
 from routing import services as routing_services
 
@@ -33,11 +33,11 @@ def _context(request, release):
     promote = policy.can(request.user, policy.RELEASE_PROMOTE)
     may_cut_over, why_not_cut_over = bool(may and promote), may.reason or promote.reason
     if may_cut_over and is_canary:
-        try:
-            traffic_check(move=policy.MOVE_CUT_OVER, service=release.service, environment=release.environment,
-                          tag=release.version.tag, release=release)
-        except DomainError as error:
-            may_cut_over, why_not_cut_over = False, error.message
+        refusal = selectors.traffic_refusal(move=policy.MOVE_CUT_OVER, service=release.service,
+                                            environment=release.environment, tag=release.version.tag,
+                                            release=release)
+        if refusal:
+            may_cut_over, why_not_cut_over = False, refusal
     return {
         "release": release,
         "view": view,

@@ -25,9 +25,8 @@ from releases.choices import (
 )
 from releases.conventions import MOVING_TAGS, ConventionError, check_branch, check_tag_environment, parse_tag
 from releases.errors import ActionBlocked, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
-from releases.freeze import active_freeze, describe
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
-from releases.selectors import approval_summary, gray_ladder, live_release
+from releases.selectors import approval_summary, gray_ladder, live_release, traffic_refusal
 from releases.signals import release_transitioned
 
 S = ReleaseStatus
@@ -288,59 +287,15 @@ def _move(release: Release, *, to_status: str, actor: Actor, action: str, reason
 
 # --- the one rule for traffic moves (freeze windows, approvals, blocked images) ------------------------------
 
-# Other apps that keep their own list of blocked versions (routing) register a reader here when they start:
-# callable(service, environment) -> {tag: reason}. Registration instead of an import keeps releases importing
-# no other app.
-BLOCKED_VERSION_SOURCES: list = []
-
-
-def blocked_image_reason(service: AgentService, environment: Environment, tag: str) -> str:
-    """Why this image may never be deployed or routed to again, or "" when it may."""
-    blocked = (Release.objects.filter(service=service, version__tag=tag, status=S.BLOCKED)
-               .select_related("environment").first())
-    if blocked is not None:
-        return (f"release #{blocked.pk} was blocked in {blocked.environment.name}"
-                + (f": {blocked.status_reason}" if blocked.status_reason else ""))
-    for source in BLOCKED_VERSION_SOURCES:
-        reason = source(service, environment).get(tag)
-        if reason is not None:
-            return f"blocked in routing in {environment.name}: {reason}"
-    return ""
-
-
-def went_live(service: AgentService, environment: Environment, tag: str) -> bool:
-    """The image was (or is) the stable version here: it passed this environment's approvals back then."""
-    return Release.objects.filter(service=service, environment=environment, version__tag=tag,
-                                  status__in=(S.LIVE, S.SUPERSEDED)).exists()
-
 
 def traffic_check(*, move: str, service: AgentService, environment: Environment, tag: str = "",
                   release: Release | None = None) -> None:
     """Raise ActionBlocked (409, reason in words) unless `move` may happen now: every action that deploys or moves
-    traffic calls this with the image it would send traffic to. The rules are policy.TRAFFIC_RULES."""
-    rule = policy.TRAFFIC_RULES[move]
-    if tag and not rule.may_use_blocked_image:
-        why = blocked_image_reason(service, environment, tag)
-        if why:
-            raise ActionBlocked(f"cannot {move}: {service.name} {tag} is blocked ({why}); nothing deploys or routes "
-                                f"to a blocked image again: build a new version")
-    window = active_freeze(environment.freeze_windows, timezone.now())
-    if window and rule.freeze != policy.FREEZE_ALLOWED:
-        if rule.freeze == policy.FREEZE_REFUSED or not (tag and went_live(service, environment, tag)):
-            allowed = ", ".join(r.label.split(" (")[0] for r in policy.TRAFFIC_RULES.values()
-                                if r.freeze == policy.FREEZE_ALLOWED)
-            what = f"{move} waits" if rule.freeze == policy.FREEZE_REFUSED else (
-                f"{move} may only return to a version that was live here, and {tag} never was")
-            raise ActionBlocked(f"{environment.name} is {describe(window)}: {what}; allowed now: {allowed}")
-    if rule.approvals == policy.APPROVALS_RELEASE and release is not None:
-        summary = approval_summary(release)
-        if summary.missing:
-            missing = ", ".join(f"{count} {role}" for role, count in sorted(summary.missing.items()))
-            raise ActionBlocked(f"{environment.name} is protected: {move} needs approval from {missing}")
-    if rule.approvals == policy.APPROVALS_WENT_LIVE and environment.required_approvals and tag:
-        if not went_live(service, environment, tag):
-            raise ActionBlocked(f"{environment.name} is protected: {tag} never went live here, so it never had its "
-                                f"approvals; release it (with approvals) instead of rolling back to it")
+    traffic calls this with the image it would send traffic to. The rules are policy.TRAFFIC_RULES; the reasoning
+    (a read) is selectors.traffic_refusal, which pages use to grey buttons out with the same words."""
+    refusal = traffic_refusal(move=move, service=service, environment=environment, tag=tag, release=release)
+    if refusal:
+        raise ActionBlocked(refusal)
 
 
 def _check_canary_slot_free(release: Release) -> None:

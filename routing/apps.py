@@ -6,7 +6,7 @@ class RoutingConfig(AppConfig):
     verbose_name = "Gray routing for schedulers"
 
     def ready(self):
-        from releases.services import BLOCKED_VERSION_SOURCES
+        from releases.selectors import BLOCKED_VERSION_SOURCES
         from routing import receivers  # noqa: F401  (connects to releases.signals.release_transitioned)
         from routing.selectors import blocked_in_routing
 

@@ -121,3 +121,18 @@ def test_rolling_back_a_live_release_does_not_restore_a_blocked_image(live_relea
 def test_readme_carries_the_traffic_rule_table():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert policy.traffic_rules_markdown() in readme
+
+
+def test_the_release_page_greys_promote_out_with_the_blocked_image_reason(make_release, live_release, ops, rm):
+    from django.test import Client
+
+    release = make_release("v1.1.0", "staging")
+    client_for(ops).post(ROUTING + "blocked-versions/", {"version": "v1.1.0", "reason": "crashes"}, format="json")
+    detail = client_for(rm).get(f"/api/releases/{release.pk}/").json()
+    promote = detail["actions"]["promote"] if "actions" in detail else None
+    page = Client()
+    page.force_login(rm)
+    html = page.get(f"/releases/{release.pk}/").content.decode()
+    assert "v1.1.0 is blocked" in html
+    if promote is not None:
+        assert promote["allowed"] is False and "v1.1.0 is blocked" in promote["reason"]
