@@ -209,6 +209,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Release control for agent services: versions, environments, gray releases, approvals, audit.",
     "VERSION": "0.1.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "releases.api.schema_hooks.add_error_responses"],
 }
 
 LOGGING = {
