@@ -98,3 +98,26 @@ async def test_events_of_another_deployment_never_arrive(qa, settings, live_rele
     assert (await socket.receive_json_from(timeout=5))["type"] == "release.changed"
     await foreign.flush()
     await socket.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_a_socket_closes_once_its_session_has_expired(qa, live_release):
+    import asyncio
+    from datetime import timedelta
+
+    from channels.layers import get_channel_layer
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    from releases import events
+
+    session = SessionStore()
+    await sync_to_async(session.create)()
+    # The session runs out a moment after the socket opens (no logout ever happens).
+    await sync_to_async(lambda: Session.objects.filter(session_key=session.session_key).update(
+        expire_date=timezone.now() + timedelta(seconds=1)))()
+    socket = await connect(qa, session)
+    await asyncio.sleep(1.2)
+    await get_channel_layer().group_send(events.FLEET_GROUP,
+                                         {"type": "rollgate.event", "event": {"type": "release.changed"}})
+    assert await closed_with(socket) == 4401
