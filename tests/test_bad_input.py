@@ -131,3 +131,10 @@ def test_strings_longer_than_their_column_are_400_on_every_field_never_500(api):
             if response.status_code >= 500:
                 failures.append(f"{method.upper()} {url} {field}: {response.status_code}")
     assert not failures, "\n".join(failures)
+
+
+def test_an_api_path_that_matches_no_route_answers_json_404(api):
+    response = api.get("/api/no-such-thing/")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    page = api.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")

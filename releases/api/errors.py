@@ -46,3 +46,13 @@ def exception_handler(exc, context):
     if response is None and isinstance(exc, Http404):
         return Response({"detail": "not found", "code": "not_found"}, status=404)
     return response
+
+
+def not_found_handler(request, exception=None):
+    """handler404: API paths that match no route answer in the API's error shape, pages with the 404 page."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith(("/api/", "/monitor/", "/metrics/")):
+        return JsonResponse({"detail": "not found: no such endpoint or object", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)
