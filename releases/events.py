@@ -4,6 +4,7 @@ Events carry a type and ids, never whole objects: the page re-renders its partia
 transaction commits, so a browser never sees a state that was rolled back.
 """
 import asyncio
+import hashlib
 import logging
 import os
 import re
@@ -39,8 +40,6 @@ def user_group(user_id: int) -> str:
 def session_group(session_key: str) -> str:
     """The sockets of one login session: closed when it logs out. The key is hashed: group names are visible in
     Redis and a session key is a credential."""
-    import hashlib
-
     return group_name("session", hashlib.sha256(session_key.encode()).hexdigest()[:32])
 
 
