@@ -35,9 +35,13 @@ def test_production_settings_pass_check_deploy_without_warnings():
     assert "System check identified no issues" in result.stdout
 
 
-def test_the_local_keys_in_the_repository_are_not_production_keys():
-    production = (ROOT / "config/settings/production.py").read_text()
-    assert "rollgate-local" not in production and "not-secret" not in production
+def test_the_keys_committed_for_local_and_test_runs_are_refused_in_production():
+    from config.settings import local, test
+
+    result = manage("check", SECRET_KEY=local.SECRET_KEY, ROLLGATE_CREDENTIALS_KEY=secrets.token_urlsafe(32))
+    assert result.returncode != 0 and "SECRET_KEY is one of the keys committed to the repository" in result.stderr
+    result = manage("check", SECRET_KEY=secrets.token_urlsafe(50), ROLLGATE_CREDENTIALS_KEY=test.ROLLGATE_CREDENTIALS_KEY)
+    assert "ROLLGATE_CREDENTIALS_KEY is one of the keys committed" in result.stderr
 
 
 @pytest.mark.django_db

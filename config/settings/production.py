@@ -4,11 +4,19 @@ from .base import *  # noqa: F401,F403
 from .base import BASE_DIR, env, env_secret
 
 
+# The keys local.py and test.py carry are in the repository: anyone can read them.
+PUBLIC_KEYS = {"rollgate-local-development-only-not-secret", "rollgate-local-credentials-key-not-secret",
+               "rollgate-test-only", "rollgate-test-credentials-key"}
+
+
 def required_secret(name: str) -> str:
     value = env_secret(name)
     if not value:
         raise RuntimeError(f"{name} (or {name}_FILE) must be set in production: there is no default. For a local "
                            f"run use DJANGO_SETTINGS_MODULE=config.settings.local (make run does)")
+    if value in PUBLIC_KEYS:
+        raise RuntimeError(f"{name} is one of the keys committed to the repository (local/test settings): "
+                           f"generate a secret one for production")
     return value
 
 
