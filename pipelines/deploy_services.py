@@ -29,7 +29,7 @@ from releases import events, policy
 from releases.choices import ReleaseStatus
 from releases.errors import ActionBlocked, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Environment, Release
-from releases.services import Actor, audit_record, require_permission
+from releases.services import Actor, audit_record, require_permission, traffic_check
 
 R = DeployRevisionStatus
 VALUES_MAX_BYTES = 64 * 1024
@@ -225,6 +225,8 @@ def revision_rollback_request(*, actor: Actor, service: str, environment: str, n
         allowed, why = selectors.revision_rollback_state(user=actor.user, revision=row)
         if not allowed:
             raise TransitionNotAllowed(f"cannot roll back to revision {number}: {why}")
+    # Freeze windows, approvals and blocked images: the same rule as every other traffic move.
+    traffic_check(move=policy.MOVE_REVISION_ROLLBACK, service=service_obj, environment=env_obj, tag=row.image_tag)
     from pipelines.deploy_tasks import deploy_revision_rollback
 
     with transaction.atomic():
