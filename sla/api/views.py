@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from releases import policy as access
 from releases import selectors as release_selectors
-from releases.api.base import HeaderPagination, StrictInputSerializer, requires
+from releases.api.base import KEYSET_PARAMETERS, KeysetPagination, StrictInputSerializer, requires
 from releases.models import AgentService, Environment
 from releases.services import Actor
 from sla import selectors, services
@@ -107,7 +107,8 @@ class SlaReportListApi(APIView):
     permission_classes = [requires(access.SLA_VIEW)]
     renderer_classes = [JSONRenderer, SlaReportCsvRenderer]
 
-    @extend_schema(parameters=[ReportFilters], responses=OpenApiTypes.OBJECT, operation_id="sla_reports_list")
+    @extend_schema(parameters=[ReportFilters, *KEYSET_PARAMETERS], responses=OpenApiTypes.OBJECT,
+                   operation_id="sla_reports_list")
     def get(self, request, format=None):
         filters = ReportFilters(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -115,7 +116,7 @@ class SlaReportListApi(APIView):
         if request.accepted_renderer.format == "csv":
             rows = [selectors.report_row(r) for r in qs[:CSV_MAX_ROWS]]
             return Response(rows, headers={"Content-Disposition": 'attachment; filename="sla-reports.csv"'})
-        paginator = HeaderPagination()
+        paginator = KeysetPagination("evaluated_at")
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response([selectors.report_row(r) for r in page])
 
