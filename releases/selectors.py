@@ -2,7 +2,7 @@
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from releases import policy
@@ -190,32 +190,66 @@ class FleetRow:
     cells: list[FleetCell]
 
 
-def fleet_overview(*, user, service: str = "", environment: str = "", status: str = "") -> tuple[list, list]:
-    """Services x environments in a fixed number of queries, whatever the fleet size."""
+FLEET_PAGE_SIZE = 50
+FLEET_ATTENTION = frozenset({S.CI_FAILED, S.FAILED, S.BLOCKED, S.PAUSED})
+
+
+@dataclass
+class FleetPage:
+    environments: list
+    rows: list
+    total: int  # services matching the filters
+    number: int
+    pages: int
+
+
+def _newest_of_pair():
+    """A release that is the newest one of its (service, environment) pair: no later release exists."""
+    newer = Release.objects.filter(service_id=OuterRef("service_id"), environment_id=OuterRef("environment_id"),
+                                   pk__gt=OuterRef("pk"))
+    return ~Exists(newer)
+
+
+def _fleet_services(*, environments, service: str, status: str) -> QuerySet:
+    """The services the fleet lists, filtered in the database. A status matches what a cell shows: the live or
+    the canary release, or the newest release of the pair."""
+    services_qs = AgentService.objects.only("id", "name").order_by("name")
+    if service:
+        services_qs = services_qs.filter(name__icontains=service)
+    if status:
+        shown = Release.objects.filter(service_id=OuterRef("pk"), status=status, environment__in=environments)
+        if status != S.LIVE and status not in CANARY_STATUSES:
+            shown = shown.filter(_newest_of_pair())
+        services_qs = services_qs.filter(Exists(shown))
+    return services_qs
+
+
+def fleet_overview(*, user, service: str = "", environment: str = "", status: str = "", page: int = 1,
+                   size: int | None = None) -> FleetPage:
+    """One page of services x environments, in the same few queries whatever the fleet size: the services
+    (filtered and paged in the database), their total, and what the page's cells show."""
     if not policy.can(user, policy.RELEASE_VIEW):
-        return [], []
+        return FleetPage([], [], 0, 1, 1)
+    size = size or FLEET_PAGE_SIZE
     environments = list(Environment.objects.all())
     if environment:
         environments = [e for e in environments if e.name == environment]
-    services_qs = AgentService.objects.only("id", "name")
-    if service:
-        services_qs = services_qs.filter(name__icontains=service)
-    service_list = list(services_qs)
+    services_qs = _fleet_services(environments=environments, service=service, status=status)
+    total = services_qs.count()
+    pages = max(1, -(-total // size))
+    number = min(max(1, page), pages)
+    service_list = list(services_qs[(number - 1) * size: number * size])
     env_index = {e.pk: i for i, e in enumerate(environments)}
     cells = {s.pk: [FleetCell() for _ in environments] for s in service_list}
-    # One query for what the cells show: the live and canary releases, and the newest release of each pair.
-    # Plain tuples, not model rows: with 1 000 services building model instances dominated the page's time.
-    scope = Release.objects.filter(environment__in=environments)
-    if service:
-        scope = scope.filter(service__in=services_qs)
+    # One query for what the cells show: the live and canary releases, and the newest release of each pair, for
+    # this page's services only. Plain tuples, not model rows.
+    scope = Release.objects.filter(environment__in=environments, service__in=[s.pk for s in service_list])
     latest_ids = (scope.order_by().values("service_id", "environment_id").annotate(last=Max("id"))
                   .values_list("last", flat=True))
     shown = (scope.filter(Q(status__in=[S.LIVE, *CANARY_STATUSES]) | Q(pk__in=latest_ids)).order_by()
              .values_list("id", "service_id", "environment_id", "status", "gray_weight", "version__tag"))
     env_by_id = {e.pk: e for e in environments}
     for pk, service_id, environment_id, status_, weight, tag in shown:
-        if service_id not in cells:  # a service created after the list above was read
-            continue
         release = FleetRelease(pk, service_id, env_by_id[environment_id], status_, weight, tag)
         cell = cells[service_id][env_index[environment_id]]
         if status_ == S.LIVE:
@@ -225,10 +259,26 @@ def fleet_overview(*, user, service: str = "", environment: str = "", status: st
         if cell.latest is None or pk > cell.latest.pk:  # the newest of the pair is always among these
             cell.latest = release
     rows = [FleetRow(service=s, cells=cells[s.pk]) for s in service_list]
-    if status:
-        rows = [r for r in rows if any(rel is not None and rel.status == status
-                                       for c in r.cells for rel in (c.live, c.canary, c.latest))]
-    return environments, rows
+    return FleetPage(environments, rows, total, number, pages)
+
+
+def fleet_summary(*, user, environment: str = "") -> dict[str, int]:
+    """Fleet-wide counts for the page header, in one aggregate query over the current releases (canaries, the
+    newest release of a pair still open for approval in an environment that needs one, and the newest release of
+    a pair that failed, is blocked or paused)."""
+    if not policy.can(user, policy.RELEASE_VIEW):
+        return {"services": 0, "canaries": 0, "waiting": 0, "attention": 0}
+    scope = Release.objects.all()
+    if environment:
+        scope = scope.filter(environment__name=environment)
+    counted = scope.filter(Q(status__in=sorted(CANARY_STATUSES | OPEN_FOR_APPROVAL | FLEET_ATTENTION)))
+    counts = counted.aggregate(
+        canaries=Count("id", filter=Q(status__in=sorted(CANARY_STATUSES))),
+        waiting=Count("id", filter=Q(status__in=sorted(OPEN_FOR_APPROVAL)) & ~Q(environment__required_approvals={})
+                      & _newest_of_pair()),
+        attention=Count("id", filter=Q(status__in=sorted(FLEET_ATTENTION)) & _newest_of_pair()),
+    )
+    return counts
 
 
 
@@ -252,7 +302,8 @@ def approvals_missing(releases) -> dict[int, dict[str, int]]:
     result = {}
     for release in waiting:
         have = given.get(release.pk, {})
-        missing = {role: count - have.get(role, 0) for role, count in release.environment.required_approvals.items()
+        missing = {role: count - have.get(role, 0)
+                   for role, count in sorted(release.environment.required_approvals.items())
                    if count - have.get(role, 0) > 0}
         if missing:
             result[release.pk] = missing
