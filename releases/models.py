@@ -7,8 +7,8 @@ from django.db import models
 from django.db.models import Q
 
 from releases.choices import (
+    AWAITING_APPROVAL,
     CANARY_STATUSES,
-    OPEN_FOR_APPROVAL,
     ApprovalDecision,
     DeployTargetKind,
     GrayStrategy,
@@ -136,8 +136,8 @@ class Release(models.Model):
             models.Index(fields=["status", "created_at", "id"], name="release_status_newest"),
             models.Index(fields=["service", "created_at", "id"], name="release_service_newest"),
             # The approvals inbox and its nav badge: the few releases still open, not the whole history.
-            models.Index(fields=["created_at", "id"], name="release_open_for_approval",
-                         condition=Q(status__in=sorted(OPEN_FOR_APPROVAL))),
+            models.Index(fields=["created_at", "id"], name="release_awaiting_approval",
+                         condition=Q(status__in=sorted(AWAITING_APPROVAL))),
         ]
         constraints = [
             models.UniqueConstraint(

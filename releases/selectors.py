@@ -2,12 +2,15 @@
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from releases import policy
-from releases.choices import CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
+from releases.choices import AWAITING_APPROVAL, CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
 from releases.freeze import active_freeze, describe
+from releases.keyset import KeysetPage, keyset_page
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release
 
 S = ReleaseStatus
@@ -37,7 +40,7 @@ class ApprovalSummary:
 
 
 def approval_summary(release: Release) -> ApprovalSummary:
-    required = dict(release.environment.required_approvals or {})
+    required = dict(sorted((release.environment.required_approvals or {}).items()))
     summary = ApprovalSummary(required=required)
     for approval in release.approvals.select_related("user"):
         if approval.decision == ApprovalDecision.REJECTED:
@@ -310,16 +313,43 @@ def approvals_missing(releases) -> dict[int, dict[str, int]]:
     return result
 
 
-def approvals_inbox(*, user) -> list[tuple[Release, dict[str, int]]]:
-    """Releases waiting for an approval one of the user's roles can give, not started by the user and not yet
-    decided by them, oldest first, with what is still missing."""
-    if not policy.can(user, policy.RELEASE_APPROVE):
-        return []
+INBOX_PAGE_SIZE = 50
+BADGE_LIMIT = 99
+
+
+def _inbox(user) -> QuerySet:
+    """Releases waiting for an approval one of the user's roles can still give: built or building (not failed),
+    in an environment that requires that role more often than it has approved, not started by the user and not
+    yet decided by them. All of it in the database, so a page and the badge read only what they show."""
     roles = sorted(policy.roles_of(user))
-    candidates = (Release.objects.filter(status__in=OPEN_FOR_APPROVAL,
-                                         environment__required_approvals__has_any_keys=roles)
-                  .exclude(started_by=user).exclude(approvals__user=user)
-                  .select_related("service", "environment", "version", "started_by").order_by("created_at", "id"))
-    candidates = list(candidates[:500])
-    missing = approvals_missing(candidates)
-    return [(r, missing[r.pk]) for r in candidates if any(role in roles for role in missing.get(r.pk, {}))]
+    qs = (Release.objects.filter(status__in=sorted(AWAITING_APPROVAL),
+                                 environment__required_approvals__has_any_keys=roles)
+          .exclude(started_by=user)
+          .exclude(Exists(Approval.objects.filter(release=OuterRef("pk"), user=user))))
+    still_needed = Q()
+    for index, role in enumerate(roles):
+        given = (Approval.objects.filter(release=OuterRef("pk"), role=role, decision=ApprovalDecision.APPROVED)
+                 .order_by().values("release").annotate(n=Count("id")).values("n"))
+        qs = qs.alias(**{f"given_{index}": Coalesce(Subquery(given, output_field=IntegerField()), 0),
+                         f"needed_{index}": Cast(KeyTextTransform(role, "environment__required_approvals"),
+                                                 IntegerField())})
+        still_needed |= Q(**{f"needed_{index}__gt": F(f"given_{index}")})
+    return qs.filter(still_needed) if roles else qs.none()
+
+
+def approvals_inbox_count(*, user) -> int:
+    """The nav badge: counted up to BADGE_LIMIT + 1 rows (the badge then says "99+")."""
+    if not policy.can(user, policy.RELEASE_APPROVE):
+        return 0
+    return _inbox(user)[:BADGE_LIMIT + 1].count()
+
+
+def approvals_inbox(*, user, cursor: str = "", size: int | None = None) -> KeysetPage:
+    """A page of the inbox, newest first, each release with what is still missing ({role: count})."""
+    if not policy.can(user, policy.RELEASE_APPROVE):
+        return KeysetPage([], None, None)
+    page = keyset_page(_inbox(user).select_related("service", "environment", "version", "started_by"),
+                       field="created_at", size=size or INBOX_PAGE_SIZE, cursor=cursor)
+    missing = approvals_missing(page.items)
+    page.items = [(release, missing.get(release.pk, {})) for release in page.items]
+    return page

@@ -54,6 +54,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='release',
-            index=models.Index(condition=models.Q(('status__in', ['building', 'ci_failed', 'pending', 'ready'])), fields=['created_at', 'id'], name='release_open_for_approval'),
+            index=models.Index(condition=models.Q(('status__in', ['building', 'pending', 'ready'])), fields=['created_at', 'id'], name='release_awaiting_approval'),
         ),
     ]
