@@ -180,6 +180,9 @@ ROLLGATE_AGENT_MISSED_HEARTBEATS = env.int("ROLLGATE_AGENT_MISSED_HEARTBEATS", d
 ROLLGATE_ROUTING_MAX_WAIT_SECONDS = 30.0  # cap of ?wait= on the long-polled routing table
 # When set, GET /metrics/traces needs "Authorization: Bearer <this>" (Prometheus: authorization.credentials).
 ROLLGATE_METRICS_TOKEN = env_secret("ROLLGATE_METRICS_TOKEN", default="")
+# /metrics/traces drops the series of a (service, env, version) that sent no trace result for this long: versions
+# that no longer serve traffic leave the scrape instead of growing it forever.
+ROLLGATE_TRACE_SERIES_RETENTION_SECONDS = env.int("ROLLGATE_TRACE_SERIES_RETENTION_SECONDS", default=3600)
 # Deploy targets (pipelines/deploy_*): the key that encrypts environment credentials at rest. No default here:
 # local.py and test.py set one; production reads ROLLGATE_CREDENTIALS_KEY or ROLLGATE_CREDENTIALS_KEY_FILE.
 ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="")
