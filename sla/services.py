@@ -40,7 +40,6 @@ from releases import events, policy as access
 from releases.choices import ReleaseStatus
 from releases.errors import DomainError, InvalidInput, NotFound
 from releases.models import AgentService, Environment, Release
-from releases.selectors import live_release
 from releases.services import (
     Actor,
     audit_record,
@@ -159,15 +158,69 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(dt_timezone.utc)
 
 
+class _TickPolicies:
+    """Every policy one tick needs, from two queries: each environment's latest policy and the latest overrides of
+    the services that have any. Effective policies are then computed once per (environment, service)."""
+
+    def __init__(self, environment_ids: set[int]):
+        self.base_rows: dict[int, SlaPolicyVersion] = {}
+        for row in (SlaPolicyVersion.objects.filter(environment_id__in=environment_ids, service__isnull=True)
+                    .order_by("environment_id", "-number")):
+            self.base_rows.setdefault(row.environment_id, row)
+        self.override_rows: dict[tuple[int, int], SlaPolicyVersion] = {}
+        for row in (SlaPolicyVersion.objects.filter(environment_id__in=environment_ids, service__isnull=False)
+                    .order_by("environment_id", "service_id", "-number")):
+            self.override_rows.setdefault((row.environment_id, row.service_id), row)
+        self.bases: dict[int, SlaPolicy] = {}
+        self.effective: dict[tuple[int, int], SlaPolicy] = {}
+
+    def base(self, environment_id: int) -> SlaPolicy:
+        if environment_id not in self.bases:
+            row = self.base_rows.get(environment_id)
+            self.bases[environment_id] = SlaPolicy.from_dict(row.policy) if row else DEFAULT_POLICY
+        return self.bases[environment_id]
+
+    def for_release(self, release: Release) -> SlaPolicy:
+        key = (release.environment_id, release.service_id)
+        if key not in self.effective:
+            base = self.base(release.environment_id)
+            override = self.override_rows.get(key)
+            try:
+                self.effective[key] = base.with_overrides(override.policy) if override else base
+            except PolicyInvalid:
+                log.warning("SLA policy of %s/%s is invalid; using the environment's", release.environment.name,
+                            release.service.name)
+                self.effective[key] = base
+        return self.effective[key]
+
+
 def gate_collect() -> list[Candidate]:
-    """Every release in gray or paused, with its gate state (a new record for a release seen the first time)."""
+    """Every release in gray or paused, with its gate state (a new record for a release seen the first time).
+
+    A fixed number of queries whatever the number of releases: the releases, their gate records (missing ones
+    created in one statement), the policies, and the live releases of the canaries that name no previous one."""
     releases = list(Release.objects.filter(status__in=[S.GRAY, S.PAUSED])
                     .select_related("service", "environment", "version", "previous_release__version")
                     .order_by("pk"))
-    policies: dict[tuple, SlaPolicy] = {}
+    if not releases:
+        return []
+    ids = [release.pk for release in releases]
+    records = GateRecord.objects.in_bulk(ids)
+    missing = [pk for pk in ids if pk not in records]
+    if missing:
+        GateRecord.objects.bulk_create([GateRecord(release_id=pk) for pk in missing], ignore_conflicts=True)
+        records.update(GateRecord.objects.in_bulk(missing))
+    policies = _TickPolicies({release.environment_id for release in releases})
+    unlinked = [release for release in releases if release.previous_release_id is None]
+    lives: dict[tuple[int, int], Release] = {}
+    if unlinked:
+        for live in (Release.objects.filter(status=S.LIVE, service_id__in={r.service_id for r in unlinked},
+                                            environment_id__in={r.environment_id for r in unlinked})
+                     .select_related("version")):
+            lives[(live.service_id, live.environment_id)] = live
     out = []
     for release in releases:
-        record, _ = GateRecord.objects.get_or_create(release=release)
+        record = records[release.pk]
         phase_start = _as_utc(release.status_changed_at)
         if record.state:
             state = GateState.from_dict(record.state)
@@ -175,23 +228,13 @@ def gate_collect() -> list[Candidate]:
                 state = state.entering_phase(phase_start)
         else:
             state = GateState(deployed_at=phase_start, phase_started_at=phase_start)
-        key = (release.environment_id, release.service_id)
-        if key not in policies:
-            try:
-                policies[key] = policy_effective(environment=release.environment, service=release.service)
-            except PolicyInvalid:
-                log.warning("SLA policy of %s/%s is invalid; using the environment's", release.environment.name,
-                            release.service.name)
-                policies[key] = policy_effective(environment=release.environment)
-        previous = release.previous_release
-        if previous is None:
-            previous = live_release(release.service, release.environment)
+        previous = release.previous_release or lives.get((release.service_id, release.environment_id))
         baseline = previous.version.tag if previous is not None else NO_BASELINE
         gray = GrayRelease(service=release.service.name, env=release.environment.name, version=release.version.tag,
                            baseline_version=baseline, agent_group=f"{release.service.name}-{release.environment.name}",
                            release_id=release.pk)
         out.append(Candidate(release_id=release.pk, status=release.status, weight=release.gray_weight,
-                             sequence=record.sequence, gray=gray, state=state, policy=policies[key],
+                             sequence=record.sequence, gray=gray, state=state, policy=policies.for_release(release),
                              was_status=record.status, healthy=record.healthy_at is not None))
     return out
 
@@ -272,10 +315,14 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
         )
         if not claimed:
             return Applied(candidate.release_id, seq, verdict.status, verdict.action, "", claimed=False)
-        release = Release.objects.select_related("service", "environment").get(pk=candidate.release_id)
         canary, baseline = evaluation.canary, evaluation.baseline
+        manual_review = verdict.status == "manual_review" and candidate.was_status != "manual_review"
+        newly_healthy = verdict.healthy and not candidate.healthy
+        # The release row is read only when a report or an audit row needs it: most ticks write the sample alone.
+        release = (Release.objects.select_related("service", "environment").get(pk=candidate.release_id)
+                   if verdict.snapshot_due or manual_review or newly_healthy else None)
         SlaSample.objects.create(
-            release=release, sequence=seq + 1, evaluated_at=at, gray_weight=candidate.weight,
+            release_id=candidate.release_id, sequence=seq + 1, evaluated_at=at, gray_weight=candidate.weight,
             status=verdict.status, action=verdict.action,
             canary_requests=canary.value(Metric.REQUEST_COUNT), baseline_requests=baseline.value(Metric.REQUEST_COUNT),
             canary_success_rate=canary.value(Metric.TRACE_SUCCESS_RATE),
@@ -298,12 +345,12 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
                 readings={"canary": _readings_json(canary), "baseline": _readings_json(baseline)},
             )
         gate = Actor.system(GATE_ACTOR)
-        if verdict.status == "manual_review" and candidate.was_status != "manual_review":
+        if manual_review:
             audit_record(actor=gate, action="sla.manual_review", object_type="release", object_id=release.pk,
                          release=release, from_state=release.status, to_state=release.status,
                          reason="SLA gate needs an operator: " + "; ".join(_fired(verdict))[:900],
                          details={"sequence": seq + 1, "reasons": verdict.reasons[:10]})
-        if verdict.healthy and not candidate.healthy:
+        if newly_healthy:
             if GateRecord.objects.filter(pk=release.pk, healthy_at__isnull=True).update(healthy_at=at):
                 audit_record(actor=gate, action="sla.healthy", object_type="release", object_id=release.pk,
                              release=release, from_state=release.status, to_state=release.status,
@@ -311,8 +358,8 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
                                     f"allowed into the production main path",
                              details={"sequence": seq + 1})
         events.send_event_on_commit(
-            [events.release_group(release.pk)], "sla.verdict",
-            {"release_id": release.pk, "sequence": seq + 1, "status": verdict.status, "action": verdict.action,
+            [events.release_group(candidate.release_id)], "sla.verdict",
+            {"release_id": candidate.release_id, "sequence": seq + 1, "status": verdict.status, "action": verdict.action,
              "outcome": verdict.outcome.value, "healthy": verdict.healthy},
         )
 

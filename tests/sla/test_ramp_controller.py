@@ -173,3 +173,34 @@ def test_the_gate_refuses_to_query_prometheus_inside_a_transaction(canary_of):
     with pytest.raises(RuntimeError, match="outside any database transaction"):
         with transaction.atomic():
             services.gate_evaluate(candidates)
+
+
+def test_collecting_a_tick_costs_the_same_queries_for_one_or_many_gray_releases(canary_of, history_end):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    canary_of("ramp-healthy")
+    with CaptureQueriesContext(connection) as one:
+        assert len(services.gate_collect()) == 1
+    for name in ("ramp-slow", "ramp-low-success", "ramp-callback"):
+        canary_of(name)
+    with CaptureQueriesContext(connection) as many:
+        candidates = services.gate_collect()
+    assert len(candidates) == 4 and len(many) == len(one)
+    assert {c.gray.baseline_version for c in candidates} == {"v1.0.0"}
+
+
+def test_a_tick_is_skipped_while_the_previous_one_runs(canary_of, history_end):
+    from django.core.cache import cache
+
+    from sla.tasks import TICK_LOCK
+
+    release = canary_of("ramp-healthy")
+    cache.add(TICK_LOCK, "running", timeout=60)
+    try:
+        summary = evaluate_gray_releases(history_end.timestamp())
+    finally:
+        cache.delete(TICK_LOCK)
+    assert summary["skipped"] == "the previous gate tick is still running"
+    assert not SlaSample.objects.filter(release=release).exists()
+    assert evaluate_gray_releases(history_end.timestamp())["evaluated"] == 1
