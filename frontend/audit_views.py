@@ -4,11 +4,11 @@ At 2 million events neither the page nor the export may read the table whole: th
 instead of ?page=N, no COUNT(*)), the export reads keyset chunks in a worker thread and sends each as it is ready."""
 import csv
 import io
-import json
 
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
-from django.db.models import Q
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -61,8 +61,9 @@ def _csv_safe(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
+# details leave PostgreSQL as text: parsing each JSON document and dumping it again cost a third of the export.
 EXPORT_FIELDS = ["id", "created_at", "actor_name", "action", "object_type", "object_id", "release_id",
-                 "service__name", "environment__name", "from_state", "to_state", "reason", "details"]
+                 "service__name", "environment__name", "from_state", "to_state", "reason", "details_text"]
 
 
 def _export_chunk(events, after) -> tuple[str, tuple | None]:
@@ -70,13 +71,14 @@ def _export_chunk(events, after) -> tuple[str, tuple | None]:
     if after is not None:
         at, pk = after
         events = events.filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=pk), created_at__lte=at)
-    rows = list(events.order_by("-created_at", "-id").values_list(*EXPORT_FIELDS)[:EXPORT_CHUNK])
+    rows = list(events.annotate(details_text=Cast("details", TextField())).order_by("-created_at", "-id")
+                .values_list(*EXPORT_FIELDS)[:EXPORT_CHUNK])
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerows(
         [pk, created.isoformat(), _csv_safe(actor), action, object_type, object_id, release_id or "",
          service or "", environment or "", from_state, to_state, _csv_safe(reason),
-         _csv_safe(json.dumps(details, sort_keys=True))]
+         _csv_safe(details)]
         for (pk, created, actor, action, object_type, object_id, release_id, service, environment, from_state,
              to_state, reason, details) in rows)
     position = (rows[-1][1], rows[-1][0]) if len(rows) == EXPORT_CHUNK else None
