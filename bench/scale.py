@@ -240,6 +240,38 @@ def trace_scrape(port: int, services: list[str], per: int) -> tuple[int, int, in
         store.close()
 
 
+def gate_tick(per: int, with_traffic: int) -> tuple[int, float, float]:
+    """Every staging canary of the fleet in gray against a real Prometheus that holds 5 minutes of traffic for the
+    first `with_traffic` services (canary and stable); the others have no series yet (the gate watches them).
+    Returns (releases evaluated, first tick s, second tick s): the first also creates the gate records."""
+    from datetime import datetime, timezone
+
+    from releases.models import AgentService
+    from sla import services as sla_services
+    from sla.testing import OpenMetricsHistory, PrometheusProcess, VersionTraffic
+
+    end = int(time.time()) - 30
+    history = OpenMetricsHistory(start=end - 330, end=end, step_s=30)
+    for name in AgentService.objects.order_by("name").values_list("name", flat=True)[:with_traffic]:
+        history.add(VersionTraffic(name, "staging", f"v1.{per - 2}.0"))
+        history.add(VersionTraffic(name, "staging", f"v1.{per - 1}.0"))
+    prometheus = PrometheusProcess(targets=[]).prepare()
+    try:
+        prometheus.backfill(history.text())
+        prometheus.start()
+        at = datetime.fromtimestamp(end, timezone.utc)
+        started = time.perf_counter()
+        first = sla_services.gate_run(at=at, prometheus_url=prometheus.url)
+        first_s = time.perf_counter() - started
+        started = time.perf_counter()
+        second = sla_services.gate_run(at=at, prometheus_url=prometheus.url)
+        second_s = time.perf_counter() - started
+        assert first.evaluated == second.evaluated
+        return first.evaluated, first_s, second_s
+    finally:
+        prometheus.stop()
+
+
 def measure(size: int, per: int, runs: int, db_name: str, largest: bool) -> None:
     from releases.models import AgentService, AuditEvent, Release
 
@@ -277,6 +309,11 @@ def measure(size: int, per: int, runs: int, db_name: str, largest: bool) -> None
         figure("audit_csv_rows_per_s", f"{export['rows_per_s']:.0f}")
         figure("audit_csv_rss_growth_mb", f"{export['rss_growth_mb']:.1f}")
         figure("audit_csv_rss_after_mb", f"{export['rss_after_mb']:.1f}")
+    if largest:
+        evaluated, first_s, second_s = gate_tick(per, with_traffic=min(500, size))
+        out(f"gate_tick_releases_{size}", evaluated)
+        out(f"gate_tick_first_s_{size}", f"{first_s:.1f}")
+        out(f"gate_tick_s_{size}", f"{second_s:.1f}")
 
 
 def main() -> None:

@@ -135,6 +135,8 @@ class Release(models.Model):
             models.Index(fields=["environment", "created_at", "id"], name="release_env_newest"),
             models.Index(fields=["status", "created_at", "id"], name="release_status_newest"),
             models.Index(fields=["service", "created_at", "id"], name="release_service_newest"),
+            # "is this the newest release of its pair?" (fleet status filter and header counts): one probe
+            models.Index(fields=["service", "environment", "id"], name="release_pair_newest"),
             # The approvals inbox and its nav badge: the few releases still open, not the whole history.
             models.Index(fields=["created_at", "id"], name="release_awaiting_approval",
                          condition=Q(status__in=sorted(AWAITING_APPROVAL))),

@@ -19,3 +19,5 @@ CELERY_BROKER_URL = REDIS_URL
 ROLLGATE_CREDENTIALS_KEY = "rollgate-test-credentials-key"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                       "KEY_PREFIX": "rollgate-test"}}
+# Tests check the header counts right after a change: no sharing window.
+ROLLGATE_FLEET_SUMMARY_CACHE_SECONDS = 0

@@ -54,6 +54,10 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='release',
+            index=models.Index(fields=['service', 'environment', 'id'], name='release_pair_newest'),
+        ),
+        migrations.AddIndex(
+            model_name='release',
             index=models.Index(condition=models.Q(('status__in', ['building', 'pending', 'ready'])), fields=['created_at', 'id'], name='release_awaiting_approval'),
         ),
     ]
