@@ -4,10 +4,11 @@ At 2 million events neither the page nor the export may read the table whole: th
 instead of ?page=N, no COUNT(*)), the export reads keyset chunks in a worker thread and sends each as it is ready."""
 import csv
 import io
+from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
-from django.db.models import Q, TextField
+from django.db.models import CharField, Func, Q, TextField
 from django.db.models.functions import Cast
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -61,8 +62,16 @@ def _csv_safe(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
-# details leave PostgreSQL as text: parsing each JSON document and dumping it again cost a third of the export.
-EXPORT_FIELDS = ["id", "created_at", "actor_name", "action", "object_type", "object_id", "release_id",
+class _IsoUtc(Func):
+    """A timestamp as ISO-8601 text in UTC, made by PostgreSQL (2026-01-31T08:00:00.000000+00:00)."""
+
+    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+    output_field = CharField()
+
+
+# Time and details leave PostgreSQL as text: converting 5 000 timestamps to aware datetimes and back, and parsing
+# each JSON document to dump it again, cost half of the export's time.
+EXPORT_FIELDS = ["id", "created_text", "actor_name", "action", "object_type", "object_id", "release_id",
                  "service__name", "environment__name", "from_state", "to_state", "reason", "details_text"]
 
 
@@ -71,17 +80,17 @@ def _export_chunk(events, after) -> tuple[str, tuple | None]:
     if after is not None:
         at, pk = after
         events = events.filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=pk), created_at__lte=at)
-    rows = list(events.annotate(details_text=Cast("details", TextField())).order_by("-created_at", "-id")
-                .values_list(*EXPORT_FIELDS)[:EXPORT_CHUNK])
+    rows = list(events.annotate(created_text=_IsoUtc("created_at"), details_text=Cast("details", TextField()))
+                .order_by("-created_at", "-id").values_list(*EXPORT_FIELDS)[:EXPORT_CHUNK])
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerows(
-        [pk, created.isoformat(), _csv_safe(actor), action, object_type, object_id, release_id or "",
+        [pk, created, _csv_safe(actor), action, object_type, object_id, release_id or "",
          service or "", environment or "", from_state, to_state, _csv_safe(reason),
          _csv_safe(details)]
         for (pk, created, actor, action, object_type, object_id, release_id, service, environment, from_state,
              to_state, reason, details) in rows)
-    position = (rows[-1][1], rows[-1][0]) if len(rows) == EXPORT_CHUNK else None
+    position = (datetime.fromisoformat(rows[-1][1]), rows[-1][0]) if len(rows) == EXPORT_CHUNK else None
     return out.getvalue(), position
 
 

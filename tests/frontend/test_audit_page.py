@@ -1,7 +1,9 @@
 """The audit log page: policy-gated, filterable, and exported as streaming CSV."""
 import csv
 import io
+import json
 import re
+from datetime import datetime
 
 from asgiref.sync import async_to_sync
 from django.test import Client
@@ -82,6 +84,9 @@ def test_export_reads_in_chunks_and_still_sends_every_event_once(environments, a
                                                                           {"action": "bulk.write"})))))
     assert sorted(int(r["object_id"]) for r in rows) == list(range(30))
     assert [int(r["id"]) for r in rows] == sorted((int(r["id"]) for r in rows), reverse=True)
+    newest = AuditEvent.objects.get(pk=rows[0]["id"])
+    assert datetime.fromisoformat(rows[0]["created_at"]) == newest.created_at
+    assert json.loads(rows[0]["details"]) == newest.details
 
 
 def test_one_user_cannot_run_two_exports_at_once(environments, auditor):
