@@ -328,23 +328,37 @@ def _quiet(candidate: Candidate, evaluation: Evaluation) -> bool:
 QUIET_BATCH = 500
 
 
+QUIET_BATCH_BYTES = 32 * 1024 * 1024  # a stored verdict quotes its PromQL, which grows with the fleet
+
+
+def _quiet_batches(pairs):
+    """(pairs, VALUES rows, parameters) of at most QUIET_BATCH verdicts and about QUIET_BATCH_BYTES of JSON: one
+    statement must stay far below PostgreSQL's 1 GB message limit."""
+    batch, rows, params, size = [], [], [], 0
+    for candidate, evaluation in pairs:
+        verdict = evaluation.verdict
+        state_json = json.dumps(_json_safe(verdict.next_state.to_dict()))
+        verdict_json = json.dumps(_json_safe(verdict.to_dict()))
+        if batch and (len(batch) >= QUIET_BATCH or size + len(verdict_json) > QUIET_BATCH_BYTES):
+            yield batch, rows, params
+            batch, rows, params, size = [], [], [], 0
+        batch.append((candidate, evaluation))
+        size += len(verdict_json) + len(state_json)
+        rows.append("(%s::bigint, %s::int, %s::jsonb, %s::int, %s, %s, %s, %s::jsonb, %s, %s::int, %s::timestamptz)")
+        params += [candidate.release_id, candidate.sequence, state_json, candidate.weight, verdict.status,
+                   verdict.action, verdict.outcome.value, verdict_json,
+                   next((f.text for f in verdict.findings if f.rule == "prometheus_available"), ""),
+                   verdict.next_state.consecutive_prometheus_errors, verdict.at]
+    if batch:
+        yield batch, rows, params
+
+
 def gate_apply_quiet(pairs: list[tuple[Candidate, Evaluation]]) -> list[Applied]:
     """Store quiet verdicts QUIET_BATCH at a time: one compare-and-set UPDATE claims every record still at its
     sequence (the others were claimed by a duplicate delivery: left alone, as in gate_apply), one INSERT writes
     their chart samples, one transaction; the live events go out after commit."""
     applied: list[Applied] = []
-    for start in range(0, len(pairs), QUIET_BATCH):
-        batch = pairs[start:start + QUIET_BATCH]
-        rows, params = [], []
-        for candidate, evaluation in batch:
-            verdict = evaluation.verdict
-            rows.append("(%s::bigint, %s::int, %s::jsonb, %s::int, %s, %s, %s, %s::jsonb, %s, %s::int, "
-                        "%s::timestamptz)")
-            params += [candidate.release_id, candidate.sequence,
-                       json.dumps(_json_safe(verdict.next_state.to_dict())), candidate.weight, verdict.status,
-                       verdict.action, verdict.outcome.value, json.dumps(_json_safe(verdict.to_dict())),
-                       next((f.text for f in verdict.findings if f.rule == "prometheus_available"), ""),
-                       verdict.next_state.consecutive_prometheus_errors, verdict.at]
+    for batch, rows, params in _quiet_batches(pairs):
         table = GateRecord._meta.db_table
         sql = (f"UPDATE {table} AS g SET sequence = v.seq + 1, state = v.state, evaluated_weight = v.weight, "
                "status = v.status, action = v.action, outcome = v.outcome, last_verdict = v.verdict, "
