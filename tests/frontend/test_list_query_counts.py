@@ -10,7 +10,8 @@ from releases.models import Release
 from sla.models import SlaReport
 
 PAGES = [("fleet-rm", "/"), ("fleet-rm", "/?status=gray"), ("fleet-rm", "/?service=fleet-0000&environment=prod"),
-         ("fleet-rm", "/approvals/"), ("fleet-auditor", "/audit/"), ("fleet-auditor", "/audit/?action=release.create")]
+         ("fleet-rm", "/approvals/"), ("fleet-auditor", "/audit/"), ("fleet-auditor", "/audit/?action=release.create"),
+         ("fleet-rm", "/sla/reports/")]
 API = [("fleet-rm", "/api/releases/"), ("fleet-rm", "/api/releases/?environment=prod&status=ready"),
        ("fleet-auditor", "/api/audit-events/"), ("fleet-auditor", "/api/audit-events/?action=release.promote"),
        ("fleet-rm", "/api/sla/reports/")]
