@@ -291,7 +291,8 @@ def measure(size: int, per: int, runs: int, db_name: str, largest: bool) -> None
         workers = children(master)
         for name, path, cookie in (
             ("fleet", "/", rm), ("fleet_gray", "/?status=gray", rm),
-            ("releases_api", "/api/releases/", rm), ("releases_api_deep", f"/api/releases/?cursor={release_cursor}", rm),
+            ("releases_api", "/api/releases/", rm),
+            ("releases_api_deep", f"/api/releases/?cursor={release_cursor}", rm),
             ("audit", "/audit/", auditor), ("audit_deep", f"/audit/?cursor={audit_cursor}", auditor),
             ("approvals", "/approvals/", rm),
         ):

@@ -95,7 +95,8 @@ def seed_chunk(services, envs, per: int, users, rng: random.Random, now, span: t
         fate = rng.random()
         for env in envs:
             for k in range(per):
-                at = now - span + span * k / per + timedelta(seconds=rng.randint(0, 3600), microseconds=rng.randint(0, 999999))
+                at = now - span + span * k / per + timedelta(seconds=rng.randint(0, 3600),
+                                                             microseconds=rng.randint(0, 999999))
                 last, second_last = k == per - 1, k == per - 2
                 status, weight = S.SUPERSEDED, 100
                 if k % 7 == 3:
@@ -176,7 +177,8 @@ class Command(BaseCommand):
                 names = range(start, min(start + CHUNK, first + services))
                 with transaction.atomic():
                     chunk = AgentService.objects.bulk_create(
-                        AgentService(name=f"{PREFIX}{i:05d}", image_repository=f"registry.example.com/agent/{PREFIX}{i:05d}")
+                        AgentService(name=f"{PREFIX}{i:05d}",
+                                     image_repository=f"registry.example.com/agent/{PREFIX}{i:05d}")
                         for i in names)
                     made = seed_chunk(chunk, envs, releases_per, users, rng, now, span)
                 total_releases += made[0]
