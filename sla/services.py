@@ -434,8 +434,8 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
                              details={"sequence": seq + 1})
         events.send_event_on_commit(
             [events.release_group(candidate.release_id)], "sla.verdict",
-            {"release_id": candidate.release_id, "sequence": seq + 1, "status": verdict.status, "action": verdict.action,
-             "outcome": verdict.outcome.value, "healthy": verdict.healthy},
+            {"release_id": candidate.release_id, "sequence": seq + 1, "status": verdict.status,
+             "action": verdict.action, "outcome": verdict.outcome.value, "healthy": verdict.healthy},
         )
 
     taken = _act(candidate, verdict)  # committed: a failure to act below never loses the stored verdict
