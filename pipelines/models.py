@@ -203,13 +203,3 @@ class WebhookEndpoint(models.Model):
         rest = "/…" if (parts.path.strip("/") or parts.query) else "/"
         return f"{parts.scheme}://{host}{rest}"
 
-
-# Deploy records (values, revision history, credentials) live in pipelines/deploy_models.py.
-from pipelines.deploy_models import (  # noqa: E402,F401
-    CredentialKind,
-    DeployRevision,
-    DeployRevisionStatus,
-    EnvironmentValues,
-    ServiceValues,
-    TargetCredential,
-)

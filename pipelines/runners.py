@@ -166,7 +166,7 @@ def push(ctx: StageContext) -> None:
 
 
 def deploy(ctx: StageContext) -> None:
-    from pipelines.deploy_services import release_deploy
+    from deploy.services import release_deploy
 
     release = ctx.release()
     ctx.log(f"rolling {release.version.tag} out to {release.environment.name} through the "

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "channels",
     "releases",
     "pipelines",
+    "deploy",
     "sla",
     "routing",  # gray routing for schedulers (issue 6)
     "frontend",
@@ -180,7 +181,7 @@ ROLLGATE_AGENT_MISSED_HEARTBEATS = env.int("ROLLGATE_AGENT_MISSED_HEARTBEATS", d
 ROLLGATE_ROUTING_MAX_WAIT_SECONDS = 30.0  # cap of ?wait= on the long-polled routing table
 # When set, GET /metrics/traces needs "Authorization: Bearer <this>" (Prometheus: authorization.credentials).
 ROLLGATE_METRICS_TOKEN = env_secret("ROLLGATE_METRICS_TOKEN", default="")
-# Deploy targets (pipelines/deploy_*): the key that encrypts environment credentials at rest. No default here:
+# Deploy targets (deploy/): the key that encrypts environment credentials at rest. No default here:
 # local.py and test.py set one; production reads ROLLGATE_CREDENTIALS_KEY or ROLLGATE_CREDENTIALS_KEY_FILE.
 ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="")
 # --- SLA gate (sla app) ---------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+from tests.pipelines.conftest import workers  # noqa: F401 (fixture)
