@@ -8,8 +8,9 @@ class DeployConfig(AppConfig):
     name = "deploy"
 
     def ready(self) -> None:
-        # deploy.tasks holds the receivers of release_transitioned; deploy.drivers.local registers the "local" driver.
-        from deploy import tasks  # noqa: F401
+        # deploy.receivers: the one receiver of release_transitioned (a table of transition -> task); deploy.tasks
+        # registers the tasks it queues by name; deploy.drivers.local registers the "local" driver.
+        from deploy import receivers, tasks  # noqa: F401
         from deploy.drivers import local  # noqa: F401
         from deploy.drivers import register_driver
         from deploy.drivers.kubernetes import driver

@@ -62,6 +62,15 @@ class DeployRevisionStatus(models.TextChoices):
     ROLLED_BACK = "rolled_back", "Rolled back"  # taken away by a rollback (a canary cut, a live release undone)
 
 
+# A revision is written once with DEPLOYED or FAILED; only a deployed one changes afterwards.
+REVISION_TRANSITIONS: dict[str, frozenset[str]] = {
+    DeployRevisionStatus.DEPLOYED: frozenset({DeployRevisionStatus.SUPERSEDED, DeployRevisionStatus.ROLLED_BACK}),
+    DeployRevisionStatus.FAILED: frozenset(),
+    DeployRevisionStatus.SUPERSEDED: frozenset(),
+    DeployRevisionStatus.ROLLED_BACK: frozenset(),
+}
+
+
 class DeployRevision(models.Model):
     """One applied revision, like a line of `helm history`. ``revision_json`` is exactly what was applied
     (deploy.targets.base.Revision.to_json()), so rolling back to it re-applies the same manifests."""
@@ -127,3 +136,53 @@ class TargetCredential(models.Model):
 
     def __repr__(self) -> str:
         return f"<TargetCredential environment={self.environment_id} kind={self.kind}>"
+
+
+class RolloutStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # created when the release went deploying; its task is queued
+    RUNNING = "running", "Running"  # a worker holds it (attempt, heartbeat)
+    SUCCEEDED = "succeeded", "Succeeded"  # the version runs; the release got its first traffic
+    FAILED = "failed", "Failed"  # the version did not come up; nothing of it is left running
+    CANCELLED = "cancelled", "Cancelled"  # the release was rolled back while deploying; its canary is gone
+
+
+ROLLOUT_TRANSITIONS: dict[str, frozenset[str]] = {
+    RolloutStatus.PENDING: frozenset({RolloutStatus.RUNNING, RolloutStatus.FAILED, RolloutStatus.CANCELLED}),
+    # running -> running is a take-over of a rollout whose worker stopped beating (attempt + 1);
+    # running -> pending hands it back after a transient error, for the retried task to claim.
+    RolloutStatus.RUNNING: frozenset({RolloutStatus.RUNNING, RolloutStatus.PENDING, RolloutStatus.SUCCEEDED,
+                                      RolloutStatus.FAILED, RolloutStatus.CANCELLED}),
+    RolloutStatus.SUCCEEDED: frozenset(),
+    RolloutStatus.FAILED: frozenset(),
+    RolloutStatus.CANCELLED: frozenset(),
+}
+ROLLOUT_TERMINAL = frozenset(s for s, nxt in ROLLOUT_TRANSITIONS.items() if not nxt)
+
+
+class Rollout(models.Model):
+    """Putting one release's version on its environment's target: one row per release that went deploying.
+
+    Claimed by a worker like a pipeline stage (``attempt`` is the fencing token, ``heartbeat_at`` the sign of
+    life). ``weight_seq`` numbers the release's gray weight changes as they are queued; ``applied_weight_seq``
+    is the newest one the target has applied, so an older weight that arrives late is never applied."""
+
+    release = models.OneToOneField(Release, on_delete=models.CASCADE, related_name="rollout")
+    status = models.CharField(max_length=20, choices=RolloutStatus.choices, default=RolloutStatus.PENDING)
+    attempt = models.PositiveSmallIntegerField(default=0, help_text="how many times a worker claimed it")
+    task_id = models.CharField(max_length=80, blank=True)
+    reason = models.CharField(max_length=1000, blank=True)
+    log = models.TextField(blank=True, help_text="what the target reported, one line each")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    weight_seq = models.PositiveIntegerField(default=0)
+    applied_weight_seq = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="rollout_status_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"rollout of release #{self.release_id} ({self.status})"
+

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from deploy import selectors
 from deploy.credentials import CredentialKeyMissing, credential_file_allowed, encrypt_payload
+from deploy.queue import enqueue_on_commit
 from deploy.models import (
     CredentialKind,
     DeployRevision,
@@ -26,7 +27,6 @@ from deploy.targets.base import Revision, TargetError
 from deploy.targets.k8s_credentials import KubernetesCredentials
 from deploy.targets.values import ValuesError, load_values_yaml, merge_values, validate_values
 from releases import events, policy
-from releases.choices import ReleaseStatus
 from releases.errors import ActionBlocked, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Environment, Release
 from releases.services import Actor, audit_record, require_permission
@@ -90,7 +90,7 @@ def values_update(*, actor: Actor, service: str, text: str, environment: str | N
     model = EnvironmentValues if env_obj else ServiceValues
     scope = {"service": service_obj, **({"environment": env_obj} if env_obj else {})}
     with transaction.atomic():
-        AgentService.objects.select_for_update().filter(pk=service_obj.pk).get()
+        AgentService.objects.select_for_update(no_key=True).filter(pk=service_obj.pk).get()
         current = model.objects.filter(**scope).order_by("-number").first()
         if current is not None and current.text == text:
             return current
@@ -178,7 +178,7 @@ def revision_record(*, service: AgentService, environment: Environment, revision
                     rollback_of: int | None = None, rollout_reason: str = "") -> DeployRevision:
     """Append the next revision number. A deployed revision supersedes the deployed one on its track."""
     with transaction.atomic():
-        AgentService.objects.select_for_update().filter(pk=service.pk).get()
+        AgentService.objects.select_for_update(no_key=True).filter(pk=service.pk).get()
         last = DeployRevision.objects.filter(service=service, environment=environment).aggregate(n=Max("number"))["n"]
         if status == R.DEPLOYED:
             (DeployRevision.objects.filter(service=service, environment=environment, track=revision.track,
@@ -225,43 +225,11 @@ def revision_rollback_request(*, actor: Actor, service: str, environment: str, n
         allowed, why = selectors.revision_rollback_state(user=actor.user, revision=row)
         if not allowed:
             raise TransitionNotAllowed(f"cannot roll back to revision {number}: {why}")
-    from deploy.tasks import deploy_revision_rollback
-
     with transaction.atomic():
         audit_record(actor=actor, action="deploy.rollback_requested", object_type="deploy_revision",
                      object_id=row.pk, release=row.release, service=service_obj, environment=env_obj,
                      to_state=f"rollback to {number}", reason=comment,
                      details={"revision": number, "image_tag": row.image_tag})
         user_id = actor.user.pk if actor.user is not None else None
-        transaction.on_commit(lambda: deploy_revision_rollback.apply_async(
-            args=[row.pk], kwargs={"user_id": user_id, "actor_name": actor.name}))
+        enqueue_on_commit("deploy.revision_rollback", row.pk, user_id=user_id, actor_name=actor.name)
     return row
-
-
-def release_deploy(*, release_id: int, log) -> str:
-    """Run a deploying release's rollout on its environment's target, then report it with
-    release_rollout_finished. The pipeline's deploy stage does the same; this one has no stage around it.
-    Returns the outcome status ("deployed", "failed", "rolled_back"), or "stale" when the release is no longer
-    deploying (a redelivered task, or a rollback meanwhile)."""
-    from deploy.drivers import driver_for
-    from releases.services import release_rollout_finished
-
-    row = Release.objects.filter(pk=release_id).values_list("environment__deploy_target", "status").first()
-    if row is None:
-        raise NotFound(f"no release with id {release_id}")
-    kind, status = row
-    if status != ReleaseStatus.DEPLOYING:
-        log(f"release #{release_id} is {status}, not deploying: nothing to roll out")
-        return "stale"  # delivered twice, or rolled back meanwhile
-    try:
-        outcome = driver_for(kind).rollout(release_id=release_id, log=log)
-    except TargetError as error:
-        log(f"deploy failed: {error}")
-        release_rollout_finished(release_id=release_id, succeeded=False, reason=str(error)[:1000])
-        return "failed"
-    ok = outcome.status == "deployed"
-    reason = "rollout complete" if ok else f"rollout failed: {outcome.rollout.reason}: {outcome.rollout.message}"
-    if outcome.status == "rolled_back":
-        reason += "; rolled back to the last good revision"
-    release_rollout_finished(release_id=release_id, succeeded=ok, reason=reason[:1000])
-    return outcome.status

@@ -8,4 +8,5 @@ class PipelinesConfig(AppConfig):
     name = "pipelines"
 
     def ready(self) -> None:
-        from pipelines import receivers  # noqa: F401  (release_transitioned -> start the pipeline)
+        # receivers: release_transitioned -> start the pipeline; tasks: registered so services can queue by name.
+        from pipelines import receivers, tasks  # noqa: F401

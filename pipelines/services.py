@@ -4,12 +4,16 @@ Worker transitions are compare-and-set on (stage id, status, attempt): the attem
 so a worker that lost its stage (taken over after it stopped beating, or reaped) cannot overwrite the outcome.
 Interactive ones (retry, scan override) lock the pipeline row. Live events go to the release's group on commit;
 Celery tasks are enqueued on commit; webhooks are called outside any transaction (in their own task).
+
+Lock order (releases/services.py): every transaction here that changes the release, or may, first locks the
+service and the release with release_lock(), then the pipeline and its stages.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -35,7 +39,7 @@ from releases import events, policy
 from releases.choices import ReleaseStatus
 from releases.errors import InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import Release
-from releases.services import Actor, audit_record, release_rollout_finished, release_worker_transition, require_permission
+from releases.services import Actor, audit_record, release_lock, release_worker_transition, require_permission
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +62,32 @@ def _stage_event(stage: Stage, release_id: int) -> None:
     )
 
 
+def _enqueue(task_name: str, *args) -> None:
+    """Queue a task by its stable name on commit: the tasks module imports this one, never the reverse."""
+    transaction.on_commit(lambda: current_app.tasks[task_name].apply_async(args=list(args)))
+
+
 def _enqueue_stage(stage_id: int) -> None:
-    def send():
-        from pipelines.tasks import run_stage  # tasks import this module
-
-        run_stage.apply_async(args=[stage_id])
-
-    transaction.on_commit(send)
+    _enqueue("pipelines.run_stage", stage_id)
 
 
 def _enqueue_notification(stage_id: int) -> None:
-    def send():
-        from pipelines.tasks import notify_stage_failure
-
-        notify_stage_failure.apply_async(args=[stage_id])
-
-    transaction.on_commit(send)
+    _enqueue("pipelines.notify_stage_failure", stage_id)
 
 
 def _release_id_of(pipeline_id: int) -> int:
     return Pipeline.objects.values_list("release_id", flat=True).get(pk=pipeline_id)
+
+
+def _lock_release_of_stage(stage_id: int) -> Release | None:
+    """The lock order's first two rows (service, release) for a worker transaction on a stage."""
+    release_id = Stage.objects.filter(pk=stage_id).values_list("pipeline__release_id", flat=True).first()
+    if release_id is None:
+        return None
+    try:
+        return release_lock(release_id)
+    except NotFound:
+        return None
 
 
 # --- start ---------------------------------------------------------------------------------------------------
@@ -86,8 +96,9 @@ def _release_id_of(pipeline_id: int) -> int:
 def pipeline_start(*, release_id: int) -> Pipeline | None:
     """Create the pipeline of a pending release and queue its first stage. Idempotent: one pipeline per release."""
     with transaction.atomic():
-        release = Release.objects.select_for_update().filter(pk=release_id).first()
-        if release is None:
+        try:
+            release = release_lock(release_id)
+        except NotFound:
             return None
         existing = Pipeline.objects.filter(release=release).first()
         if existing is not None or release.status != R.PENDING:
@@ -99,51 +110,6 @@ def pipeline_start(*, release_id: int) -> Pipeline | None:
         _stage_event(first, release.pk)
         _enqueue_stage(first.pk)
     return pipeline
-
-
-def pipeline_deploy(*, release_id: int) -> Stage | None:
-    """The release went ready -> deploying: queue its deploy stage.
-
-    A release without a pipeline (made ready before pipelines existed, or by hand) gets one whose build stages
-    are marked skipped, so its deploy still runs and the release never waits in deploying forever."""
-    with transaction.atomic():
-        release = Release.objects.select_for_update().filter(pk=release_id).first()
-        if release is None or release.status != R.DEPLOYING:
-            return None
-        pipeline = Pipeline.objects.filter(release=release).first()
-        if pipeline is None:
-            pipeline = Pipeline.objects.create(release=release, status=P.WAITING, started_at=timezone.now())
-            Stage.objects.bulk_create([
-                Stage(pipeline=pipeline, name=name, position=index,
-                      status=T.SKIPPED if name in _BUILD_NAMES else T.PENDING)
-                for index, name in enumerate(STAGE_ORDER)])
-        stage = pipeline.stages.filter(name=StageName.DEPLOY, status=T.PENDING).first()
-        if stage is None:
-            return None
-        # Made ready without them (by hand, or before this pipeline existed): they will never run now.
-        pipeline.stages.filter(name__in=BUILD_STAGES, status=T.PENDING).update(
-            status=T.SKIPPED, failure_reason="release was made ready without this stage")
-        Pipeline.objects.filter(pk=pipeline.pk).exclude(status__in=PIPELINE_TERMINAL).update(status=P.RUNNING)
-        _stage_event(stage, release.pk)
-        _enqueue_stage(stage.pk)
-    return stage
-
-
-def pipeline_deploy_skip(*, release_id: int, reason: str) -> None:
-    """Promoted without a rollout (deploy target "none"): the deploy stage is skipped and the pipeline is done."""
-    with transaction.atomic():
-        pipeline = Pipeline.objects.select_for_update().filter(release_id=release_id).first()
-        if pipeline is None:
-            return
-        stage = pipeline.stages.filter(name=StageName.DEPLOY, status=T.PENDING).first()
-        if stage is None:
-            return
-        Stage.objects.filter(pk=stage.pk, status=T.PENDING).update(status=T.SKIPPED, failure_reason=reason[:2000])
-        StageLogLine.objects.create(stage=stage, time=timezone.now(), level=LogLevel.INFO, message=reason)
-        Pipeline.objects.filter(pk=pipeline.pk, status=P.WAITING).update(status=P.SUCCEEDED,
-                                                                        finished_at=timezone.now())
-        stage.status = T.SKIPPED
-        _stage_event(stage, release_id)
 
 
 # --- claiming and running (called by the stage task) -----------------------------------------------------------
@@ -158,7 +124,10 @@ def stage_claim(*, stage_id: int, task_id: str) -> Stage | None:
     fields = dict(status=T.RUNNING, task_id=task_id[:80], attempt=F("attempt") + 1, started_at=now,
                   finished_at=None, heartbeat_at=now, failure_reason="")
     with transaction.atomic():
-        release_status = Release.objects.filter(pipelines__stages__pk=stage_id).values_list("status", flat=True).first()
+        release = _lock_release_of_stage(stage_id)
+        if release is None:
+            return None
+        release_status = release.status
         if release_status not in (R.PENDING, R.BUILDING) and Stage.objects.filter(
                 pk=stage_id, name__in=BUILD_STAGES, status=T.PENDING).update(
                 status=T.SKIPPED, failure_reason=f"release is {release_status}; nothing to build"):
@@ -231,8 +200,9 @@ def _finish(stage_id: int, attempt: int | None, to_status: str, reason: str = ""
 
 
 def stage_succeed(*, stage_id: int, attempt: int) -> bool:
-    """The run succeeded: record it and move on (next stage, release ready after push, pipeline done after deploy)."""
+    """The run succeeded: record it and move on (next stage; after push the release is ready and the pipeline done)."""
     with transaction.atomic():
+        _lock_release_of_stage(stage_id)
         stage = _finish(stage_id, attempt, T.SUCCEEDED)
         if stage is None:
             return False
@@ -240,13 +210,12 @@ def stage_succeed(*, stage_id: int, attempt: int) -> bool:
         release_id = pipeline.release_id
         _stage_event(stage, release_id)
         if stage.name == StageName.PUSH:
-            Pipeline.objects.filter(pk=pipeline.pk, status=P.RUNNING).update(status=P.WAITING)
+            # CI is done: the pipeline ends here; the promotion's rollout is the deploy app's.
+            Pipeline.objects.filter(pk=pipeline.pk, status=P.RUNNING).update(status=P.SUCCEEDED,
+                                                                            finished_at=timezone.now())
             release_worker_transition(release_id=release_id, from_statuses={R.PENDING, R.BUILDING},
                                       to_status=R.READY, actor_name=SYSTEM, action="pipeline.succeeded",
                                       reason="image built, scanned and pushed")
-        elif stage.name == StageName.DEPLOY:
-            Pipeline.objects.filter(pk=pipeline.pk, status=P.RUNNING).update(status=P.SUCCEEDED,
-                                                                            finished_at=timezone.now())
         else:
             following = STAGE_ORDER[STAGE_ORDER.index(stage.name) + 1]
             next_stage = pipeline.stages.get(name=following)
@@ -257,10 +226,11 @@ def stage_succeed(*, stage_id: int, attempt: int) -> bool:
 
 def stage_fail(*, stage_id: int, attempt: int | None, reason: str,
                from_statuses=(T.RUNNING,)) -> bool:
-    """A stage failed for good: the pipeline fails with label ci_failed, the release goes ci_failed (or, for the
-    deploy stage, failed) and the webhooks are told. The stage keeps its log."""
+    """A stage failed for good: the pipeline fails with label ci_failed, the release goes ci_failed and the
+    webhooks are told. The stage keeps its log."""
     reason = notify.redact(reason) or "failed without a reason"
     with transaction.atomic():
+        _lock_release_of_stage(stage_id)
         stage = _finish(stage_id, attempt, T.FAILED, reason, from_statuses)
         if stage is None:
             return False
@@ -271,14 +241,9 @@ def stage_fail(*, stage_id: int, attempt: int | None, reason: str,
             status=P.FAILED, labels=labels, failure_reason=f"{stage.name}: {reason}"[:2000],
             finished_at=timezone.now())
         _log_line(stage, release_id, f"stage failed: {reason}", LogLevel.ERROR)
-        if stage.name == StageName.DEPLOY:
-            transaction.on_commit(lambda: release_rollout_finished(
-                release_id=release_id, succeeded=False, reason=f"deploy stage failed: {reason}",
-                actor_name=SYSTEM))
-        else:
-            release_worker_transition(release_id=release_id, from_statuses={R.PENDING, R.BUILDING},
-                                      to_status=R.CI_FAILED, actor_name=SYSTEM, action="pipeline.failed",
-                                      reason=f"{stage.name} stage failed: {reason}")
+        release_worker_transition(release_id=release_id, from_statuses={R.PENDING, R.BUILDING},
+                                  to_status=R.CI_FAILED, actor_name=SYSTEM, action="pipeline.failed",
+                                  reason=f"{stage.name} stage failed: {reason}")
         _stage_event(stage, release_id)
         _enqueue_notification(stage.pk)
     return True
@@ -303,6 +268,7 @@ def stage_release_for_retry(*, stage_id: int, attempt: int, reason: str) -> bool
 def stage_block(*, stage_id: int, attempt: int, reason: str) -> bool:
     """The scan found a Critical finding: the release is blocked and its image is never pushed."""
     with transaction.atomic():
+        _lock_release_of_stage(stage_id)
         stage = _finish(stage_id, attempt, T.BLOCKED, reason)
         if stage is None:
             return False
@@ -334,8 +300,7 @@ def stage_wait_for_override(*, stage_id: int, attempt: int, reason: str) -> bool
 
 
 def _lock_pipeline(release_id: int) -> Pipeline:
-    if not Release.objects.filter(pk=release_id).exists():
-        raise NotFound(f"no release with id {release_id}")
+    release_lock(release_id)  # the lock order: service, release, then the pipeline
     pipeline = Pipeline.objects.select_for_update().filter(release_id=release_id).order_by("-id").first()
     if pipeline is None:
         raise NotFound(f"release #{release_id} has no pipeline")
@@ -353,7 +318,7 @@ def pipeline_retry_from_failed_stage(*, actor: Actor, release_id: int) -> Pipeli
         failed = pipeline.stages.filter(status=T.FAILED).order_by("position").first()
         if failed is None or failed.name not in _BUILD_NAMES:
             raise TransitionNotAllowed(
-                f"pipeline #{pipeline.pk} failed in its deploy stage; a failed deploy is final: create a new release")
+                f"pipeline #{pipeline.pk} failed outside its build stages; create a new release")
         release_status = Release.objects.values_list("status", flat=True).get(pk=release_id)
         if release_status != R.CI_FAILED:
             raise TransitionNotAllowed(f"release #{release_id} is {release_status}, not ci_failed; nothing to retry")

@@ -7,7 +7,7 @@ Worker transitions (pipelines, SLA gate) use compare-and-set and return quietly 
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from releases import events, policy
@@ -207,13 +207,50 @@ def _publish(release: Release) -> None:
     )
 
 
-def _lock(release_id: int) -> Release:
-    """Lock the service row, then the release. Call inside transaction.atomic()."""
+# --- lock order ------------------------------------------------------------------------------------------------
+#
+# Every path that locks more than one of these rows takes them in this order, and only in this order:
+#
+#   1. the service (AgentService)      4. the SLA gate's rows (GateRecord, samples, reports)
+#   2. the release                     5. audit rows (inserted last; they only point at 1 and 2)
+#   3. the release's pipeline and stages, or its deploy Rollout
+#
+# People (promote, pause, approve, ...), the pipeline worker, the deploy tasks and the SLA gate all start their
+# transaction with release_lock() (or release_lock_shared() for a worker that only inserts rows pointing at the
+# release) before touching rows further down the list.
+#
+# Service and release are locked FOR NO KEY UPDATE, not FOR UPDATE: they serialise every change to one service's
+# releases, yet they do not conflict with the FOR KEY SHARE locks that foreign-key checks take implicitly when a
+# row pointing at them is inserted (audit rows, approvals, pipelines, SLA samples). So an insert in another
+# transaction never waits on a person's transition, and the implicit locks cannot reverse the order.
+
+
+def release_lock(release_id: int) -> Release:
+    """Lock the release's service row, then the release, in the documented order. Inside transaction.atomic()."""
     service_id = Release.objects.filter(pk=release_id).values_list("service_id", flat=True).first()
     if service_id is None:
         raise NotFound(f"no release with id {release_id}")
-    AgentService.objects.select_for_update().filter(pk=service_id).get()
-    return Release.objects.select_for_update().select_related("service", "environment", "version").get(pk=release_id)
+    AgentService.objects.select_for_update(no_key=True).filter(pk=service_id).get()
+    return (Release.objects.select_for_update(no_key=True).select_related("service", "environment", "version")
+            .get(pk=release_id))
+
+
+def release_lock_shared(release_id: int) -> int | None:
+    """Take, in the documented order, the FOR KEY SHARE locks that inserting rows pointing at the release would
+    take anyway (service, then release): for a worker whose transaction only inserts such rows (the SLA gate).
+    Returns the service id, or None when the release is gone."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.id FROM {AgentService._meta.db_table} s JOIN {Release._meta.db_table} r "
+            f"ON r.service_id = s.id WHERE r.id = %s FOR KEY SHARE OF s", [release_id])
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        cursor.execute(f"SELECT id FROM {Release._meta.db_table} WHERE id = %s FOR KEY SHARE", [release_id])
+    return row[0]
+
+
+_lock = release_lock
 
 
 def _check_edge(release: Release, to_status: str, verb: str) -> None:
@@ -226,8 +263,15 @@ def _check_edge(release: Release, to_status: str, verb: str) -> None:
 
 def _move(release: Release, *, to_status: str, actor: Actor, action: str, reason: str = "",
           gray_weight: int | None = None, details: dict | None = None) -> Release:
-    """Apply one checked transition: update, audit, publish on commit."""
+    """Apply one transition: check it against the map, update, audit, publish on commit. Every status write of a
+    release goes through here or through release_worker_transition, and both refuse an edge the map lacks."""
     from_status, from_weight = release.status, release.gray_weight
+    if to_status not in ALLOWED_TRANSITIONS[from_status]:
+        raise TransitionNotAllowed(
+            f"release #{release.pk} cannot go from {from_status} to {to_status}"
+            + (f": {from_status} is a final state" if not ALLOWED_TRANSITIONS[from_status] else
+               f"; from {from_status} it may go to {', '.join(sorted(ALLOWED_TRANSITIONS[from_status]))}"),
+            field="status")
     release.status = to_status
     release.status_reason = reason[:1000]
     release.status_changed_at = timezone.now()
@@ -392,7 +436,7 @@ def release_rollback(*, actor: Actor, release_id: int, comment: str = "", canary
         if previous is None or previous.status != S.SUPERSEDED:
             raise TransitionNotAllowed(f"cannot roll back release #{release.pk}: there is no earlier live release "
                                        f"in {release.environment.name} to return to")
-        previous = Release.objects.select_for_update().get(pk=previous.pk)
+        previous = Release.objects.select_for_update(no_key=True).get(pk=previous.pk)
         _move(release, to_status=S.ROLLED_BACK, actor=actor, action="release.rollback", reason=comment,
               gray_weight=0, details={"restored_release": previous.pk})
         _move(previous, to_status=S.LIVE, actor=actor, action="release.restore", gray_weight=100,
@@ -450,25 +494,19 @@ def release_worker_transition(*, release_id: int, from_statuses: set[str], to_st
                               actor: Actor | None = None) -> bool:
     """Compare-and-set for workers (pipeline stages, the SLA gate). Returns False when another worker or person
     moved the release first; the caller then stops quietly."""
-    illegal = [s for s in from_statuses if to_status not in ALLOWED_TRANSITIONS[s]]
+    illegal = sorted(s for s in from_statuses if to_status not in ALLOWED_TRANSITIONS[s])
     if illegal:
-        raise ValueError(f"{action}: {illegal} -> {to_status} is not in the transition map")
+        raise TransitionNotAllowed(f"{action}: {', '.join(illegal)} -> {to_status} is not in the transition map",
+                                   field="status")
     with transaction.atomic():
-        fields = {"status": to_status, "status_reason": reason[:1000], "status_changed_at": timezone.now()}
-        if gray_weight is not None:
-            fields["gray_weight"] = gray_weight
-        before = Release.objects.filter(pk=release_id, status__in=from_statuses).values("status", "gray_weight").first()
-        if before is None:
+        try:
+            release = release_lock(release_id)  # the documented order: service, then release
+        except NotFound:
             return False
-        updated = Release.objects.filter(pk=release_id, status=before["status"]).update(**fields)
-        if not updated:
-            return False
-        release = Release.objects.select_related("service", "environment").get(pk=release_id)
+        if release.status not in from_statuses:
+            return False  # another worker or a person moved it first
         actor = actor or Actor.system(actor_name)  # a person may start a worker transition (pipeline retry)
-        audit_record(actor=actor, action=action, object_type="release", object_id=release_id,
-                     release=release, from_state=before["status"], to_state=to_status, reason=reason,
-                     details={"from_weight": before["gray_weight"], "to_weight": release.gray_weight})
-        _announce(release, from_status=before["status"], from_weight=before["gray_weight"], actor=actor)
+        _move(release, to_status=to_status, actor=actor, action=action, reason=reason, gray_weight=gray_weight)
     return True
 
 

@@ -45,6 +45,7 @@ from releases.services import (
     Actor,
     audit_record,
     release_gate_pause,
+    release_lock_shared,
     release_promote,
     release_rollback,
     release_worker_transition,
@@ -263,6 +264,10 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
     error = next((f.text for f in verdict.findings if f.rule == "prometheus_available"), "")
     verdict_json = _json_safe(verdict.to_dict())
     with transaction.atomic():
+        # Lock order (releases/services.py): the samples, reports and audit rows below take KEY SHARE on the
+        # release and the service at their foreign-key checks; take those first, in order, before the gate row.
+        if release_lock_shared(candidate.release_id) is None:
+            return Applied(candidate.release_id, seq, verdict.status, verdict.action, "", claimed=False)
         claimed = GateRecord.objects.filter(pk=candidate.release_id, sequence=seq).update(
             sequence=seq + 1, state=_json_safe(verdict.next_state.to_dict()), evaluated_weight=candidate.weight,
             status=verdict.status, action=verdict.action, outcome=verdict.outcome.value,

@@ -1,14 +1,17 @@
-"""The seam between release transitions and the deploy targets.
+"""Drivers: the Django side of each deploy target kind. A driver reads releases and revisions, talks to its
+target (deploy/targets/, Django-free) and records what happened.
 
 Each environment names a target kind (Environment.deploy_target: "kubernetes", "local", or "none" when Rollgate only
-records decisions). A kind registers one *driver* here. The pipeline's deploy stage and the receivers of
-releases.signals.release_transitioned call the driver:
+records decisions). A kind registers one driver here (deploy.apps). The deploy tasks call it, one task per release
+transition (the table in deploy/receivers.py):
 
-  rollout(release_id, log)        the release went ready -> deploying: start its canary (or stable) and watch it;
-                                  the deploy stage then reports with releases.services.release_rollout_finished
+  rollout(release_id, log)        ready -> deploying: start its canary (or first stable) and watch it; the Rollout
+                                  row then reports with releases.services.release_rollout_finished
+  cancel(release_id, log)         rolled back while deploying, or the rollout failed: remove what the rollout
+                                  started; never touch the stable, never re-apply an older release
   set_weight(release_id, weight)  gray weight changed (5 -> 10 -> ...): move that share of traffic to the canary
   go_live(release_id)             the release reached 100 %: it becomes the stable version; the old one goes
-  roll_back(release_id)           the release was rolled back: traffic back to stable (or to the restored release)
+  roll_back(release_id)           a canary cut, or a live release undone: traffic back to the live release
 
 Drivers run outside any database transaction: they talk to clusters and processes.
 """
@@ -25,6 +28,8 @@ class TargetDriver(Protocol):
     def go_live(self, *, release_id: int, log: LogFn) -> None: ...
 
     def roll_back(self, *, release_id: int, log: LogFn) -> None: ...
+
+    def cancel(self, *, release_id: int, log: LogFn) -> None: ...
 
 
 _DRIVERS: dict[str, TargetDriver] = {}

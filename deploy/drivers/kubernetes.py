@@ -15,13 +15,17 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
+from django.db import transaction
+
 from deploy import selectors
 from deploy import services as deploy_services
 from deploy.credentials import kubernetes_credentials
+from deploy.queue import enqueue_on_commit
 from deploy.models import DeployRevision, DeployRevisionStatus, TargetCredential
 from deploy.targets.base import (
     COLOURS,
     TRACK_CANARY,
+    TRACK_STABLE,
     DeployOutcome,
     LogFn,
     Revision,
@@ -34,6 +38,7 @@ from deploy.targets.kubernetes import KubernetesTarget, KubernetesTargetSettings
 from deploy.targets.manifests import GRAY_HEADER, render_revision
 from deploy.targets.values import ValuesError
 from releases.models import AuditEvent, Environment, Release
+from releases.selectors import live_release
 from releases.services import Actor
 
 logger = logging.getLogger("rollgate.deploy")
@@ -241,10 +246,10 @@ class KubernetesDriver:
             session.log(f"{row.colour} did not hold after the switch ({check.reason}); switched back to {switch.previous}")
             self._undo_live(release, f"{row.colour} failed after the switch: {check.reason}; switched back")
             return
-        from deploy.tasks import schedule_idle_scale_down
-
-        schedule_idle_scale_down(service_id=service.pk, environment_id=environment.pk,
-                                 delay_seconds=session.options.settings.idle_scale_down_delay_seconds)
+        # The idle colour stays warm for a quick switch back, then goes (a task with a countdown).
+        with transaction.atomic():
+            enqueue_on_commit("deploy.scale_down_idle", service.pk, environment.pk,
+                              countdown=session.options.settings.idle_scale_down_delay_seconds)
 
     @staticmethod
     def _undo_live(release: Release, reason: str) -> None:
@@ -257,7 +262,7 @@ class KubernetesDriver:
         except DomainError as error:  # e.g. nothing earlier to restore: say so, leave the record as it is
             logger.warning("release #%s could not be rolled back after a failed go-live: %s", release.pk, error)
 
-    # -- roll back (release rolled back) --------------------------------------------------------------------
+    # -- roll back (a canary cut, or a live release undone) -------------------------------------------------
     def roll_back(self, *, release_id: int, log: LogFn) -> None:
         release = _release(release_id)
         service, environment = release.service, release.environment
@@ -278,15 +283,51 @@ class KubernetesDriver:
                 session.target.scale(service.name, environment.name, replicas=0, track=TRACK_CANARY)
                 session.log(f"canary {release.version.tag} of {service.name} in {environment.name} rolled back")
                 return
-            restored = release.previous_release
-            target_row = selectors.release_stable_revision(restored.pk) if restored else None
-            own = DeployRevision.objects.filter(release=release, status=R.DEPLOYED)
+            own = list(DeployRevision.objects.filter(release=release, track=TRACK_STABLE, status=R.DEPLOYED))
+            if not own:
+                # The release never ran on the stable track: there is nothing of it to undo, and re-applying
+                # anything else could only put an older version back.
+                session.log(f"{release.version.tag} never ran as the stable of {service.name} in "
+                            f"{environment.name}; nothing to restore")
+                return
             for row in own:
                 deploy_services.revision_mark(revision_id=row.pk, from_statuses={R.DEPLOYED}, to_status=R.ROLLED_BACK)
+            # Restore what the release record restored: the release that is live now, never an older one.
+            restored = live_release(service, environment)
+            target_row = selectors.release_stable_revision(restored.pk) if restored else None
             if target_row is None:
                 session.log(f"no earlier revision to restore for {service.name} in {environment.name}")
                 return
             self._reapply(session, target_row, actor=_actor_for(release, "release.rollback"))
+
+    # -- cancel (rolled back while deploying, or the rollout failed) ------------------------------------------
+    def cancel(self, *, release_id: int, log: LogFn) -> None:
+        """Remove what the release's rollout started, never what serves traffic: its canary (or idle colour), or
+        its stable workload only when no release is live in the environment. Nothing is re-applied."""
+        release = _release(release_id)
+        service, environment = release.service, release.environment
+        with _Session(environment, log) as session:
+            target = session.target
+            own = list(DeployRevision.objects.filter(release=release, status=R.DEPLOYED))
+            for row in own:
+                deploy_services.revision_mark(revision_id=row.pk, from_statuses={R.DEPLOYED}, to_status=R.ROLLED_BACK)
+            live = live_release(service, environment)
+            if session.options.strategy == "blue_green":
+                active = target.active_colour(service.name, environment.name)
+                for colour in COLOURS:
+                    if colour != active and target.scale(service.name, environment.name, replicas=0, colour=colour,
+                                                         only_version=release.version.tag):
+                        session.log(f"idle colour {colour} of {service.name} scaled down")
+                return
+            if target.scale(service.name, environment.name, replicas=0, track=TRACK_CANARY,
+                            only_version=release.version.tag):
+                session.log(f"canary of {service.name} in {environment.name} scaled to 0 "
+                            f"({release.version.tag} cancelled)")
+            if live is None and any(row.track == TRACK_STABLE for row in own):
+                # Its first version went to the stable track and nothing else is live: it must not stay running.
+                target.scale(service.name, environment.name, replicas=0, track=TRACK_STABLE,
+                             only_version=release.version.tag)
+                session.log(f"{release.version.tag} was the only version of {service.name}; scaled to 0")
 
     # -- rollback to a chosen revision ----------------------------------------------------------------------
     def revision_rollback(self, *, revision_id: int, actor: Actor, log: LogFn) -> DeployRevision | None:

@@ -90,13 +90,24 @@ class LocalDriver:
         log(f"{release.version.tag} is stable in {release.environment.name}; stopped: {', '.join(stopped) or 'none'}")
 
     def roll_back(self, *, release_id: int, log: LogFn) -> None:
-        """Stop the rolled-back version. The previous release is live again in both cases (a canary rollback
-        never replaced it; a live rollback restored it), so make sure its version runs first."""
+        """Stop the rolled-back version. The release that is live now (a canary rollback never replaced it; a
+        live rollback restored it) must run, so make sure its version does first; never an older one."""
         release = _release(release_id)
-        previous = release.previous_release
-        restore = previous.version.tag if previous is not None and previous.status == ReleaseStatus.LIVE else None
+        live = _stable_of(release)
+        restore = live.version.tag if live is not None and live.version.tag != release.version.tag else None
         target_for(release.environment, log).roll_back(release.service.name, release.environment.name,
                                                        release.version.tag, restore=restore)
+
+    def cancel(self, *, release_id: int, log: LogFn) -> None:
+        """The rollout was cancelled or failed: stop its version unless the live release runs the same one."""
+        release = _release(release_id)
+        live = _stable_of(release)
+        if live is not None and live.version.tag == release.version.tag:
+            return
+        stopped = target_for(release.environment, log).stop(release.service.name, release.environment.name,
+                                                            release.version.tag)
+        if stopped:
+            log(f"stopped {release.version.tag} of {release.service.name} in {release.environment.name}")
 
 
 register_driver("local", LocalDriver())

@@ -245,12 +245,16 @@ class KubernetesTarget(DeployTarget):
         return TrafficResult("replica-ratio", weight, effective, None, stable_replicas, canary_replicas)
 
     def scale(self, service: str, env: str, *, replicas: int, track: str = TRACK_STABLE,
-              colour: Colour | None = None) -> bool:
-        """Set one workload's replica count (a cut canary, a failed colour); False when it does not exist."""
+              colour: Colour | None = None, only_version: str | None = None) -> bool:
+        """Set one workload's replica count (a cut canary, a failed colour); False when it does not exist, or
+        when ``only_version`` is given and the workload runs another version (someone else's by now)."""
         namespace = namespace_for(env)
         name = workload_name(service, track=track, colour=colour)
         deployment = self._api.read("Deployment", namespace, name)
         if deployment is None:
+            return False
+        if only_version is not None and \
+                (deployment["metadata"].get("labels") or {}).get("version") != version_label(only_version):
             return False
         if deployment["spec"].get("replicas") != replicas:
             self._api.patch_deployment(namespace, name, {"spec": {"replicas": replicas}})

@@ -6,8 +6,7 @@ import yaml
 from deploy.models import DeployRevision, ServiceValues
 from releases.models import AuditEvent
 from tests.conftest import client_for
-from tests.deploy.deploy_fixtures import *  # noqa: F401,F403
-from tests.deploy.deploy_fixtures import NS, promote_and_deploy
+from tests.deploy.conftest import NS, promote_and_deploy
 
 VALUES_URL = "/api/services/agent-infer/values/"
 STAGING_VALUES_URL = "/api/services/agent-infer/environments/staging/values/"

@@ -12,14 +12,12 @@ from django.contrib import admin
 from django.db import connection
 
 from deploy.models import TargetCredential
-from deploy.services import release_deploy
 from releases import events
 from releases.choices import DeployTargetKind, ReleaseStatus
 from releases.models import AuditEvent
 from releases.services import Actor, release_promote
 from tests.conftest import client_for
-from tests.deploy.deploy_fixtures import *  # noqa: F401,F403
-from tests.deploy.deploy_fixtures import FAST_TARGET, TOKEN, promote_and_deploy
+from tests.deploy.conftest import FAST_TARGET, TOKEN, promote_and_deploy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,7 +72,7 @@ class LiveEvents:
 
 
 def test_no_credential_appears_in_logs_events_or_api_output(environments, cluster, service, ops, rm, auditor,
-                                                           make_release, eager_tasks, without_pipeline_receiver,
+                                                           make_release, eager_tasks,
                                                            stage_log, caplog):
     caplog.set_level(logging.DEBUG)
     live = LiveEvents()
@@ -101,11 +99,10 @@ def test_no_credential_appears_in_logs_events_or_api_output(environments, cluste
     cluster.fail_image("v1.1.0", "crashloop", ["INFO boot", "panic: boom"])
     failed = make_release("v1.1.0", "staging")
     live.join(events.release_group(failed.pk))
-    assert promote_and_deploy(failed, rm, stage_log, full=True) == "rolled_back"
+    assert promote_and_deploy(failed, rm, stage_log, full=True) == "failed"
     # And where the cluster refuses the credentials: the error reaches the stage log and the release.
     refused = make_release("dev-latest", "dev")
-    release_promote(actor=Actor.of(rm), release_id=refused.pk)
-    assert release_deploy(release_id=refused.pk, log=stage_log.append) == "failed"
+    assert promote_and_deploy(refused, rm, stage_log) == "failed"
     refused.refresh_from_db()
     assert refused.status == ReleaseStatus.FAILED and "HTTP 401" in refused.status_reason
 

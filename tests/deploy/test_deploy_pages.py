@@ -3,8 +3,7 @@ import pytest
 from django.test import Client
 
 from deploy.models import DeployRevision, EnvironmentValues
-from tests.deploy.deploy_fixtures import *  # noqa: F401,F403
-from tests.deploy.deploy_fixtures import NS, promote_and_deploy
+from tests.deploy.conftest import NS, promote_and_deploy
 
 
 def logged_in(user) -> Client:

@@ -4,8 +4,7 @@ import pytest
 
 from deploy.models import DeployRevision
 from releases.choices import ReleaseStatus
-from tests.deploy.deploy_fixtures import *  # noqa: F401,F403
-from tests.deploy.deploy_fixtures import NS, promote_and_deploy
+from tests.deploy.conftest import NS, promote_and_deploy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +23,7 @@ def test_first_release_deploys_the_stable_track_and_goes_live(staging, service, 
 
     outcome = promote_and_deploy(release, rm, stage_log)
 
-    assert outcome == "deployed"
+    assert outcome == "succeeded"
     assert release.status == ReleaseStatus.LIVE
     assert image_of(cluster) == "registry.example.com/agent/agent-core:v1.0.0"
     deployment = cluster.get("deployments", NS, "agent-infer")
@@ -44,7 +43,7 @@ def test_failed_rollout_is_rolled_back_automatically_and_history_says_so(staging
 
     outcome = promote_and_deploy(bad, rm, stage_log, full=True)
 
-    assert outcome == "rolled_back"
+    assert outcome == "failed"  # and the last good revision re-applied
     assert bad.status == ReleaseStatus.FAILED
     assert "CrashLoopBackOff" in bad.status_reason and "rolled back" in bad.status_reason
     log = "\n".join(stage_log)

@@ -7,8 +7,7 @@ from deploy.targets.manifests import COLOUR_LABEL
 from releases.choices import ReleaseStatus
 from releases.models import AuditEvent, Release
 from releases.services import Actor, release_promote, release_rollback, release_worker_transition
-from tests.deploy.deploy_fixtures import *  # noqa: F401,F403
-from tests.deploy.deploy_fixtures import NS, kube_environment, promote_and_deploy
+from tests.deploy.conftest import NS, kube_environment, promote_and_deploy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -141,12 +140,9 @@ def test_blue_green_switches_the_service_in_one_patch_and_scales_the_idle_colour
     promote_and_deploy(make_release("v1.0.0", "staging"), rm, stage_log)
     assert selector_colour(cluster) == "blue"
     second = make_release("v1.1.0", "staging")
-    release_promote(actor=Actor.of(rm), release_id=second.pk, full=True)
-    from deploy.services import release_deploy
-
     patches_before = [r for r in cluster.requests if r[0] == "PATCH" and r[1].endswith("/services/agent-infer")]
     assert patches_before == []
-    assert release_deploy(release_id=second.pk, log=stage_log.append) == "deployed"
+    assert promote_and_deploy(second, rm, stage_log, full=True) == "succeeded"
 
     second.refresh_from_db()
     assert second.status == ReleaseStatus.LIVE
@@ -179,10 +175,8 @@ def test_blue_green_switch_is_refused_when_the_new_colour_is_not_healthy_and_the
         blue_green, service, make_release, rm, cluster, stage_log):
     promote_and_deploy(make_release("v1.0.0", "staging"), rm, stage_log)
     second = make_release("v1.1.0", "staging")
-    release_promote(actor=Actor.of(rm), release_id=second.pk)  # 5 %: green rolls out, traffic stays on blue
-    from deploy.services import release_deploy
-
-    assert release_deploy(release_id=second.pk, log=stage_log.append) == "deployed"
+    # 5 %: green rolls out, traffic stays on blue
+    assert promote_and_deploy(second, rm, stage_log) == "succeeded"
     assert selector_colour(cluster) == "blue"
     # green loses its pods before go-live: the replacement pods crash.
     cluster.fail_image("v1.1.0", "crashloop")

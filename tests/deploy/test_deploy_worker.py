@@ -11,12 +11,11 @@ from django.conf import settings
 from django.db import connection
 
 from config.celery_app import app as celery_app
-from deploy.services import release_deploy
 from deploy.targets.manifests import COLOUR_LABEL
 from releases.choices import ReleaseStatus
+from releases.models import Release
 from releases.services import Actor, release_promote
-from tests.deploy.deploy_fixtures import *  # noqa: F401,F403
-from tests.deploy.deploy_fixtures import NS, kube_environment
+from tests.deploy.conftest import NS, kube_environment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,11 +60,10 @@ def test_blue_green_go_live_in_a_worker_scales_the_idle_colour_down_after_the_de
     staging = kube_environment(environments["staging"], cluster, ops, strategy="blue_green",
                                idle_scale_down_delay_seconds=DELAY)
     first = make_release("v1.0.0", "staging")
-    release_promote(actor=Actor.of(rm), release_id=first.pk)
-    assert release_deploy(release_id=first.pk, log=stage_log.append) == "deployed"
+    release_promote(actor=Actor.of(rm), release_id=first.pk)  # the worker runs the rollout (deploy.rollout_run)
+    wait_for(lambda: Release.objects.get(pk=first.pk).status == ReleaseStatus.LIVE, 30, "the first rollout")
     second = make_release("v1.1.0", "staging")
     release_promote(actor=Actor.of(rm), release_id=second.pk, full=True)
-    assert release_deploy(release_id=second.pk, log=stage_log.append) == "deployed"
 
     selector = lambda: cluster.get("services", NS, "agent-infer")["spec"]["selector"].get(COLOUR_LABEL)  # noqa: E731
     blue_replicas = lambda: cluster.get("deployments", NS, "agent-infer-blue")["spec"]["replicas"]  # noqa: E731
