@@ -23,8 +23,9 @@ from django.utils import timezone
 from pipelines.integrations import notify
 from pipelines.models import (
     BUILD_STAGES,
-    PIPELINE_TERMINAL,
+    PIPELINE_TRANSITIONS,
     STAGE_ORDER,
+    STAGE_TRANSITIONS,
     Artefact,
     LogLevel,
     Pipeline,
@@ -79,6 +80,28 @@ def _release_id_of(pipeline_id: int) -> int:
     return Pipeline.objects.values_list("release_id", flat=True).get(pk=pipeline_id)
 
 
+def _stage_move(rows, *, from_statuses, to_status: str, **fields) -> int:
+    """Every stage status write: checked against STAGE_TRANSITIONS, then compare-and-set on ``from_statuses``.
+    Returns how many rows moved (0: someone else moved them first)."""
+    illegal = sorted(s for s in from_statuses if to_status not in STAGE_TRANSITIONS[s])
+    if illegal:
+        raise TransitionNotAllowed(f"a stage cannot go from {', '.join(illegal)} to {to_status}", field="status")
+    return rows.filter(status__in=list(from_statuses)).update(status=to_status, **fields)
+
+
+def _pipeline_move(pipeline_id: int, to_status: str, *, from_statuses=None, **fields) -> bool:
+    """Every pipeline status write: only from a status the map lets reach ``to_status`` (all of them when
+    ``from_statuses`` is not given); an explicit illegal source raises."""
+    sources = [s for s, nxt in PIPELINE_TRANSITIONS.items() if to_status in nxt]
+    if from_statuses is not None:
+        illegal = sorted(s for s in from_statuses if s not in sources)
+        if illegal:
+            raise TransitionNotAllowed(f"a pipeline cannot go from {', '.join(illegal)} to {to_status}",
+                                       field="status")
+        sources = list(from_statuses)
+    return bool(Pipeline.objects.filter(pk=pipeline_id, status__in=sources).update(status=to_status, **fields))
+
+
 def _lock_release_of_stage(stage_id: int) -> Release | None:
     """The lock order's first two rows (service, release) for a worker transaction on a stage."""
     release_id = Stage.objects.filter(pk=stage_id).values_list("pipeline__release_id", flat=True).first()
@@ -121,21 +144,23 @@ def stage_claim(*, stage_id: int, task_id: str) -> Stage | None:
     Returns the stage with its new attempt number; every later write of this run passes that attempt."""
     now = timezone.now()
     stale = now - dt.timedelta(seconds=settings.ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS)
-    fields = dict(status=T.RUNNING, task_id=task_id[:80], attempt=F("attempt") + 1, started_at=now,
+    fields = dict(task_id=task_id[:80], attempt=F("attempt") + 1, started_at=now,
                   finished_at=None, heartbeat_at=now, failure_reason="")
     with transaction.atomic():
         release = _lock_release_of_stage(stage_id)
         if release is None:
             return None
         release_status = release.status
-        if release_status not in (R.PENDING, R.BUILDING) and Stage.objects.filter(
-                pk=stage_id, name__in=BUILD_STAGES, status=T.PENDING).update(
-                status=T.SKIPPED, failure_reason=f"release is {release_status}; nothing to build"):
+        if release_status not in (R.PENDING, R.BUILDING) and _stage_move(
+                Stage.objects.filter(pk=stage_id, name__in=BUILD_STAGES), from_statuses=[T.PENDING],
+                to_status=T.SKIPPED, failure_reason=f"release is {release_status}; nothing to build"):
             return None
-        claimed = Stage.objects.filter(pk=stage_id, status=T.PENDING).update(**fields)
+        claimed = _stage_move(Stage.objects.filter(pk=stage_id), from_statuses=[T.PENDING], to_status=T.RUNNING,
+                              **fields)
         took_over = False
         if not claimed:
-            claimed = Stage.objects.filter(pk=stage_id, status=T.RUNNING, heartbeat_at__lt=stale).update(**fields)
+            claimed = _stage_move(Stage.objects.filter(pk=stage_id, heartbeat_at__lt=stale),
+                                  from_statuses=[T.RUNNING], to_status=T.RUNNING, **fields)
             took_over = bool(claimed)
         if not claimed:
             return None
@@ -143,8 +168,8 @@ def stage_claim(*, stage_id: int, task_id: str) -> Stage | None:
         pipeline = stage.pipeline
         release_id = pipeline.release_id
         if pipeline.status != P.RUNNING or pipeline.started_at is None:
-            Pipeline.objects.filter(pk=pipeline.pk, status__in=[P.PENDING, P.WAITING, P.RUNNING]).update(
-                status=P.RUNNING, started_at=pipeline.started_at or now)
+            _pipeline_move(pipeline.pk, P.RUNNING, from_statuses=[P.PENDING, P.WAITING, P.RUNNING],
+                           started_at=pipeline.started_at or now)
         if took_over:
             _log_line(stage, release_id, f"taking over attempt {stage.attempt}: the previous worker stopped "
                                          f"responding", LogLevel.WARNING)
@@ -190,11 +215,11 @@ def artefact_store(*, stage_id: int, kind: str, content: str) -> Artefact:
 def _finish(stage_id: int, attempt: int | None, to_status: str, reason: str = "",
             from_statuses=(T.RUNNING,)) -> Stage | None:
     """Compare-and-set a stage to a final-for-this-run status. None when the run no longer owns the stage."""
-    qs = Stage.objects.filter(pk=stage_id, status__in=list(from_statuses))
+    qs = Stage.objects.filter(pk=stage_id)
     if attempt is not None:
         qs = qs.filter(attempt=attempt)
-    now = timezone.now()
-    if not qs.update(status=to_status, failure_reason=reason[:2000], finished_at=now):
+    if not _stage_move(qs, from_statuses=from_statuses, to_status=to_status, failure_reason=reason[:2000],
+                       finished_at=timezone.now()):
         return None
     return Stage.objects.select_related("pipeline").get(pk=stage_id)
 
@@ -211,8 +236,7 @@ def stage_succeed(*, stage_id: int, attempt: int) -> bool:
         _stage_event(stage, release_id)
         if stage.name == StageName.PUSH:
             # CI is done: the pipeline ends here; the promotion's rollout is the deploy app's.
-            Pipeline.objects.filter(pk=pipeline.pk, status=P.RUNNING).update(status=P.SUCCEEDED,
-                                                                            finished_at=timezone.now())
+            _pipeline_move(pipeline.pk, P.SUCCEEDED, from_statuses=[P.RUNNING], finished_at=timezone.now())
             release_worker_transition(release_id=release_id, from_statuses={R.PENDING, R.BUILDING},
                                       to_status=R.READY, actor_name=SYSTEM, action="pipeline.succeeded",
                                       reason="image built, scanned and pushed")
@@ -237,9 +261,8 @@ def stage_fail(*, stage_id: int, attempt: int | None, reason: str,
         pipeline = stage.pipeline
         release_id = pipeline.release_id
         labels = sorted(set(pipeline.labels) | {CI_FAILED_LABEL})
-        Pipeline.objects.filter(pk=pipeline.pk).exclude(status__in=PIPELINE_TERMINAL).update(
-            status=P.FAILED, labels=labels, failure_reason=f"{stage.name}: {reason}"[:2000],
-            finished_at=timezone.now())
+        _pipeline_move(pipeline.pk, P.FAILED, labels=labels, failure_reason=f"{stage.name}: {reason}"[:2000],
+                       finished_at=timezone.now())
         _log_line(stage, release_id, f"stage failed: {reason}", LogLevel.ERROR)
         release_worker_transition(release_id=release_id, from_statuses={R.PENDING, R.BUILDING},
                                   to_status=R.CI_FAILED, actor_name=SYSTEM, action="pipeline.failed",
@@ -257,8 +280,8 @@ def stage_mark_failed(*, stage_id: int, reason: str) -> bool:
 def stage_release_for_retry(*, stage_id: int, attempt: int, reason: str) -> bool:
     """A transient error: hand the stage back (running -> pending) so the retried task can claim it again."""
     with transaction.atomic():
-        if not Stage.objects.filter(pk=stage_id, status=T.RUNNING, attempt=attempt).update(
-                status=T.PENDING, failure_reason=reason[:2000]):
+        if not _stage_move(Stage.objects.filter(pk=stage_id, attempt=attempt), from_statuses=[T.RUNNING],
+                           to_status=T.PENDING, failure_reason=reason[:2000]):
             return False
         stage_log_append(stage_id=stage_id, message=f"transient error, will retry: {reason}",
                          level=LogLevel.WARNING)
@@ -273,8 +296,8 @@ def stage_block(*, stage_id: int, attempt: int, reason: str) -> bool:
         if stage is None:
             return False
         pipeline = stage.pipeline
-        Pipeline.objects.filter(pk=pipeline.pk).exclude(status__in=PIPELINE_TERMINAL).update(
-            status=P.BLOCKED, failure_reason=f"{stage.name}: {reason}"[:2000], finished_at=timezone.now())
+        _pipeline_move(pipeline.pk, P.BLOCKED, failure_reason=f"{stage.name}: {reason}"[:2000],
+                       finished_at=timezone.now())
         _log_line(stage, pipeline.release_id, f"release blocked: {reason}", LogLevel.ERROR)
         release_worker_transition(release_id=pipeline.release_id, from_statuses={R.PENDING, R.BUILDING},
                                   to_status=R.BLOCKED, actor_name=SYSTEM, action="pipeline.blocked",
@@ -290,7 +313,7 @@ def stage_wait_for_override(*, stage_id: int, attempt: int, reason: str) -> bool
         stage = _finish(stage_id, attempt, T.WAITING, reason)
         if stage is None:
             return False
-        Pipeline.objects.filter(pk=stage.pipeline_id, status=P.RUNNING).update(status=P.WAITING)
+        _pipeline_move(stage.pipeline_id, P.WAITING, from_statuses=[P.RUNNING])
         _log_line(stage, stage.pipeline.release_id, f"waiting for a scan override: {reason}", LogLevel.WARNING)
         _stage_event(stage, stage.pipeline.release_id)
     return True
@@ -322,11 +345,13 @@ def pipeline_retry_from_failed_stage(*, actor: Actor, release_id: int) -> Pipeli
         release_status = Release.objects.values_list("status", flat=True).get(pk=release_id)
         if release_status != R.CI_FAILED:
             raise TransitionNotAllowed(f"release #{release_id} is {release_status}, not ci_failed; nothing to retry")
-        pipeline.stages.filter(position__gte=failed.position, status__in=[T.FAILED, T.PENDING]).update(
-            status=T.PENDING, task_id="", failure_reason="", started_at=None, finished_at=None, heartbeat_at=None)
+        fresh = dict(task_id="", failure_reason="", started_at=None, finished_at=None, heartbeat_at=None)
+        later = pipeline.stages.filter(position__gte=failed.position)
+        _stage_move(later, from_statuses=[T.FAILED], to_status=T.PENDING, **fresh)
+        later.filter(status=T.PENDING).update(**fresh)
         labels = [label for label in pipeline.labels if label != CI_FAILED_LABEL]
-        Pipeline.objects.filter(pk=pipeline.pk).update(status=P.RUNNING, labels=labels, failure_reason="",
-                                                       finished_at=None)
+        _pipeline_move(pipeline.pk, P.RUNNING, from_statuses=[P.FAILED], labels=labels, failure_reason="",
+                       finished_at=None)
         # One audit row for the retry: the release's ci_failed -> building, with the person who asked.
         release_worker_transition(release_id=release_id, from_statuses={R.CI_FAILED}, to_status=R.BUILDING,
                                   actor_name=actor.name, actor=actor, action="pipeline.retry",
@@ -358,8 +383,8 @@ def scan_override(*, actor: Actor, release_id: int, reason: str) -> Pipeline:
                                        f"{scan.status}; only High findings wait for an override (Critical ones "
                                        f"block for good)")
         _finish(scan.pk, None, T.SUCCEEDED, "", from_statuses=(T.WAITING,))
-        Pipeline.objects.filter(pk=pipeline.pk).update(status=P.RUNNING, scan_override_by=actor.name,
-                                                       scan_override_reason=reason)
+        _pipeline_move(pipeline.pk, P.RUNNING, from_statuses=[P.WAITING], scan_override_by=actor.name,
+                       scan_override_reason=reason)
         release = Release.objects.get(pk=release_id)
         audit_record(actor=actor, action="scan.override", object_type="pipeline", object_id=pipeline.pk,
                      release=release, from_state=T.WAITING, to_state=T.SUCCEEDED, reason=reason)
