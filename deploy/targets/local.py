@@ -37,6 +37,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -66,6 +67,7 @@ LOCK_FILE = "state.lock"
 HOST = "127.0.0.1"
 # Only these variables reach the agents: nothing of Rollgate's own environment (database URL, secrets). The agent
 # token is passed as a file path, so agents can register with Rollgate's agent registry.
+LAUNCH_TOKEN_VAR = "ROLLGATE_LAUNCH_TOKEN"
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "ROLLGATE_URL", "ROLLGATE_AGENT_TOKEN_FILE")
 
 
@@ -89,6 +91,9 @@ class AgentProcess:
     start_ticks: int  # /proc/<pid>/stat field 22: with the pid, identifies the process across pid reuse
     started_at: float
     log_path: str
+    # Recorded before the process is started and passed to it (ROLLGATE_LAUNCH_TOKEN): a starter that dies between
+    # the spawn and recording the pid leaves an entry whose process is found again by this token.
+    launch_token: str = ""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -100,14 +105,14 @@ class AgentProcess:
 
     @property
     def alive(self) -> bool:
-        return bool(process_group_members(self.pid)) and _leader_is_ours(self)
+        return self.pid > 0 and bool(process_group_members(self.pid)) and _leader_is_ours(self)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "AgentProcess":
-        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls)})
+        return cls(**{field.name: data[field.name] for field in dataclasses.fields(cls) if field.name in data})
 
 
 # --- /proc ------------------------------------------------------------------------------------------------------
@@ -134,6 +139,24 @@ def process_group_members(pgid: int) -> list[int]:
         if stat is not None and stat[1] == pgid and stat[0] != "Z":
             members.append(int(entry))
     return members
+
+
+def _find_launched(token: str) -> int | None:
+    """The process group started with this launch token, or None when no process carries it."""
+    needle = f"{LAUNCH_TOKEN_VAR}={token}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if needle not in environ.read().split(b"\0"):
+                    continue
+        except OSError:
+            continue
+        stat = _proc_stat(int(entry))
+        if stat is not None and stat[0] != "Z":
+            return stat[1]
+    return None
 
 
 def _leader_is_ours(process: AgentProcess) -> bool:
@@ -214,12 +237,25 @@ class LocalTarget(DeployTarget):
                     os.replace(self.state_dir / STATE_FILE, broken)
                     self._log(f"local target: state file unreadable ({error}); kept as {broken.name}")
                     processes = []
+                for process in processes:
+                    if process.pid == 0 and process.launch_token:
+                        self._adopt(process)
                 yield processes
                 # Forget versions whose process group is gone entirely (crashed supervisor, killed by hand).
                 processes[:] = [p for p in processes if p.alive]
                 self._save(processes)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _adopt(self, process: AgentProcess) -> None:
+        """An entry recorded before its start whose starter died before recording the pid: find the process by
+        its launch token. Not found: the start never happened, and the entry goes with the dead ones."""
+        pgid = _find_launched(process.launch_token)
+        if pgid is not None:
+            stat = _proc_stat(pgid)
+            process.pid, process.start_ticks = pgid, stat[2] if stat else 0
+            self._log(f"local target: found {process.service} {process.version} (pid {pgid}) started by a "
+                      "starter that stopped before recording it")
 
     def _save(self, processes: list[AgentProcess]) -> None:
         _write_atomically(self.state_dir / STATE_FILE,
@@ -251,13 +287,17 @@ class LocalTarget(DeployTarget):
                     process.track = track
                     return process, False
             processes[:] = [p for p in processes if p.key != (service, env, version)]
-            process = self._spawn(service, env, version, track)
+
+            def record(placeholder: AgentProcess) -> None:
+                self._save(processes + [placeholder])  # on disk before the process exists
+
+            process = self._spawn(service, env, version, track, record=record)
             processes.append(process)
         self._log(f"local target: started {service} {version} ({track}) in {env} as pid {process.pid} on "
                   f"port {process.port}")
         return process, True
 
-    def _spawn(self, service: str, env: str, version: str, track: str) -> AgentProcess:
+    def _spawn(self, service: str, env: str, version: str, track: str, *, record=None) -> AgentProcess:
         sock = free_listening_socket()
         port = sock.getsockname()[1]
         values = {"service": service, "env": env, "version": version, "port": str(port),
@@ -271,7 +311,11 @@ class LocalTarget(DeployTarget):
             command += ["--profile", self.profiles[version]]
         log_path = self.state_dir / "logs" / f"{service}-{env}-{version}.log"
         environment = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
-        environment.update(PYTHONUNBUFFERED="1", **self.extra_env)
+        token = uuid.uuid4().hex
+        environment.update(PYTHONUNBUFFERED="1", **self.extra_env, **{LAUNCH_TOKEN_VAR: token})
+        if record is not None:
+            record(AgentProcess(service=service, env=env, version=version, track=track, pid=0, port=port,
+                                start_ticks=0, started_at=time.time(), log_path=str(log_path), launch_token=token))
         try:
             with open(log_path, "ab") as log_file:
                 child = subprocess.Popen(
@@ -285,7 +329,8 @@ class LocalTarget(DeployTarget):
         self._children[child.pid] = child
         stat = _proc_stat(child.pid)
         return AgentProcess(service=service, env=env, version=version, track=track, pid=child.pid, port=port,
-                            start_ticks=stat[2] if stat else 0, started_at=time.time(), log_path=str(log_path))
+                            start_ticks=stat[2] if stat else 0, started_at=time.time(), log_path=str(log_path),
+                            launch_token=token)
 
     def health(self, process: AgentProcess) -> tuple[bool, str]:
         """One health probe: (healthy, what was seen)."""

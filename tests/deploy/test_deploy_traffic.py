@@ -197,3 +197,44 @@ def test_blue_green_switch_is_refused_when_the_new_colour_is_not_healthy_and_the
     assert second.status == ReleaseStatus.ROLLED_BACK
     assert "switch to green refused" in second.status_reason
     assert AuditEvent.objects.filter(release=second, action="release.rollback", actor_name="deploy").exists()
+
+
+def test_rollback_while_the_canary_rolls_out_cancels_it_and_never_touches_or_downgrades_the_stable(
+        staging, service, make_release, rm, ops, cluster, stage_log):
+    from deploy import drivers
+    from deploy.drivers.kubernetes import KubernetesDriver
+    from deploy.models import Rollout, RolloutStatus
+
+    promote_and_deploy(make_release("v1.0.0", "staging"), rm, stage_log)
+    stable_before = cluster.get("deployments", NS, "agent-infer")
+    writes_before = len(cluster.requests)
+
+    class RolledBackMidway(KubernetesDriver):
+        """The real driver; the person's rollback lands after the canary is applied, before the rollout reports."""
+
+        def rollout(self, *, release_id, log):
+            outcome = super().rollout(release_id=release_id, log=log)
+            release_rollback(actor=Actor.of(ops), release_id=release_id, comment="wrong build")
+            return outcome
+
+    real = drivers.driver_for("kubernetes")
+    drivers.register_driver("kubernetes", RolledBackMidway())
+    try:
+        canary = make_release("v1.1.0", "staging")
+        promote_and_deploy(canary, rm, stage_log)
+    finally:
+        drivers.register_driver("kubernetes", real)
+
+    canary.refresh_from_db()
+    assert canary.status == ReleaseStatus.ROLLED_BACK
+    assert Rollout.objects.get(release=canary).status == RolloutStatus.CANCELLED
+    assert cluster.get("deployments", NS, "agent-infer-canary")["spec"]["replicas"] == 0  # no canary pod left
+    stable = cluster.get("deployments", NS, "agent-infer")
+    assert stable["metadata"]["resourceVersion"] == stable_before["metadata"]["resourceVersion"]
+    assert stable["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v1.0.0")
+    stable_writes = [r for r in cluster.requests[writes_before:]
+                     if r[0] in ("PUT", "PATCH", "POST") and r[1].endswith("/deployments/agent-infer")]
+    assert stable_writes == []
+    history = rows(service, staging)
+    assert not any(r[5].startswith("rollback to") for r in history)  # nothing re-applied, nothing older
+    assert [r[1:3] for r in history if r[4] == "v1.1.0"] == [("rolled_back", "canary")]

@@ -265,3 +265,33 @@ def test_local_agents_command_starts_the_live_version_and_stop_leaves_nothing(lo
     pids = group_pids(process.pid)
     call_command("local_agents", "--stop")
     assert_gone(pids)
+
+
+def test_a_version_is_recorded_before_it_starts_so_a_starter_that_dies_midway_loses_nothing(tmp_path, monkeypatch):
+    """The worker is killed right after the process was spawned, before the pid was recorded: the next reader
+    finds the process by the launch token recorded first, and stopping the version stops it."""
+    from deploy.targets import local
+
+    state_dir = tmp_path / "local-target"
+    dying = LocalTarget(state_dir, startup_timeout_s=20)
+    real_popen = subprocess.Popen
+    spawned = []
+
+    def popen_then_die(*args, **kwargs):
+        spawned.append(real_popen(*args, **kwargs))
+        raise KeyboardInterrupt("worker killed after the spawn")  # nothing after this line runs
+
+    monkeypatch.setattr(local.subprocess, "Popen", popen_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        dying.start(SERVICE, ENV, "v9.0.0")
+    monkeypatch.setattr(local.subprocess, "Popen", real_popen)
+    child = spawned[0]
+    recorded = read_processes(state_dir)
+    assert [(p.version, p.pid) for p in recorded] == [("v9.0.0", 0)] and recorded[0].launch_token
+
+    survivor = LocalTarget(state_dir, startup_timeout_s=20)
+    found = survivor.find(SERVICE, ENV, "v9.0.0")
+    assert found is not None and found.pid == child.pid
+    assert survivor.stop(SERVICE, ENV, "v9.0.0") == ["v9.0.0"]
+    child.wait(timeout=10)
+    assert_gone(group_pids(child.pid) | {child.pid})
