@@ -21,6 +21,8 @@ from .k8s_credentials import Redactor, api_client_host
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSION = "v1beta1"
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply; JSON is YAML, the client sends JSON
+FIELD_MANAGER = "rollgate"
 
 
 class ConflictError(TargetError):
@@ -89,23 +91,23 @@ class KubernetesApi:
         table = {
             "Namespace": (lambda ns, name, **kw: core.read_namespace(name, **kw),
                           lambda ns, body, **kw: core.create_namespace(body, **kw),
-                          lambda ns, name, body, **kw: core.replace_namespace(name, body, **kw)),
+                          lambda ns, name, body, **kw: core.patch_namespace(name, body, **kw)),
             "ResourceQuota": (lambda ns, name, **kw: core.read_namespaced_resource_quota(name, ns, **kw),
                               lambda ns, body, **kw: core.create_namespaced_resource_quota(ns, body, **kw),
-                              lambda ns, name, body, **kw: core.replace_namespaced_resource_quota(name, ns, body, **kw)),
+                              lambda ns, name, body, **kw: core.patch_namespaced_resource_quota(name, ns, body, **kw)),
             "ConfigMap": (lambda ns, name, **kw: core.read_namespaced_config_map(name, ns, **kw),
                           lambda ns, body, **kw: core.create_namespaced_config_map(ns, body, **kw),
-                          lambda ns, name, body, **kw: core.replace_namespaced_config_map(name, ns, body, **kw)),
+                          lambda ns, name, body, **kw: core.patch_namespaced_config_map(name, ns, body, **kw)),
             "Service": (lambda ns, name, **kw: core.read_namespaced_service(name, ns, **kw),
                         lambda ns, body, **kw: core.create_namespaced_service(ns, body, **kw),
-                        lambda ns, name, body, **kw: core.replace_namespaced_service(name, ns, body, **kw)),
+                        lambda ns, name, body, **kw: core.patch_namespaced_service(name, ns, body, **kw)),
             "Deployment": (lambda ns, name, **kw: apps.read_namespaced_deployment(name, ns, **kw),
                            lambda ns, body, **kw: apps.create_namespaced_deployment(ns, body, **kw),
-                           lambda ns, name, body, **kw: apps.replace_namespaced_deployment(name, ns, body, **kw)),
+                           lambda ns, name, body, **kw: apps.patch_namespaced_deployment(name, ns, body, **kw)),
             "VirtualService": (
                 lambda ns, name, **kw: custom.get_namespaced_custom_object(ISTIO_GROUP, ISTIO_VERSION, ns, "virtualservices", name, **kw),
                 lambda ns, body, **kw: custom.create_namespaced_custom_object(ISTIO_GROUP, ISTIO_VERSION, ns, "virtualservices", body, **kw),
-                lambda ns, name, body, **kw: custom.replace_namespaced_custom_object(ISTIO_GROUP, ISTIO_VERSION, ns, "virtualservices", name, body, **kw),
+                lambda ns, name, body, **kw: custom.patch_namespaced_custom_object(ISTIO_GROUP, ISTIO_VERSION, ns, "virtualservices", name, body, **kw),
             ),
         }
         if kind not in table:
@@ -120,9 +122,13 @@ class KubernetesApi:
         _, create, _ = self._ops(kind)
         return self._call(f"create {kind} {_where(namespace, body['metadata']['name'])}", create, namespace, body)
 
-    def replace(self, kind: str, namespace: str | None, name: str, body: dict) -> dict:
-        _, _, replace = self._ops(kind)
-        return self._call(f"replace {kind} {_where(namespace, name)}", replace, namespace, name, body)
+    def apply(self, kind: str, namespace: str | None, name: str, body: dict) -> dict:
+        """Server-side apply as field manager "rollgate" (created when missing). The server merges what we own
+        and drops fields we applied before and no longer send; fields other managers own are kept. force=True:
+        Rollgate is the owner of what it renders, so it takes fields over from a manual kubectl edit."""
+        _, _, patch = self._ops(kind)
+        return self._call(f"apply {kind} {_where(namespace, name)}", patch, namespace, name, body,
+                          field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH)
 
     def patch_deployment(self, namespace: str, name: str, patch: dict) -> dict:
         return self._call(f"patch Deployment {_where(namespace, name)}", self.apps.patch_namespaced_deployment,

@@ -1,10 +1,10 @@
 """The Kubernetes deploy target: apply revisions, watch rollouts, split gray traffic, switch colours.
 
-Apply is create-or-replace with a read first: an object whose live state already contains every
-field of the manifest is left alone, so applying the same revision twice sends no write and the
-Deployment's generation does not move. A changed object is replaced (PUT with the live
-resourceVersion, retried on 409) so that re-applying an old revision restores exactly its
-manifests ("rollback to N"), instead of merging into whatever is live.
+Apply is server-side apply (field manager "rollgate") with a read first: an object whose live state already
+contains every field of the manifest is left alone, so applying the same revision twice sends no write and the
+Deployment's generation does not move. A changed object is applied whole: the API server drops the fields
+Rollgate applied before and no longer renders, so re-applying an old revision restores exactly its manifests
+("rollback to N"), while fields that other controllers own (annotations, clusterIP) stay theirs.
 """
 
 from __future__ import annotations
@@ -123,34 +123,12 @@ class KubernetesTarget(DeployTarget):
     def _apply_object(self, manifest: dict) -> ObjectChange:
         kind, meta = manifest["kind"], manifest["metadata"]
         namespace, name = meta.get("namespace"), meta["name"]
-        for _attempt in range(self.settings.conflict_retries + 1):
-            live = self._api.read(kind, namespace, name)
-            if live is None:
-                try:
-                    self._api.create(kind, namespace, manifest)
-                    return ObjectChange(kind, name, "created")
-                except ConflictError:
-                    continue  # created by someone else meanwhile: compare against theirs
-            desired = self._desired_against_live(manifest, live)
-            if _contains(live, desired):
-                return ObjectChange(kind, name, "unchanged")
-            body = copy.deepcopy(desired)
-            body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-            for key in ("labels", "annotations"):
-                # Keep keys that other controllers own (e.g. deployment.kubernetes.io/revision).
-                merged = {**(live["metadata"].get(key) or {}), **(desired["metadata"].get(key) or {})}
-                if merged:
-                    body["metadata"][key] = merged
-            if kind == "Service":
-                for key in ("clusterIP", "clusterIPs"):
-                    if key in live.get("spec", {}):
-                        body["spec"][key] = live["spec"][key]
-            try:
-                self._api.replace(kind, namespace, name, body)
-                return ObjectChange(kind, name, "updated")
-            except ConflictError:
-                self._log(f"  {kind}/{name} changed while we updated it; reading it again")
-        raise TargetError(f"{kind} {namespace}/{name} kept changing under us; gave up after {self.settings.conflict_retries + 1} attempts")
+        live = self._api.read(kind, namespace, name)
+        desired = self._desired_against_live(manifest, live) if live is not None else manifest
+        if live is not None and _contains(live, desired):
+            return ObjectChange(kind, name, "unchanged")
+        self._api.apply(kind, namespace, name, copy.deepcopy(desired))
+        return ObjectChange(kind, name, "created" if live is None else "updated")
 
     @staticmethod
     def _desired_against_live(manifest: dict, live: dict) -> dict:

@@ -134,7 +134,22 @@ def render_deployment(
     config_digest = hashlib.sha256(
         json.dumps(((values.get("configMap") or {}).get("data") or {}), sort_keys=True).encode()
     ).hexdigest()[:16]
-    pod_spec: dict = {"containers": [container]}
+    # The "restricted" Pod Security Standard, so clusters that enforce it admit the pods.
+    security = values.get("securityContext") or {}
+    container["securityContext"] = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        **({"readOnlyRootFilesystem": True} if security.get("readOnlyRootFilesystem") else {}),
+    }
+    pod_security = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    for key in ("runAsUser", "runAsGroup", "fsGroup"):
+        if security.get(key) is not None:
+            pod_security[key] = security[key]
+    pod_spec: dict = {"securityContext": pod_security, "containers": [container]}
+    if values.get("imagePullSecrets"):
+        pod_spec["imagePullSecrets"] = [{"name": name} for name in values["imagePullSecrets"]]
     if values.get("nodeSelector"):
         pod_spec["nodeSelector"] = dict(sorted(values["nodeSelector"].items()))
     return {

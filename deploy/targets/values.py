@@ -185,7 +185,7 @@ class _Validator:
     def check_root(self, values: Any) -> None:
         allowed = (
             "image", "replicaCount", "resources", "env", "service", "nodeSelector",
-            "configMap", "secretRefs", "resourceQuota", "readinessProbe",
+            "configMap", "secretRefs", "resourceQuota", "readinessProbe", "imagePullSecrets", "securityContext",
         )
         values = self.mapping(values, "", allowed)
         if self.require(values, "image", ""):
@@ -219,6 +219,23 @@ class _Validator:
                 self.fail("secretRefs", "must be a list of existing Secret names")
             for index, name in enumerate(refs):
                 self.string(name, f"secretRefs[{index}]", _DNS1123_NAME, "must be a Secret name (lower-case DNS-1123)")
+        if values.get("imagePullSecrets") is not None:
+            pulls = values["imagePullSecrets"]
+            if not isinstance(pulls, list):
+                self.fail("imagePullSecrets", "must be a list of existing Secret names (registry credentials)")
+            for index, name in enumerate(pulls):
+                self.string(name, f"imagePullSecrets[{index}]", _DNS1123_NAME,
+                            "must be a Secret name (lower-case DNS-1123)")
+        if values.get("securityContext") is not None:
+            security = self.mapping(values["securityContext"], "securityContext",
+                                    ("runAsUser", "runAsGroup", "fsGroup", "readOnlyRootFilesystem"))
+            for key in ("runAsUser", "runAsGroup", "fsGroup"):
+                number = security.get(key)
+                if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number <= 0):
+                    self.fail(f"securityContext.{key}", f"must be a positive id: the restricted pod security level "
+                                                        f"forbids running as root (got {number!r})")
+            if security.get("readOnlyRootFilesystem") not in (None, True, False):
+                self.fail("securityContext.readOnlyRootFilesystem", "must be true or false")
         if values.get("resourceQuota") is not None:
             quota = self.mapping(values["resourceQuota"], "resourceQuota", QUOTA_RESOURCES)
             for key, amount in quota.items():

@@ -140,14 +140,18 @@ def test_blue_green_switches_the_service_in_one_patch_and_scales_the_idle_colour
     promote_and_deploy(make_release("v1.0.0", "staging"), rm, stage_log)
     assert selector_colour(cluster) == "blue"
     second = make_release("v1.1.0", "staging")
-    patches_before = [r for r in cluster.requests if r[0] == "PATCH" and r[1].endswith("/services/agent-infer")]
+    def selector_patches():  # the colour switch is a merge patch; applying the revision is server-side apply
+        return [r for r in cluster.requests if r[0] == "PATCH" and r[1].endswith("/services/agent-infer")
+                and r[2].startswith("application/merge-patch+json")]
+
+    patches_before = selector_patches()
     assert patches_before == []
     assert promote_and_deploy(second, rm, stage_log, full=True) == "succeeded"
 
     second.refresh_from_db()
     assert second.status == ReleaseStatus.LIVE
     assert selector_colour(cluster) == "green"
-    patches = [r for r in cluster.requests if r[0] == "PATCH" and r[1].endswith("/services/agent-infer")]
+    patches = selector_patches()
     assert len(patches) == 1
     # idle_scale_down_delay_seconds is 0 here: the scheduled task has already scaled blue down.
     assert cluster.get("deployments", NS, "agent-infer-blue")["spec"]["replicas"] == 0

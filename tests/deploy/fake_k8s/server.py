@@ -71,6 +71,44 @@ def merge_patch(target, patch):
     return result
 
 
+def drop_unapplied(target, before, now):
+    """Server-side apply: fields the manager applied ``before`` and no longer sends ``now`` are removed."""
+    if not isinstance(target, dict) or not isinstance(before, dict):
+        return target
+    result = copy.deepcopy(target)
+    for key, value in before.items():
+        if not isinstance(now, dict) or key not in now:
+            result.pop(key, None)
+        elif isinstance(value, dict):
+            result[key] = drop_unapplied(result.get(key), value, now[key])
+    return result
+
+
+ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+
+
+def restricted_violations(pod_spec: dict) -> list[str]:
+    """The checks of the "restricted" Pod Security Standard that a rendered pod can fail (a subset)."""
+    problems = []
+    pod_security = pod_spec.get("securityContext") or {}
+    for container in pod_spec.get("containers") or []:
+        security = container.get("securityContext") or {}
+        name = container.get("name")
+        if security.get("allowPrivilegeEscalation") is not False:
+            problems.append(f'allowPrivilegeEscalation != false (container "{name}" must set '
+                            "securityContext.allowPrivilegeEscalation=false)")
+        if "ALL" not in ((security.get("capabilities") or {}).get("drop") or []):
+            problems.append(f'unrestricted capabilities (container "{name}" must set '
+                            'securityContext.capabilities.drop=["ALL"])')
+        if not (security.get("runAsNonRoot") or pod_security.get("runAsNonRoot")):
+            problems.append(f'runAsNonRoot != true (pod or container "{name}" must set runAsNonRoot=true)')
+        seccomp = (security.get("seccompProfile") or pod_security.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f'seccompProfile (pod or container "{name}" must set seccompProfile.type to '
+                            '"RuntimeDefault" or "Localhost")')
+    return problems
+
+
 class ApiError(Exception):
     def __init__(self, code: int, reason: str, message: str):
         super().__init__(message)
@@ -96,6 +134,8 @@ class FakeKubernetes:
         self.requests: list[tuple[str, str, str]] = []  # (method, path, content-type)
         # Objects whose next PUT finds them changed by "someone else" (to exercise 409 handling).
         self.conflict_next_put: set[tuple[str, str | None, str]] = set()
+        # Server-side apply: what each field manager last applied to each object.
+        self.applied: dict[tuple[str, str | None, str, str], dict] = {}
         self._resource_version = 1000
         self._cluster_ip = 10
         self.controller = FakeController(self, tick_seconds=tick_seconds, deadline_scale=deadline_scale)
@@ -180,6 +220,18 @@ class FakeKubernetes:
             for port in spec.get("ports", []):
                 port.setdefault("protocol", "TCP")
 
+    def _admit(self, resource: str, namespace: str | None, obj: dict) -> None:
+        """PodSecurity admission for namespaces labelled enforce=restricted. A real cluster admits the Deployment
+        and refuses its pods; the fake refuses the Deployment, which a test notices at once."""
+        if resource != "deployments":
+            return
+        ns = self.objects.get(("namespaces", None, namespace)) or {}
+        if ((ns.get("metadata") or {}).get("labels") or {}).get(ENFORCE_LABEL) != "restricted":
+            return
+        problems = restricted_violations(((obj.get("spec") or {}).get("template") or {}).get("spec") or {})
+        if problems:
+            raise ApiError(403, "Forbidden", f'violates PodSecurity "restricted:latest": {", ".join(problems)}')
+
     def _create(self, resource: str, namespace: str | None, body: dict) -> dict:
         _, kind, namespaced = RESOURCES[resource]
         obj = copy.deepcopy(body)
@@ -195,6 +247,7 @@ class FakeKubernetes:
                 raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found')
         if (resource, namespace if namespaced else None, name) in self.objects:
             raise ApiError(409, "AlreadyExists", f'{resource} "{name}" already exists')
+        self._admit(resource, namespace, obj)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(), resourceVersion=self.next_resource_version())
         self._apply_defaults(resource, obj)
         if "spec" in obj and resource != "namespaces":
@@ -233,6 +286,7 @@ class FakeKubernetes:
         meta["resourceVersion"] = current["metadata"]["resourceVersion"]
         if new == current:
             return current
+        self._admit(resource, current["metadata"].get("namespace"), new)
         if new.get("spec") != current.get("spec") and "generation" in current["metadata"]:
             meta["generation"] = current["metadata"]["generation"] + 1
         meta["resourceVersion"] = self.next_resource_version()
@@ -266,6 +320,8 @@ class FakeKubernetes:
                 raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here")
             key = (resource, namespace, name)
             current = self.objects.get(key)
+            if method == "PATCH" and content_type.split(";")[0].strip() == "application/apply-patch+yaml":
+                return self._server_side_apply(resource, namespace, name, current, query, body)
             if sub == "log" and resource == "pods":
                 return self._pod_log(current, namespace, name, query)
             if current is None:
@@ -295,6 +351,30 @@ class FakeKubernetes:
                     raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {resource} "{name}": the object has been modified')
                 return 200, copy.deepcopy(self._update(resource, current, merge_patch(current, patch)))
             raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed here")
+
+    def _server_side_apply(self, resource, namespace, name, current, query, body):
+        manager = (query.get("fieldManager") or [""])[0]
+        if not manager:
+            raise ApiError(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: "
+                                           "is required for apply patch")
+        applied = self._json(body)  # JSON is YAML; the client sends JSON
+        if (applied.get("metadata") or {}).get("name") not in (None, name):
+            raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
+        entry = {"manager": manager, "operation": "Apply", "apiVersion": RESOURCES[resource][0],
+                 "fieldsType": "FieldsV1"}
+        owned = (resource, namespace, name, manager)
+        if current is None:
+            created = copy.deepcopy(applied)
+            created.setdefault("metadata", {})["managedFields"] = [entry]
+            obj = self._create(resource, namespace, created)
+            self.applied[owned] = applied
+            return 201, copy.deepcopy(obj)
+        base = drop_unapplied(current, self.applied.get(owned, {}), applied)
+        merged = merge_patch(base, applied)
+        others = [f for f in (current["metadata"].get("managedFields") or []) if f.get("manager") != manager]
+        merged["metadata"]["managedFields"] = others + [entry]
+        self.applied[owned] = applied
+        return 200, copy.deepcopy(self._update(resource, current, merged))
 
     @staticmethod
     def _json(body: bytes) -> dict:

@@ -62,15 +62,23 @@ def test_changed_revision_bumps_generation_once(cluster, target):
     assert cluster.get("deployments", NS, "agent-core")["metadata"]["generation"] == generation + 1
 
 
-def test_apply_rereads_and_retries_when_the_object_changed_meanwhile(cluster, target, stage_log):
+def test_apply_is_server_side_apply_with_a_field_manager_and_keeps_fields_others_own(cluster, target):
     target.apply(revision_for("v3.3.0"))
-    cluster.conflict_next_put.add(("deployments", NS, "agent-core"))
+    # Another controller annotates the Deployment (kubectl annotate, an autoscaler): not Rollgate's field.
+    cluster.put_object  # noqa: B018 (the fake's objects are edited in place below, as another manager would)
+    with cluster.lock:
+        live = cluster.objects[("deployments", NS, "agent-core")]
+        live["metadata"].setdefault("annotations", {})["team.example.com/owner"] = "search"
 
     target.apply(revision_for("v3.3.1"))
 
-    assert any("changed while we updated it" in line for line in stage_log)
-    image = cluster.get("deployments", NS, "agent-core")["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert image.endswith(":v3.3.1")
+    applies = [r for r in cluster.requests if r[0] == "PATCH" and r[1].endswith("/deployments/agent-core")]
+    assert applies and all(r[2].startswith("application/apply-patch+yaml") for r in applies)
+    assert not [r for r in cluster.requests if r[0] == "PUT"]  # no read-modify-replace any more
+    deployment = cluster.get("deployments", NS, "agent-core")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":v3.3.1")
+    assert deployment["metadata"]["annotations"]["team.example.com/owner"] == "search"
+    assert [f["manager"] for f in deployment["metadata"]["managedFields"]] == ["rollgate"]
 
 
 def test_namespace_is_not_created_when_the_environment_forbids_it(cluster, make_target):
@@ -194,3 +202,42 @@ def test_revision_survives_a_json_round_trip_unchanged():
     assert restored == revision
     assert restored.digest == revision.digest
     assert revision_for("v3.3.1").digest != revision.digest
+
+
+def test_pods_meet_the_restricted_pod_security_level_and_pull_with_the_secrets_from_values(cluster, target):
+    cluster.put_object("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": NS, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    revision = revision_for("v3.4.0", overlay={"imagePullSecrets": ["registry-pull"],
+                                               "securityContext": {"runAsUser": 10001}})
+
+    outcome = deploy_revision(target, revision, last_good=None, auto_rollback=True, log=lambda *_: None,
+                              timeout_seconds=5)
+
+    assert outcome.status == "deployed"
+    pod = cluster.get("deployments", NS, "agent-core")["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "registry-pull"}]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"},
+                                      "runAsUser": 10001}
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_the_fake_cluster_refuses_a_pod_that_breaks_the_restricted_level(cluster, target):
+    """The check above is not vacuous: a pod without the restricted settings is refused, with the rule named."""
+    cluster.put_object("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": NS, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    revision = revision_for("v3.4.1")
+    deployment = next(m for m in revision.manifests if m["kind"] == "Deployment")
+    del deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+
+    with pytest.raises(TargetError, match="violates PodSecurity .*allowPrivilegeEscalation"):
+        target.apply(revision)
+
+
+def test_values_refuse_running_as_root_and_bad_pull_secret_names():
+    from deploy.targets.values import ValuesError, validate_values
+
+    with pytest.raises(ValuesError, match="securityContext.runAsUser.*root"):
+        validate_values({"securityContext": {"runAsUser": 0}}, partial=True)
+    with pytest.raises(ValuesError, match=r"imagePullSecrets\[0\]"):
+        validate_values({"imagePullSecrets": ["Registry_Pull"]}, partial=True)

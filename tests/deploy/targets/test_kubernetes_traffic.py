@@ -107,7 +107,9 @@ def test_blue_green_switch_and_switch_back(cluster, make_target):
     deploy_colour(target, "v3.3.1", "green")
     # Applying the green revision did not move traffic: only the switch does.
     assert target.active_colour("agent-core", "staging") == "blue"
-    service_writes_before = [r for r in cluster.requests if r[0] == "PATCH" and r[1].endswith("/services/agent-core")]
+    # Creating the Service was a server-side apply; no merge patch (a selector switch) happened yet.
+    service_writes_before = [r for r in cluster.requests if r[0] == "PATCH" and r[1].endswith("/services/agent-core")
+                             and r[2] != "application/apply-patch+yaml"]
     assert service_writes_before == []
 
     switched = target.switch_blue_green("agent-core", "staging", to_colour="green")
@@ -116,7 +118,8 @@ def test_blue_green_switch_and_switch_back(cluster, make_target):
     assert switched.idle_scale_down_due_at == now + timedelta(seconds=120)
     selector = cluster.get("services", NS, "agent-core")["spec"]["selector"]
     assert selector == {"app": "agent-core", COLOUR_LABEL: "green"}
-    patches = [r for r in cluster.requests if r[0] == "PATCH" and r[1].endswith("/services/agent-core")]
+    patches = [r for r in cluster.requests if r[0] == "PATCH" and r[1].endswith("/services/agent-core")
+               and r[2] != "application/apply-patch+yaml"]
     assert len(patches) == 1 and patches[0][2] == "application/merge-patch+json"
 
     back = target.switch_blue_green("agent-core", "staging", to_colour="blue")
