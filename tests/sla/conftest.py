@@ -11,7 +11,7 @@ from releases.models import AgentService, Release
 from releases.services import Actor, release_create, release_promote, release_worker_transition
 from sla import services
 from sla.prometheus import PrometheusClient
-from sla.testing import AgentExporter, OpenMetricsHistory, PrometheusProcess, VersionTraffic
+from tests.sla.prometheus_fakes import AgentExporter, OpenMetricsHistory, PrometheusProcess, VersionTraffic
 
 from ..conftest import sha
 

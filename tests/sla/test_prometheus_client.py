@@ -9,7 +9,7 @@ from sla.catalog import Metric, MetricCatalog, ReleaseSelector
 from sla.gate import evaluate_many, fetch_readings
 from sla.policy import SlaPolicy
 from sla.prometheus import PrometheusClient, PrometheusUnavailable, QueryError
-from sla.testing import free_port
+from tests.sla.prometheus_fakes import free_port
 from sla.verdict import GateState, GrayRelease
 
 from .conftest import CANARY, ENV, STABLE
