@@ -1,6 +1,5 @@
 """REST API for deploy targets: values (base and per environment, versioned), revision history, rollback to a
 revision, and environment credentials (write-only). One view per action; policy via releases.policy."""
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -13,7 +12,7 @@ from deploy.targets.base import Revision
 from deploy.targets.values import ValuesError
 from releases import policy
 from releases.api.base import StrictInputSerializer, paginate, requires
-from releases.models import AgentService, Environment
+from releases.selectors import environment_by_name, service_by_name
 from releases.services import Actor
 
 PREVIEW_TAG = "RELEASE_TAG"  # stands in for the release's image tag in a merged-values preview
@@ -55,7 +54,7 @@ class ServiceValuesApi(APIView):
 
     @extend_schema(responses=ValuesOutput)
     def get(self, request, name: str):
-        service = get_object_or_404(AgentService, name=name)
+        service = service_by_name(name)
         return Response(_current(selectors.service_values_current(service), service=service.name, file="values.yaml"))
 
     @extend_schema(request=ValuesInput, responses=ValuesOutput)
@@ -71,7 +70,7 @@ class ServiceValuesHistoryApi(APIView):
 
     @extend_schema(responses=ValuesOutput(many=True))
     def get(self, request, name: str):
-        service = get_object_or_404(AgentService, name=name)
+        service = service_by_name(name)
         return paginate(self, request, selectors.service_values_history(service), ValuesOutput)
 
 
@@ -83,8 +82,8 @@ class EnvironmentValuesApi(APIView):
 
     @extend_schema(responses=ValuesOutput)
     def get(self, request, name: str, env: str):
-        service = get_object_or_404(AgentService, name=name)
-        environment = get_object_or_404(Environment, name=env)
+        service = service_by_name(name)
+        environment = environment_by_name(env)
         try:
             merged, merge_error = selectors.merged_values(service, environment, image_tag=PREVIEW_TAG), ""
         except (ValuesError, ValueError) as error:
@@ -107,8 +106,8 @@ class EnvironmentValuesHistoryApi(APIView):
 
     @extend_schema(responses=ValuesOutput(many=True))
     def get(self, request, name: str, env: str):
-        service = get_object_or_404(AgentService, name=name)
-        environment = get_object_or_404(Environment, name=env)
+        service = service_by_name(name)
+        environment = environment_by_name(env)
         return paginate(self, request, selectors.environment_values_history(service, environment), ValuesOutput)
 
 
@@ -138,8 +137,8 @@ class RevisionListApi(APIView):
 
     @extend_schema(responses=RevisionOutput(many=True))
     def get(self, request, name: str, env: str):
-        service = get_object_or_404(AgentService, name=name)
-        environment = get_object_or_404(Environment, name=env)
+        service = service_by_name(name)
+        environment = environment_by_name(env)
         return paginate(self, request, selectors.revision_history(service, environment), RevisionOutput)
 
 
@@ -150,8 +149,8 @@ class RevisionDetailApi(APIView):
 
     @extend_schema(responses=RevisionOutput)
     def get(self, request, name: str, env: str, number: int):
-        service = get_object_or_404(AgentService, name=name)
-        environment = get_object_or_404(Environment, name=env)
+        service = service_by_name(name)
+        environment = environment_by_name(env)
         row = selectors.revision_get(service, environment, number)
         if row is None:
             return Response({"detail": f"{name} has no revision {number} in {env}", "code": "not_found"}, status=404)
@@ -220,7 +219,7 @@ class CredentialApi(APIView):
 
     @extend_schema(responses=CredentialOutput)
     def get(self, request, env: str):
-        environment = get_object_or_404(Environment, name=env)
+        environment = environment_by_name(env)
         return Response(CredentialOutput(selectors.credential_summary(environment)).data)
 
     @extend_schema(request=InputSerializer, responses=CredentialOutput)

@@ -29,6 +29,7 @@ from deploy.targets.values import ValuesError, load_values_yaml, merge_values, v
 from releases import events, policy
 from releases.errors import ActionBlocked, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Environment, Release
+from releases.selectors import environment_by_name, service_by_name
 from releases.services import Actor, audit_record, require_permission
 
 R = DeployRevisionStatus
@@ -36,19 +37,6 @@ VALUES_MAX_BYTES = 64 * 1024
 
 
 
-def _service(name: str) -> AgentService:
-    service = AgentService.objects.filter(name=name).first()
-    if service is None:
-        raise NotFound(f"no service named '{name[:80]}'")
-    return service
-
-
-def _environment(name: str) -> Environment:
-    environment = Environment.objects.filter(name=name).first()
-    if environment is None:
-        known = ", ".join(Environment.objects.values_list("name", flat=True))
-        raise NotFound(f"no environment named '{name[:80]}'; environments: {known}")
-    return environment
 
 
 # --- values ------------------------------------------------------------------------------------------------
@@ -84,8 +72,8 @@ def values_update(*, actor: Actor, service: str, text: str, environment: str | N
                   comment: str = "") -> ServiceValues | EnvironmentValues:
     """Store a new version of values.yaml (environment=None) or values-<env>.yaml; unchanged text adds nothing."""
     require_permission(actor, policy.ENVIRONMENT_MANAGE)
-    service_obj = _service(service)
-    env_obj = _environment(environment) if environment else None
+    service_obj = service_by_name(service)
+    env_obj = environment_by_name(environment) if environment else None
     _check_values(service_obj, env_obj, text)
     model = EnvironmentValues if env_obj else ServiceValues
     scope = {"service": service_obj, **({"environment": env_obj} if env_obj else {})}
@@ -128,7 +116,7 @@ def credential_set(*, actor: Actor, environment: str, kind: str, kubeconfig: str
     """Set how an environment's target authenticates. Secrets are encrypted before they reach the database; the
     audit row says who changed which kind of credential, never its contents."""
     require_permission(actor, policy.ENVIRONMENT_MANAGE)
-    env_obj = _environment(environment)
+    env_obj = environment_by_name(environment)
     host = host.strip()
     fields = {"kind": kind, "host": "", "context": context.strip(), "secret_path": "", "ca_path": "",
               "ciphertext": b""}
@@ -217,7 +205,7 @@ def revision_rollback_request(*, actor: Actor, service: str, environment: str, n
                               comment: str = "") -> DeployRevision:
     """Check and audit a "rollback to N", then queue it (the re-apply and its rollout run in a worker)."""
     require_permission(actor, policy.RELEASE_ROLLBACK)
-    service_obj, env_obj = _service(service), _environment(environment)
+    service_obj, env_obj = service_by_name(service), environment_by_name(environment)
     row = selectors.revision_get(service_obj, env_obj, number)
     if row is None:
         raise NotFound(f"{service_obj.name} has no revision {number} in {env_obj.name}")

@@ -23,7 +23,7 @@ from releases.conventions import MOVING_TAGS, ConventionError, check_branch, che
 from releases.errors import ActionBlocked, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from releases.freeze import active_freeze, describe
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
-from releases.selectors import approval_summary, gray_ladder, live_release
+from releases.selectors import approval_summary, environment_by_name, gray_ladder, live_release, service_by_name
 from releases.signals import release_transitioned
 
 S = ReleaseStatus
@@ -104,9 +104,7 @@ def environment_update(*, actor: Actor, name: str, changes: dict) -> Environment
     """Change an environment's protection, approvals, freeze windows or auto-rollback (already validated)."""
     require_permission(actor, policy.ENVIRONMENT_MANAGE)
     with transaction.atomic():
-        environment = Environment.objects.select_for_update().filter(name=name).first()
-        if environment is None:
-            raise NotFound(f"no environment named '{name}'")
+        environment = Environment.objects.select_for_update().get(pk=environment_by_name(name).pk)
         before = {key: getattr(environment, key) for key in changes}
         for key, value in changes.items():
             if key not in ENVIRONMENT_EDITABLE:
@@ -160,14 +158,10 @@ def version_record_image(*, release_id: int, reference: str = "", digest: str = 
 def release_create(*, actor: Actor, service: str, environment: str, tag: str, commit: str,
                    branch: str = "") -> Release:
     require_permission(actor, policy.RELEASE_CREATE)
-    service_obj = AgentService.objects.filter(name=service).first()
-    if service_obj is None:
-        known = ", ".join(AgentService.objects.values_list("name", flat=True)[:20]) or "none yet"
-        raise InvalidInput(f"no service named '{service[:80]}'; known services: {known}", field="service")
-    env_obj = Environment.objects.filter(name=environment).first()
-    if env_obj is None:
-        known = ", ".join(Environment.objects.values_list("name", flat=True))
-        raise InvalidInput(f"no environment named '{environment[:80]}'; environments: {known}", field="environment")
+    try:  # the names come in the request body: an unknown one is bad input (400), in the lookups' words
+        service_obj, env_obj = service_by_name(service), environment_by_name(environment)
+    except NotFound as unknown:
+        raise InvalidInput(unknown.message, field=unknown.field) from None
     try:
         check_tag_environment(parse_tag(tag), env_obj.name)
         if branch:

@@ -149,3 +149,13 @@ def test_credentials_are_refused_with_the_reason_when_no_encryption_key_is_confi
 
     assert response.status_code == 409
     assert "set ROLLGATE_CREDENTIALS_KEY (or ROLLGATE_CREDENTIALS_KEY_FILE)" in response.json()["detail"]
+
+
+def test_an_unknown_service_or_environment_is_404_listing_the_known_names(staging, ops):
+    api = client_for(ops)
+    response = api.get("/api/services/agent-nope/values/")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "no service named 'agent-nope'; known services: agent-infer"
+    response = api.get("/api/services/agent-infer/environments/moon/revisions/")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "no environment named 'moon'; environments: dev, test, staging, prod"
