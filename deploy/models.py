@@ -7,20 +7,24 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from releases.models import AgentService, Environment, Release
+from releases.models import AgentService, Environment, Release, VersionedRecord
 
 
-class ServiceValues(models.Model):
+class VersionedText(VersionedRecord):
+    """A values.yaml layer as its author wrote it, with a comment."""
+
+    text = models.TextField(blank=True)
+    comment = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class ServiceValues(VersionedText):
     """One version of a service's base values.yaml. Each edit adds a row; the highest number is current."""
 
     service = models.ForeignKey(AgentService, on_delete=models.PROTECT, related_name="values_versions")
-    number = models.PositiveIntegerField()
     text = models.TextField(blank=True, help_text="values.yaml as the author wrote it")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                               related_name="+")
-    author_name = models.CharField(max_length=150)
-    comment = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "pipelines_servicevalues"  # adopted from the pipelines app, where these tables were created
@@ -31,18 +35,11 @@ class ServiceValues(models.Model):
         return f"{self.service.name} values.yaml #{self.number}"
 
 
-class EnvironmentValues(models.Model):
+class EnvironmentValues(VersionedText):
     """One version of values-<env>.yaml for a service in an environment, deep-merged over the base values."""
 
     service = models.ForeignKey(AgentService, on_delete=models.PROTECT, related_name="environment_values_versions")
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="values_versions")
-    number = models.PositiveIntegerField()
-    text = models.TextField(blank=True)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                               related_name="+")
-    author_name = models.CharField(max_length=150)
-    comment = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         db_table = "pipelines_environmentvalues"  # adopted from the pipelines app, where these tables were created
