@@ -7,6 +7,7 @@ from deploy.models import (
     DeployRevision,
     DeployRevisionStatus,
     EnvironmentValues,
+    Rollout,
     ServiceValues,
     TargetCredential,
 )
@@ -84,6 +85,16 @@ def release_stable_revision(release_id: int) -> DeployRevision | None:
     return (DeployRevision.objects.filter(release_id=release_id, track=TRACK_STABLE,
                                           status__in=[DeployRevisionStatus.DEPLOYED, DeployRevisionStatus.SUPERSEDED])
             .order_by("-number").first())
+
+
+def rollout_for_release(release_id: int) -> Rollout | None:
+    """The release's rollout (one per release that went deploying), or None. Callers check the user may see the
+    release first."""
+    return Rollout.objects.filter(release_id=release_id).first()
+
+
+def rollout_log_tail(rollout: Rollout, *, lines: int = 15) -> list[str]:
+    return rollout.log.splitlines()[-lines:]
 
 
 def credential_summary(environment: Environment) -> dict:

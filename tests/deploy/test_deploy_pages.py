@@ -64,3 +64,15 @@ def test_ops_edit_environment_values_and_errors_name_the_key(environments, servi
     assert 'id="read-only"' in read_only and "readonly" in read_only and "data-save" not in read_only
     assert logged_in(dev).get(url).status_code == 403
     assert logged_in(auditor).post(url, {"layer": "service", "text": "replicaCount: 9\n"}).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_release_page_shows_the_rollout_its_status_and_what_the_target_said(staging, make_release, rm, auditor,
+                                                                          cluster, stage_log):
+    release = make_release("v1.0.0", "staging")
+    assert promote_and_deploy(release, rm, stage_log) == "succeeded"
+
+    section = logged_in(auditor).get(f"/releases/{release.pk}/pipeline/").content.decode()
+
+    assert "Rollout to staging" in section and 'data-rollout-status="succeeded"' in section
+    assert "rollout complete" in section and "applying agent-infer:v1.0.0" in section
