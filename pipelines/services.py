@@ -6,7 +6,8 @@ Interactive ones (retry, scan override) lock the pipeline row. Live events go to
 Celery tasks are enqueued on commit; webhooks are called outside any transaction (in their own task).
 
 Lock order (releases/services.py): every transaction here that changes the release, or may, first locks the
-service and the release with release_lock(), then the pipeline and its stages.
+release (worker transitions: the release alone; people's retry and override: its service, then the release),
+then the pipeline and its stages.
 """
 from __future__ import annotations
 
@@ -103,14 +104,10 @@ def _pipeline_move(pipeline_id: int, to_status: str, *, from_statuses=None, **fi
 
 
 def _lock_release_of_stage(stage_id: int) -> Release | None:
-    """The lock order's first two rows (service, release) for a worker transaction on a stage."""
-    release_id = Stage.objects.filter(pk=stage_id).values_list("pipeline__release_id", flat=True).first()
-    if release_id is None:
-        return None
-    try:
-        return release_lock(release_id)
-    except NotFound:
-        return None
+    """The release, locked before the stage and pipeline rows (the lock order), for a worker transaction: the
+    release alone (release_lock(service=False)), found through the stage in the same statement."""
+    return (Release.objects.select_for_update(no_key=True, of=("self",)).only("id", "status")
+            .filter(pipelines__stages__pk=stage_id).first())
 
 
 # --- start ---------------------------------------------------------------------------------------------------
@@ -120,7 +117,7 @@ def pipeline_start(*, release_id: int) -> Pipeline | None:
     """Create the pipeline of a pending release and queue its first stage. Idempotent: one pipeline per release."""
     with transaction.atomic():
         try:
-            release = release_lock(release_id)
+            release = release_lock(release_id, service=False)
         except NotFound:
             return None
         existing = Pipeline.objects.filter(release=release).first()

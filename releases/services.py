@@ -211,7 +211,8 @@ def _publish(release: Release) -> None:
 #
 # People (promote, pause, approve, ...), the pipeline worker, the deploy tasks and the SLA gate all start their
 # transaction with release_lock() (or release_lock_shared() for a worker that only inserts rows pointing at the
-# release) before touching rows further down the list.
+# release) before touching rows further down the list. A path may start lower in the list (a worker transition
+# changes one release and no other: it locks the release without its service), but never goes back up.
 #
 # Service and release are locked FOR NO KEY UPDATE, not FOR UPDATE: they serialise every change to one service's
 # releases, yet they do not conflict with the FOR KEY SHARE locks that foreign-key checks take implicitly when a
@@ -219,14 +220,22 @@ def _publish(release: Release) -> None:
 # transaction never waits on a person's transition, and the implicit locks cannot reverse the order.
 
 
-def release_lock(release_id: int) -> Release:
-    """Lock the release's service row, then the release, in the documented order. Inside transaction.atomic()."""
-    service_id = Release.objects.filter(pk=release_id).values_list("service_id", flat=True).first()
-    if service_id is None:
+def release_lock(release_id: int, *, service: bool = True) -> Release:
+    """Lock the release's service row, then the release, in the documented order. Inside transaction.atomic().
+
+    service=False locks the release alone: for a change to this release only (a worker transition), which must
+    not serialise with every other release of the service (100 pipelines of one service run side by side)."""
+    if service:
+        service_id = Release.objects.filter(pk=release_id).values_list("service_id", flat=True).first()
+        if service_id is None:
+            raise NotFound(f"no release with id {release_id}")
+        AgentService.objects.select_for_update(no_key=True).filter(pk=service_id).get()
+    release = (Release.objects.select_for_update(no_key=True, of=("self",))
+               .select_related("service", "environment", "version")
+               .filter(pk=release_id).first())
+    if release is None:
         raise NotFound(f"no release with id {release_id}")
-    AgentService.objects.select_for_update(no_key=True).filter(pk=service_id).get()
-    return (Release.objects.select_for_update(no_key=True).select_related("service", "environment", "version")
-            .get(pk=release_id))
+    return release
 
 
 def release_lock_shared(release_id: int) -> int | None:
@@ -494,7 +503,8 @@ def release_worker_transition(*, release_id: int, from_statuses: set[str], to_st
                                    field="status")
     with transaction.atomic():
         try:
-            release = release_lock(release_id)  # the documented order: service, then release
+            # This release only: no other release's state is read or changed, so the service is not locked.
+            release = release_lock(release_id, service=False)
         except NotFound:
             return False
         if release.status not in from_statuses:
