@@ -16,6 +16,7 @@ from deploy import selectors
 from deploy.credentials import CredentialKeyMissing, credential_file_allowed, encrypt_payload
 from deploy.queue import enqueue_on_commit
 from deploy.models import (
+    REVISION_TRANSITIONS,
     CredentialKind,
     DeployRevision,
     DeployRevisionStatus,
@@ -182,7 +183,11 @@ def revision_record(*, service: AgentService, environment: Environment, revision
 
 
 def revision_mark(*, revision_id: int, from_statuses: set[str], to_status: str) -> bool:
-    """Compare-and-set a revision's status; False when it was no longer in one of ``from_statuses``."""
+    """Compare-and-set a revision's status; False when it was no longer in one of ``from_statuses``. An edge that
+    REVISION_TRANSITIONS lacks raises TransitionNotAllowed."""
+    illegal = sorted(s for s in from_statuses if to_status not in REVISION_TRANSITIONS[s])
+    if illegal:
+        raise TransitionNotAllowed(f"a revision cannot go from {', '.join(illegal)} to {to_status}", field="status")
     with transaction.atomic():
         updated = DeployRevision.objects.filter(pk=revision_id, status__in=from_statuses).update(
             status=to_status, status_changed_at=timezone.now())

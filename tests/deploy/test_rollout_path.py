@@ -172,3 +172,14 @@ def test_every_release_transition_that_moves_a_target_has_exactly_one_task():
     for route in ROUTES:
         for from_status in route.from_statuses:
             assert route.to_status in ALLOWED_TRANSITIONS[from_status], route
+
+
+def test_revision_status_writes_follow_the_revision_transition_map():
+    from deploy.models import REVISION_TRANSITIONS, DeployRevisionStatus
+    from deploy.services import revision_mark
+    from releases.errors import TransitionNotAllowed
+
+    for from_status, allowed in REVISION_TRANSITIONS.items():
+        for to_status in set(DeployRevisionStatus.values) - allowed:
+            with pytest.raises(TransitionNotAllowed, match=f"{from_status} to {to_status}"):
+                revision_mark(revision_id=0, from_statuses={from_status}, to_status=to_status)
