@@ -15,7 +15,6 @@ from deploy.models import TargetCredential
 from releases import events
 from releases.choices import DeployTargetKind, ReleaseStatus
 from releases.models import AuditEvent
-from releases.services import Actor, release_promote
 from tests.conftest import client_for
 from tests.deploy.conftest import FAST_TARGET, TOKEN, promote_and_deploy
 
