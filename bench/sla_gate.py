@@ -12,7 +12,22 @@ Prints:
                           baseline x lognormal(0, 0.15), shared downstream error bursts, bucketed lognormal
                           latencies.  Goal <= 0.01.  (false_stop_rate also counts pause/block_version.)
   evaluations_per_s       real Prometheus with 200 gray releases backfilled (promtool), evaluate_many over all
-                          of them per call (14 HTTP queries per call).  Goal >= 50.
+                          of them per call (16 HTTP queries per call).  Goal >= 50.
+  latency_regression_decision_s
+                          real Prometheus (1 s scrape), default policy (10-minute window): canary and stable at
+                          200 req/s each, healthy for 10 minutes (--healthy-s), then every canary latency x 1.25
+                          (p95 +25 %); seconds from the onset to the first rollback verdict.  Goal <= 60.
+  floor_breach_decision_s same Prometheus and run: canary success 99.9 % -> 98.5 % at 200 req/s (stable stays at
+                          99.9 %); seconds to the first stop verdict, whose action must be pause
+                          (floor_breach_action prints it).  Goal <= 30.
+  underpowered_promote_rate
+                          SIMULATED: 100 healthy canaries at 0.5-3 req/s (stable 20 req/s) evaluated every 10 s for
+                          90 minutes, default policy with a 60 s evaluation interval; share of runs promoted while
+                          the canary's sample since the phase began was below the power criterion, re-derived
+                          here independently from the documented formula.  Goal 0.
+  false_pause_rate        the healthy canaries of false_rollback_rate: share with any pause verdict.  Goal <= 0.02.
+The first-stop figures count the first verdict that stops the canary (pause, block_version or rollback): an
+error regression pauses by default (design table), so bad_canary_decision_s is the time to that pause.
 """
 
 from __future__ import annotations
@@ -41,6 +56,7 @@ from tests.sla.prometheus_fakes import (  # noqa: E402
 from sla.verdict import GateState, GrayRelease, ReleaseReadings, evaluate  # noqa: E402
 
 ENV = "bench"
+STOP_ACTIONS = ("pause", "block_version", "rollback")
 
 
 def now_utc() -> datetime:
@@ -82,9 +98,9 @@ def bad_canary_run(prometheus: PrometheusProcess, exporter: AgentExporter, servi
                 onset["t"] = time.monotonic()
             [verdict] = evaluate_many(client, lambda r: policy, [(release, state)], at=now_utc())
             state = verdict.next_state
-            if verdict.action == "rollback":
+            if verdict.action in STOP_ACTIONS:
                 if onset["t"] is None:
-                    raise AssertionError(f"rolled back before the onset: {verdict.reasons}")
+                    raise AssertionError(f"stopped before the onset: {verdict.reasons}")
                 return time.monotonic() - onset["t"]
             time.sleep(0.5)
         return None
@@ -123,11 +139,13 @@ class SimulatedVersion:
         self.window = deque(maxlen=window_s)
         self.total_requests = 0.0
         self.total_failures = 0.0
+        self.total_buckets = np.zeros(len(BOUNDS))
 
     def add(self, requests: int, failures: int, buckets: np.ndarray):
         self.window.append((requests, failures, buckets))
         self.total_requests += requests
         self.total_failures += failures
+        self.total_buckets = self.total_buckets + buckets
 
     def readings(self, at: datetime, window_s: int) -> ReleaseReadings:
         requests = float(sum(w[0] for w in self.window))
@@ -150,6 +168,7 @@ class SimulatedVersion:
             at=at, metrics=metrics,
             latency_buckets=tuple(zip(BOUNDS.tolist(), cumulative.tolist())),
             counter_totals=CounterTotals(self.total_requests, self.total_failures),
+            latency_bucket_totals=tuple(zip(BOUNDS.tolist(), np.cumsum(self.total_buckets).tolist())),
         )
 
 
@@ -200,14 +219,168 @@ def healthy_run(seed: int, policy: SlaPolicy, *, duration_s: int = 600, step_s: 
     return actions
 
 
-def bench_false_rollbacks(runs: int) -> tuple[float, float]:
+def bench_false_stops(runs: int) -> tuple[float, float, float]:
     policy = SlaPolicy()
-    rollbacks = stops = 0
+    rollbacks = pauses = stops = 0
     for seed in range(runs):
         actions = healthy_run(1000 + seed, policy)
         rollbacks += "rollback" in actions
-        stops += bool(actions & {"rollback", "pause", "block_version"})
-    return rollbacks / runs, stops / runs
+        pauses += "pause" in actions
+        stops += bool(actions & set(STOP_ACTIONS))
+    return rollbacks / runs, pauses / runs, stops / runs
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 2b. underpowered healthy canaries: never promoted before the power criterion holds
+# --------------------------------------------------------------------------------------------------------------
+
+def _enough_evidence(n_c: float, base_failed: float, base_total: float, policy: SlaPolicy,
+                     stable_buckets: list) -> bool:
+    """The documented power criterion, written out again here (not sla.stats.required_sample)."""
+    from scipy.stats import norm
+
+    z_a, z_b = norm.isf(policy.significance), norm.ppf(policy.power)
+
+    def detects(p_s, p_1, n_s):
+        if n_c <= 0 or n_s <= 0 or p_1 <= p_s:
+            return False
+        spread0 = (p_s * (1 - p_s) * (1 / n_c + 1 / n_s)) ** 0.5
+        spread1 = (p_1 * (1 - p_1) / n_c + p_s * (1 - p_s) / n_s) ** 0.5
+        return z_a * spread0 + z_b * spread1 <= p_1 - p_s
+
+    errors_ok = detects((base_failed + 0.5) / (base_total + 1), 1 - policy.pause_below_success_rate, base_total)
+    cumulative = np.array([c for _, c in stable_buckets])
+    p95 = _histogram_quantile(0.95, cumulative)
+    total = cumulative[-1]
+
+    def share_above(x):
+        index = int(np.searchsorted(BOUNDS, x))
+        lower = 0.0 if index == 0 else BOUNDS[index - 1]
+        below = 0.0 if index == 0 else cumulative[index - 1]
+        upper_count = cumulative[index]
+        inside = (upper_count - below) * (x - lower) / (BOUNDS[index] - lower) if np.isfinite(BOUNDS[index]) else 0
+        return 1 - (below + inside) / total
+
+    latency_ok = detects(share_above(p95), share_above(p95 / (1 + policy.advance_max_p95_increase)), total)
+    return errors_ok and latency_ok
+
+
+def underpowered_run(seed: int, policy: SlaPolicy, *, duration_s: int = 5400, step_s: int = 10) -> tuple[bool, bool]:
+    """(promoted before the criterion held, promoted at all) for one healthy low-traffic canary."""
+    rng = np.random.default_rng(seed)
+    window = int(policy.evaluation_window_s)
+    rps = float(rng.uniform(0.5, 3.0))
+    canary, baseline = SimulatedVersion(window), SimulatedVersion(window)
+    start = datetime(2025, 5, 2, 23, 15, tzinfo=timezone.utc)
+    state = GateState(deployed_at=start - timedelta(hours=1), phase_started_at=start - timedelta(hours=1))
+    release = GrayRelease("sim", ENV, "v2", "v1")
+    phase_start_requests = None
+    for second in range(duration_s):
+        for version, rate in ((canary, rps), (baseline, 20.0)):
+            n = int(rng.poisson(rate))
+            failures = int(rng.binomial(n, 0.001))
+            latencies = rng.lognormal(np.log(0.25), 0.45, size=n)
+            buckets = np.bincount(np.searchsorted(BOUNDS, latencies), minlength=len(BOUNDS))[: len(BOUNDS)]
+            version.add(n, failures, buckets.astype(float))
+        if second % step_s == 0 and second > 0:
+            at = start + timedelta(seconds=second)
+            canary_readings = canary.readings(at, window)
+            baseline_readings = baseline.readings(at, window)
+            verdict = evaluate(policy, canary_readings, baseline_readings, state, release=release)
+            if phase_start_requests is None:
+                phase_start_requests = verdict.next_state.phase_mark.requests
+            state = verdict.next_state
+            if verdict.action == "ready_to_promote":
+                sample = canary.total_requests - phase_start_requests
+                base_total = baseline_readings.value(Metric.REQUEST_COUNT)
+                base_failed = baseline_readings.value(Metric.FAILED_REQUEST_COUNT)
+                ok = _enough_evidence(sample, base_failed, base_total, policy, list(baseline_readings.latency_buckets))
+                return (not ok), True
+    return False, False
+
+
+def bench_underpowered(runs: int) -> tuple[float, float]:
+    policy = SlaPolicy(evaluation_interval_s=60)
+    early = promoted = 0
+    for seed in range(runs):
+        before, at_all = underpowered_run(5000 + seed, policy)
+        early += before
+        promoted += at_all
+    return early / runs, promoted / runs
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 2c. latency regression and floor breach after a long healthy period, live
+# --------------------------------------------------------------------------------------------------------------
+
+def bench_live_onsets(*, healthy_s: float, limit_s: float = 240.0) -> tuple[float, float, str, str]:
+    """Two services in one Prometheus, healthy for `healthy_s`, then the onsets at the same instant."""
+    exporter = AgentExporter()
+    prometheus = PrometheusProcess(targets=[f"127.0.0.1:{exporter.port}"], scrape_interval_s=1).prepare()
+    rng = np.random.default_rng(7)
+    onset = {"t": None}
+    stop = threading.Event()
+    tick_s = 0.1
+    representative = [b if np.isfinite(b) else 5.0 for b in BOUNDS]
+
+    def add(service, version, rps, error_rate, scale):
+        n = int(rng.poisson(rps * tick_s))
+        errors = int(rng.binomial(n, error_rate))
+        latencies = rng.lognormal(np.log(0.25), 0.45, size=n) * scale
+        counts = np.bincount(np.searchsorted(BOUNDS, latencies), minlength=len(BOUNDS))[: len(BOUNDS)]
+        failed_left = errors
+        for bound, count in zip(representative, counts):
+            if count:
+                bad = min(failed_left, int(count))
+                failed_left -= bad
+                exporter.record(service, ENV, version, ok=int(count) - bad, errors=bad, latency_s=bound)
+
+    def drive():
+        while not stop.is_set():
+            bad = onset["t"] is not None
+            add("lat", "v2", 200, 0.001, 1.25 if bad else 1.0)
+            add("lat", "v1", 200, 0.001, 1.0)
+            add("floor", "v2", 200, 0.015 if bad else 0.001, 1.0)
+            add("floor", "v1", 200, 0.001, 1.0)
+            stop.wait(tick_s)
+
+    policy = SlaPolicy()
+    releases = {name: GrayRelease(name, ENV, "v2", "v1") for name in ("lat", "floor")}
+    driver = threading.Thread(target=drive, daemon=True)
+    try:
+        prometheus.start()
+        driver.start()
+        prometheus.wait_for_series('agent_requests_total{service="floor"}', timeout_s=20)
+        client = PrometheusClient(prometheus.url)
+        start = now_utc()
+        states = {name: GateState(deployed_at=start - timedelta(minutes=30), phase_started_at=start - timedelta(minutes=30))
+                  for name in releases}
+        decided: dict[str, tuple[float, str]] = {}
+        began = time.monotonic()
+        while time.monotonic() - began < healthy_s + limit_s and len(decided) < 2:
+            if onset["t"] is None and time.monotonic() - began >= healthy_s:
+                onset["t"] = time.monotonic()
+            names = [n for n in releases if n not in decided]
+            verdicts = evaluate_many(client, lambda r: policy, [(releases[n], states[n]) for n in names], at=now_utc())
+            for name, verdict in zip(names, verdicts):
+                states[name] = verdict.next_state
+                if verdict.action in STOP_ACTIONS:
+                    if onset["t"] is None:
+                        raise AssertionError(f"{name} stopped before the onset: {verdict.summary}")
+                    rules = sorted({f.rule for f in verdict.findings if f.effect is not None
+                                    and f.effect.action == verdict.action})
+                    decided[name] = (time.monotonic() - onset["t"], f"{verdict.action}({'+'.join(rules)})")
+            time.sleep(1.0)
+        client.close()
+    finally:
+        stop.set()
+        if driver.is_alive():
+            driver.join(timeout=2)
+        prometheus.stop()
+        exporter.stop()
+    latency, latency_action = decided.get("lat", (float("inf"), "none"))
+    floor_time, floor_action = decided.get("floor", (float("inf"), "none"))
+    return latency, floor_time, floor_action, latency_action
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -225,7 +398,9 @@ def bench_throughput(releases_count: int, repeats: int) -> float:
         prometheus.backfill(history.text())
         prometheus.start()
         at = datetime.fromtimestamp(end, timezone.utc)
-        state = GateState(deployed_at=at - timedelta(hours=1), phase_started_at=at - timedelta(hours=1))
+        # The phases began before the history: every canary trace counts as the phase's evidence.
+        state = GateState(deployed_at=at - timedelta(hours=1), phase_started_at=at - timedelta(hours=1),
+                          phase_mark=CounterTotals(0.0, 0.0), phase_mark_at=at - timedelta(hours=1))
         releases = [(GrayRelease(f"svc-{i}", ENV, "v2", "v1"), state) for i in range(releases_count)]
         policy = SlaPolicy(evaluation_window_s=300)
         client = PrometheusClient(prometheus.url)
@@ -246,15 +421,29 @@ def bench_throughput(releases_count: int, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer runs (smoke test of the benchmark)")
+    parser.add_argument("--healthy-s", type=float, default=600.0,
+                        help="healthy seconds before the latency and floor onsets (default 600)")
     args = parser.parse_args()
 
     decisions = bench_bad_canary(1 if args.quick else 3)
     print(f"bad_canary_decision_s {statistics.median(decisions):.2f}")
     print(f"bad_canary_decision_s_max {max(decisions):.2f}")
 
-    false_rollback, false_stop = bench_false_rollbacks(20 if args.quick else 200)
+    false_rollback, false_pause, false_stop = bench_false_stops(20 if args.quick else 200)
     print(f"false_rollback_rate {false_rollback:.4f}")
+    print(f"false_pause_rate {false_pause:.4f}")
     print(f"false_stop_rate {false_stop:.4f}")
+
+    early, promoted = bench_underpowered(20 if args.quick else 100)
+    print(f"underpowered_promote_rate {early:.4f}")
+    print(f"underpowered_promoted_within_90_min {promoted:.4f}")
+
+    latency_s, floor_s, floor_action, latency_action = bench_live_onsets(
+        healthy_s=60 if args.quick else args.healthy_s)
+    print(f"latency_regression_decision_s {latency_s:.2f}")
+    print(f"latency_regression_action {latency_action}")
+    print(f"floor_breach_decision_s {floor_s:.2f}")
+    print(f"floor_breach_action {floor_action}")
 
     print(f"evaluations_per_s {bench_throughput(200, 3 if args.quick else 10):.1f}")
 

@@ -4,7 +4,8 @@
   2. v1.1.0 (healthy) goes through the pipeline and the local deploy as a canary at 5 %; the SLA gate promotes it
      5 -> 10 -> 30 -> 50 -> 100 % as each phase passes, and it goes live (v1.0.0 is stopped).
   3. v1.2.0 (profile "erroring": ~8 % of traces fail) goes through the pipeline and is promoted to 5 %; the SLA
-     gate sees its failures and rolls it back: all traffic returns to v1.1.0.
+     gate sees its error rate regress against v1.1.0 and pauses the ramp (the design table: an error regression
+     pauses); rm reads the gate's sentence and rolls it back in one click: all traffic returns to v1.1.0.
   4. v1.3.0 (healthy) is built and left ready, so the user can promote (or roll back) in the browser.
 
 People act as the demo users (dev tags and starts releases, rm promotes); the pipeline, the deploy target and the
@@ -29,7 +30,7 @@ from releases.choices import ReleaseStatus
 from releases.errors import DomainError
 from releases.models import AgentService, AuditEvent, Environment, Release
 from releases.selectors import live_release
-from releases.services import Actor, release_create, release_promote, release_resume
+from releases.services import Actor, release_create, release_promote, release_resume, release_rollback
 from sla.models import GateRecord
 
 S = ReleaseStatus
@@ -47,7 +48,7 @@ STEPS = (
     Step("v1.0.0", "live", "v1.0.0 becomes the stable version: build, scan, push, promote, local deploy"),
     Step("v1.1.0", "live", "v1.1.0 (healthy) ramps 5 -> 10 -> 30 -> 50 -> 100 % as the SLA gate passes each phase"),
     Step("v1.2.0", "rolled_back", "v1.2.0 (faulty: ~8 % of its traces fail) is promoted to 5 %; the SLA gate "
-                                  "should roll it back"),
+                                  "should pause it, and rm rolls it back"),
     Step("v1.3.0", "ready", "v1.3.0 (healthy) is built and left ready for you to promote"),
 )
 
@@ -139,7 +140,7 @@ class Story:
                      f"{f' at {release.gray_weight} %' if release.status in (S.GRAY, S.PAUSED) else ''}): "
                      f"continuing from there")
         deadline = time.monotonic() + self.step_timeout_s
-        retried = promoted = resumed = False
+        retried = promoted = resumed = rolled_back = False
         watcher = _Watcher(self, release)
         while True:
             self._check_stop()
@@ -168,6 +169,13 @@ class Story:
             elif status == S.READY and step.goal != "ready" and not promoted:
                 promoted = True
                 self._promote(release)
+            elif status == S.PAUSED and step.goal == "rolled_back" and not rolled_back:
+                rolled_back = True
+                why = self._gate_pause_reason(release)
+                self.say(f"{step.tag} is paused at {release.gray_weight} % by the SLA gate: {why}")
+                self.say(f"rm reads that and rolls {step.tag} back in one click")
+                self._try(lambda: release_rollback(actor=self.rm, release_id=release.pk,
+                                                   comment=f"demo story: the SLA gate paused it ({why})"[:1000]))
             elif status == S.PAUSED and step.goal == "live" and not resumed:
                 resumed = True
                 self.say(f"{step.tag} is paused at {release.gray_weight} %: rm resumes it")
@@ -194,6 +202,12 @@ class Story:
                  f"canary next to the stable {live.version.tag}, first phase 5 %")
         self.say(f"rm promotes {release.version.tag}: the local target starts it ({where})")
         self._try(lambda: release_promote(actor=self.rm, release_id=release.pk, comment="demo story"))
+
+    def _gate_pause_reason(self, release: Release) -> str:
+        event = (AuditEvent.objects.filter(release=release, action="release.pause", actor_name="sla-gate")
+                 .order_by("-pk").first())
+        reason = (event.reason if event else "") or "paused by a person"
+        return reason.removeprefix("SLA gate: ")
 
     def _rolled_back(self, release: Release) -> str:
         event = (AuditEvent.objects.filter(release=release, action="release.rollback").order_by("-pk").first())

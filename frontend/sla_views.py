@@ -1,21 +1,30 @@
-"""SLA pages: the release page's SLA section (verdict + charts) and the QA snapshot list and detail pages.
+"""SLA pages: the release page's SLA section (verdict sentence, manual review, rules, charts), the QA snapshot
+list and detail pages, and the read-only policy page of an environment.
 
-Reads go through sla.selectors (filtered by releases.policy); exports reuse the API's JSON and CSV endpoints.
+Reads go through sla.selectors (filtered by releases.policy); exports reuse the API's JSON and CSV endpoints;
+the one write (settling a manual review) goes through sla.services.gate_acknowledge, like the API.
 """
 import csv
 import io
 import re
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from frontend.access import page_requires
 from releases import policy
 from releases import selectors as release_selectors
-from sla import selectors
-from sla.models import REPORT_STATUSES
+from releases.choices import CANARY_STATUSES
+from releases.errors import DomainError
+from releases.models import AgentService, Environment
+from releases.services import Actor
+from sla import explain, selectors, services
+from sla.models import REPORT_ACTIONS, REPORT_STATUSES
 
 _FILTER = {"version": re.compile(r"^[A-Za-z0-9._-]{0,100}$"), "environment": re.compile(r"^[a-z0-9-]{0,63}$"),
            "service": re.compile(r"^[a-z0-9-]{0,63}$")}
@@ -28,7 +37,43 @@ def release_sla_section(request, release_id: int):
         raise Http404("no such release")
     allowed = bool(policy.can(request.user, policy.SLA_VIEW))
     sla = selectors.release_sla(user=request.user, release=release) if allowed else {}
-    return render(request, "frontend/sla/_release_sla.html", {"release": release, "allowed": allowed, "sla": sla})
+    can_resume = bool(policy.can(request.user, policy.RELEASE_RESUME))
+    can_rollback = bool(policy.can(request.user, policy.RELEASE_ROLLBACK))
+    settlers = sorted(set(policy.roles_with(policy.RELEASE_RESUME)) | set(policy.roles_with(policy.RELEASE_ROLLBACK)))
+    return render(request, "frontend/sla/_release_sla.html", {
+        "release": release, "allowed": allowed, "sla": sla, "is_canary": release.status in CANARY_STATUSES, "can_resume": can_resume, "can_rollback": can_rollback,
+        "can_settle": can_resume or can_rollback, "settlers": settlers,
+        "resumers": policy.roles_with(policy.RELEASE_RESUME), "rollbackers": policy.roles_with(policy.RELEASE_ROLLBACK),
+        "max_comment": settings.ROLLGATE_MAX_COMMENT_LENGTH,
+    })
+
+
+ACKNOWLEDGE_WORDS = {"resume": "resumed: the gate judges the release again",
+                     "rollback": "rolled back: canary traffic cut"}
+
+
+@login_required
+@require_POST
+def release_sla_acknowledge(request, release_id: int):
+    """Settle the gate's manual review from the release page (resume or roll back, comment required), then go
+    back to the release page, where the outcome (or the refusal, naming the field) is shown."""
+    if release_selectors.release_get(user=request.user, release_id=release_id) is None:
+        raise Http404("no such release")
+    decision = request.POST.get("decision", "")
+    comment = request.POST.get("comment", "")
+    if len(comment) > settings.ROLLGATE_MAX_COMMENT_LENGTH:
+        messages.error(request, f"manual review not settled: comment: at most {settings.ROLLGATE_MAX_COMMENT_LENGTH} "
+                                f"characters (it had {len(comment)}); nothing was changed")
+        return redirect("release-detail", release_id=release_id)
+    try:
+        services.gate_acknowledge(actor=Actor.of(request.user), release_id=release_id, decision=decision,
+                                  comment=comment)
+    except DomainError as error:
+        where = f"{error.field}: " if error.field and not error.message.startswith(error.field) else ""
+        messages.error(request, f"manual review not settled: {where}{error.message}")
+    else:
+        messages.success(request, f"manual review settled, {ACKNOWLEDGE_WORDS[decision]}")
+    return redirect("release-detail", release_id=release_id)
 
 
 def _filters(request) -> tuple[dict, list[str]]:
@@ -45,6 +90,11 @@ def _filters(request) -> tuple[dict, list[str]]:
         problems.append(f"status: one of {', '.join(REPORT_STATUSES)}")
         status = ""
     filters["status"] = status
+    action = request.GET.get("action", "")
+    if action and action not in REPORT_ACTIONS:
+        problems.append(f"action: one of {', '.join(REPORT_ACTIONS)}")
+        action = ""
+    filters["action"] = action
     return filters, problems
 
 
@@ -55,7 +105,7 @@ def sla_reports(request):
     page = Paginator(selectors.report_list(user=request.user, **filters), 50).get_page(request.GET.get("page"))
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
     context = {"page": page, "filters": filters, "problems": problems, "statuses": REPORT_STATUSES,
-               "allowed": allowed, "query": query}
+               "actions": REPORT_ACTIONS, "allowed": allowed, "query": query}
     template = "frontend/sla/_reports_table.html" if request.headers.get("HX-Request") else "frontend/sla/reports.html"
     return render(request, template, context)
 
@@ -65,10 +115,57 @@ def sla_report(request, report_id: int):
     report = selectors.report_get(user=request.user, report_id=report_id)
     if report is None:
         raise Http404("no such SLA report")
+    # The chart: the release's canary-vs-stable history up to the instant this snapshot was taken.
+    history = selectors.release_sla(user=request.user, release=report.release, until=report.evaluated_at)
     return render(request, "frontend/sla/report.html", {
         "report": report, "row": selectors.report_row(report), "shape": report.design_shape(),
+        "shape_rows": _shape_rows(report.design_shape()), "summary": report.verdict.get("summary") or "",
         "findings": selectors.report_findings(report), "window_s": selectors.report_window_s(report),
         "canary": report.readings.get("canary", {}), "baseline": report.readings.get("baseline", {}),
+        "series": history.get("series") if history else None,
+    })
+
+
+# The design shape's numbers and their units (sla.explain), for the snapshot page.
+SHAPE_UNITS = {"success_rate": explain.RATIO, "p95_latency_ms": explain.MS, "error_trace_ratio": explain.RATIO,
+               "callback_fail_rate": explain.RATIO}
+
+
+def _shape_rows(shape: dict) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in shape.items():
+        if value is None:
+            shown = "n/a"
+        elif key in SHAPE_UNITS:
+            shown = explain.show(value, SHAPE_UNITS[key])
+        else:
+            shown = str(value)
+        rows.append((key, shown))
+    return rows
+
+
+@page_requires(policy.SLA_VIEW)
+def sla_policy(request, environment: str):
+    """Read-only: the environment's effective SLA policy (or a service's, ?service=), the verdict's precedence
+    and the power criterion.  Ops change it through PUT /api/sla/policies/<environment>/."""
+    env = Environment.objects.filter(name=environment[:30]).first()
+    if env is None:
+        raise Http404("no such environment")
+    service_name = request.GET.get("service", "")[:63]
+    service = AgentService.objects.filter(name=service_name).first() if service_name else None
+    if service_name and service is None:
+        raise Http404("no such service")
+    view = selectors.policy_view(user=request.user, environment=env, service=service)
+    overrides = view["overrides"] or {}
+    fields = [{"name": name, "value": value, "default": view["defaults"].get(name),
+               "changed": value != view["defaults"].get(name), "overridden": name in overrides}
+              for name, value in view["policy"].items()]
+    return render(request, "frontend/sla/policy.html", {
+        "environment": env, "service": service, "view": view, "fields": fields,
+        "precedence": selectors.PRECEDENCE, "power_formula": selectors.POWER_FORMULA,
+        "power_words": selectors.POWER_FORMULA_WORDS,
+        "services": AgentService.objects.filter(sla_policy_versions__environment=env).distinct().order_by("name"),
+        "can_manage": bool(policy.can(request.user, policy.SLA_POLICY_MANAGE)),
     })
 
 

@@ -36,6 +36,9 @@ urlpatterns = [
          name="deploy-revision-rollback"),
     # QA's SLA snapshots and the release page's SLA section
     path("sla/releases/<int:release_id>/", sla_views.release_sla_section, name="release-sla"),
+    path("sla/releases/<int:release_id>/acknowledge/", sla_views.release_sla_acknowledge,
+         name="release-sla-acknowledge"),
+    path("sla/policy/<slug:environment>/", sla_views.sla_policy, name="sla-policy"),
     path("sla/reports/", sla_views.sla_reports, name="sla-reports"),
     path("sla/reports/<int:report_id>/", sla_views.sla_report, name="sla-report"),
     path("sla/reports/<int:report_id>/findings.csv", sla_views.sla_report_csv, name="sla-report-csv"),

@@ -7,7 +7,7 @@ Worker transitions (pipelines, SLA gate) use compare-and-set and return quietly 
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from releases import events, policy
@@ -210,8 +210,8 @@ def _publish(release: Release) -> None:
 #   3. the release's pipeline and stages, or its deploy Rollout
 #
 # People (promote, pause, approve, ...), the pipeline worker, the deploy tasks and the SLA gate all start their
-# transaction with release_lock() (or release_lock_shared() for a worker that only inserts rows pointing at the
-# release) before touching rows further down the list. A path may start lower in the list (a worker transition
+# transaction with release_lock() (the gate: sla.services._lock_release_rows, the same locks) before touching rows
+# further down the list. A path may start lower in the list (a worker transition
 # changes one release and no other: it locks the release without its service), but never goes back up.
 #
 # Service and release are locked FOR NO KEY UPDATE, not FOR UPDATE: they serialise every change to one service's
@@ -236,21 +236,6 @@ def release_lock(release_id: int, *, service: bool = True) -> Release:
     if release is None:
         raise NotFound(f"no release with id {release_id}")
     return release
-
-
-def release_lock_shared(release_id: int) -> int | None:
-    """Take, in the documented order, the FOR KEY SHARE locks that inserting rows pointing at the release would
-    take anyway (service, then release): for a worker whose transaction only inserts such rows (the SLA gate).
-    Returns the service id, or None when the release is gone."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT s.id FROM {AgentService._meta.db_table} s JOIN {Release._meta.db_table} r "
-            f"ON r.service_id = s.id WHERE r.id = %s FOR KEY SHARE OF s", [release_id])
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        cursor.execute(f"SELECT id FROM {Release._meta.db_table} WHERE id = %s FOR KEY SHARE", [release_id])
-    return row[0]
 
 
 _lock = release_lock

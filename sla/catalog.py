@@ -85,6 +85,8 @@ class Metric(str, Enum):
     CALLBACK_COUNT = "callback_count"
     LATENCY_BUCKETS = "latency_buckets"  # one sample per `le`, cumulative counts in the window
     REQUEST_COUNTER_TOTALS = "request_counter_totals"  # raw counters by outcome, no window (sequential test)
+    LATENCY_BUCKET_TOTALS = "latency_bucket_totals"  # raw cumulative bucket counters, no window (sequential test)
+    SCRAPE_GAP = "scrape_gap"  # seconds: the longest time in the window without a fresh sample of the version
 
 
 # memory_spike_ratio = canary peak memory / stable mean memory: it spans two versions, so it is derived in
@@ -202,9 +204,17 @@ class MetricCatalog:
         if metric is Metric.REQUEST_COUNTER_TOTALS:
             # Raw cumulative counters (no window): the sequential test differences successive evaluations.
             return f"sum{by_outcome} ({n.requests}{{{matchers}}})"
+        if metric is Metric.LATENCY_BUCKET_TOTALS:
+            return f"sum{by_le} ({n.latency_buckets}{{{matchers}}})"
+        if metric is Metric.SCRAPE_GAP:
+            # At each step of the window: the age of the freshest sample of the version (min over its series,
+            # so a replaced pod's stale series does not count); the largest such age is the longest hole.
+            return (f"max_over_time((min{by_clause} (time() - timestamp({n.requests}{{{matchers}}})))"
+                    f"[{int(window_s)}s:{scrape_gap_resolution_s(window_s)}s])")
         raise ValueError(f"unknown metric {metric!r}")
 
     def for_release(self, metric: Metric, release: ReleaseSelector, window_s: int) -> str:
+        """The query a person pastes into Prometheus: only this release's series, summed to one."""
         return self.template(metric, matchers=self.release_matchers(release), by="", window_s=window_s)
 
     def grouped(self, metric: Metric, releases, window_s: int) -> str:
@@ -222,6 +232,11 @@ class MetricCatalog:
         return f"{peak} / scalar({mean})"
 
 
+def scrape_gap_resolution_s(window_s: float) -> int:
+    """Step of the scrape-gap subquery: 1 s for short windows, at most 5 s (120 steps over 10 minutes)."""
+    return int(max(1, min(5, window_s // 60)))
+
+
 # Metrics the gate fetches per batch; each is one HTTP request whatever the number of releases.
 WINDOWED_METRICS: tuple[Metric, ...] = (
     Metric.REQUEST_COUNT,
@@ -237,4 +252,5 @@ WINDOWED_METRICS: tuple[Metric, ...] = (
     Metric.TOKEN_COST_AVG,
     Metric.MEMORY_PEAK_BYTES,
     Metric.MEMORY_MEAN_BYTES,
+    Metric.SCRAPE_GAP,
 )

@@ -11,7 +11,7 @@ moments.  A Prometheus failure turns into readings with ``error`` set for every 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
@@ -30,7 +30,8 @@ def fetch_readings(prom: PrometheusClient, selectors: Sequence[ReleaseSelector],
     window = int(round(window_s))
     labels = catalog.labels
     queries = {metric: catalog.grouped(metric, selectors, window) for metric in WINDOWED_METRICS}
-    queries[Metric.REQUEST_COUNTER_TOTALS] = catalog.grouped(Metric.REQUEST_COUNTER_TOTALS, selectors, window)
+    for raw in (Metric.REQUEST_COUNTER_TOTALS, Metric.LATENCY_BUCKET_TOTALS):
+        queries[raw] = catalog.grouped(raw, selectors, window)
     results = prom.instant_many(queries, window_s=window, at=at)
 
     def key_of(sample_labels: dict) -> tuple:
@@ -38,6 +39,7 @@ def fetch_readings(prom: PrometheusClient, selectors: Sequence[ReleaseSelector],
 
     metrics: dict[tuple, dict] = defaultdict(dict)
     buckets: dict[tuple, list] = defaultdict(list)
+    bucket_totals: dict[tuple, list] = defaultdict(list)
     totals: dict[tuple, dict] = defaultdict(lambda: {"requests": 0.0, "failures": 0.0})
     for metric, samples in results.items():
         for sample in samples:
@@ -45,6 +47,9 @@ def fetch_readings(prom: PrometheusClient, selectors: Sequence[ReleaseSelector],
             if metric is Metric.LATENCY_BUCKETS:
                 if sample.reading.value is not None:
                     buckets[key].append((float(sample.labels[labels.bucket_bound]), sample.reading.value))
+            elif metric is Metric.LATENCY_BUCKET_TOTALS:
+                if sample.reading.value is not None:
+                    bucket_totals[key].append((float(sample.labels[labels.bucket_bound]), sample.reading.value))
             elif metric is Metric.REQUEST_COUNTER_TOTALS:
                 value = sample.reading.value or 0.0
                 totals[key]["requests"] += value
@@ -56,13 +61,20 @@ def fetch_readings(prom: PrometheusClient, selectors: Sequence[ReleaseSelector],
     readings = {}
     for selector in selectors:
         key = selector.key
+        if key in readings:
+            continue
+
+        def own(metric: Metric) -> str:  # what a person pastes into Prometheus: this release's series only
+            return catalog.for_release(metric, selector, window)
+
         readings[key] = ReleaseReadings(
             at=at,
-            metrics=dict(metrics.get(key, {})),
+            metrics={metric: replace(reading, query=own(metric)) for metric, reading in metrics.get(key, {}).items()},
             latency_buckets=tuple(sorted(buckets.get(key, []))),
-            latency_buckets_query=queries[Metric.LATENCY_BUCKETS],
+            latency_buckets_query=own(Metric.LATENCY_BUCKETS),
             counter_totals=CounterTotals(**totals[key]) if key in totals else None,
-            counter_totals_query=queries[Metric.REQUEST_COUNTER_TOTALS],
+            counter_totals_query=own(Metric.FAILED_REQUEST_COUNT),
+            latency_bucket_totals=tuple(sorted(bucket_totals.get(key, []))) or None,
         )
     return readings
 

@@ -1,17 +1,21 @@
 """SLA policy: pure data with the design document's defaults, validation and a JSON round trip.
 
-Defaults (design document, chapters 8 and 9):
-  * advance to the next gray phase when the success rate >= 99.5 %, p95 <= stable baseline + 10 % and log
-    errors are under their threshold, judged at most once per evaluation interval (10 min);
-  * success rate < 99 %                       -> gray failed, ramp paused        (blocked / pause);
-  * p95 > baseline + 20 %                     -> roll back, canary traffic cut   (rollbacked / rollback);
-  * >= 50 failed traces in the window         -> version blocked in routing      (blocked / block_version);
-  * callback failure rate > 2 %               -> "output channel anomaly"        (manual_review / hold);
+Defaults (design document, chapters 8 and 9; the precedence table is in sla/verdict.py and the README):
+  * advance to the next gray phase when the success rate >= 99.5 %, p95 <= stable baseline + 10 %, log
+    errors are under their threshold, the phase has run one evaluation interval (10 min) AND the canary's
+    sample since the phase began had the statistical power (``power``, 80 %) to show the regressions the
+    policy guards (sla.stats.required_sample);
+  * success rate < 99 %, or an error-rate regression against stable -> ramp paused  (blocked / pause);
+  * >= 50 failed traces and worse than stable -> version blocked in routing         (blocked / block_version);
+    while the gray ramp is still moving a pause rule wins; a paused canary that keeps failing is blocked
+    once it fails 50 more times;
+  * p95 > baseline + 20 % (window or sequential test), >= 3 crashes, memory >= 2x -> rollback;
+  * callback failure rate > 2 %               -> "output channel anomaly"        (manual_review / hold),
+    which stays until a person acknowledges it;
   * healthy for 1 hour                        -> healthy, allowed into the production main path;
-  * a first snapshot within 30 minutes of the deploy, then one per evaluation interval.
-Added by Rollgate (chapter 7 "batch trace errors -> rollback", "crash or resource bloat -> rollback"):
-  * canary error rate statistically worse than the stable version (sequential test) -> rollback;
-  * >= 3 crashes in the window, or peak memory >= 2x the stable mean                -> rollback.
+  * a first snapshot within 30 minutes of the deploy, then one per evaluation interval, plus one for every
+    verdict that changes something.
+``sequential_action: rollback`` restores chapter 7's "batch trace errors -> rollback" as a policy choice.
 
 Every duration is in seconds (``from_dict`` also accepts "90s", "10m", "1h"), so demos and tests can run a
 whole ramp in seconds.  Validation raises :class:`PolicyInvalid` whose ``errors`` map field name -> rule.
@@ -81,11 +85,14 @@ class SlaPolicy:
     sequential_regression_factors: tuple[float, ...] = (3.0, 10.0, 30.0)  # canary/baseline error-rate ratios
     sequential_false_alarm_rate: float = 0.01  # bound on a false alarm within `sequential_horizon_events`
     sequential_horizon_events: int = 10000  # failed traces (canary + baseline) the bound covers (~3 h at 1 failure/s)
-    sequential_action: str = "rollback"
+    sequential_action: str = "pause"  # what an error-rate regression does (design table: pause)
+    floor_sequential_factors: tuple[float, ...] = (1.5, 3.0)  # failure rate x (1 - floor) the floor CUSUM looks for
+    power: float = 0.8  # promote only when the phase's canary sample could show the guarded regressions
 
     # -- trouble ----------------------------------------------------------------------------------------------
     nodata_status: str = "watching"  # what a canary without any series means
     prometheus_errors_before_manual_review: int = 3
+    max_scrape_gap_s: float = 45  # a window with a longer hole in the scrapes is not complete: no promotion
 
     def __post_init__(self):
         errors = self.validation_errors()
@@ -116,7 +123,8 @@ class SlaPolicy:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 errors[name] = f"must be a whole number >= 1, got {value!r}"
 
-        for name in ("evaluation_window_s", "evaluation_interval_s", "first_snapshot_within_s", "healthy_after_s"):
+        for name in ("evaluation_window_s", "evaluation_interval_s", "first_snapshot_within_s", "healthy_after_s",
+                     "max_scrape_gap_s"):
             positive(name)
         for name in ("advance_min_success_rate", "pause_below_success_rate", "review_callback_failure_rate"):
             fraction(name)
@@ -147,9 +155,12 @@ class SlaPolicy:
                     f"must be >= advance_max_p95_increase ({self.advance_max_p95_increase}), "
                     f"got {self.rollback_p95_increase}"
                 )
-        factors = self.sequential_regression_factors
-        if not isinstance(factors, tuple) or not factors or not all(_is_number(f) and f > 1 for f in factors):
-            errors["sequential_regression_factors"] = f"must be a non-empty list of ratios > 1, got {factors!r}"
+        for name in ("sequential_regression_factors", "floor_sequential_factors"):
+            factors = getattr(self, name)
+            if not isinstance(factors, tuple) or not factors or not all(_is_number(f) and f > 1 for f in factors):
+                errors[name] = f"must be a non-empty list of ratios > 1, got {factors!r}"
+        if not _is_number(self.power) or not 0.5 <= self.power < 1:
+            errors["power"] = f"must be a probability from 0.5 to below 1 (0.8 is usual), got {self.power!r}"
         if self.sequential_action not in SEQUENTIAL_ACTIONS:
             errors["sequential_action"] = f"must be one of {', '.join(SEQUENTIAL_ACTIONS)}, got {self.sequential_action!r}"
         if self.nodata_status not in NODATA_STATUSES:
@@ -163,9 +174,21 @@ class SlaPolicy:
         k = len(self.sequential_regression_factors)
         return math.log(k * self.sequential_horizon_events / self.sequential_false_alarm_rate)
 
+    @property
+    def floor_log_threshold(self) -> float:
+        """Floor CUSUM alarm level: the same bound, the horizon counted in evaluations."""
+        k = len(self.floor_sequential_factors)
+        return math.log(k * self.sequential_horizon_events / self.sequential_false_alarm_rate)
+
+    @property
+    def latency_log_threshold(self) -> float:
+        """Latency CUSUM alarm level (one hypothesis): the horizon counts traces slower than the stable p95."""
+        return math.log(self.sequential_horizon_events / self.sequential_false_alarm_rate)
+
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["sequential_regression_factors"] = list(self.sequential_regression_factors)
+        data["floor_sequential_factors"] = list(self.floor_sequential_factors)
         return data
 
     @classmethod
@@ -207,7 +230,7 @@ _INT_FIELDS = {"min_sample_size", "min_callback_sample_size", "sequential_horizo
 def _coerce(name: str, raw):
     if name.endswith("_s"):
         return parse_duration_s(raw)
-    if name == "sequential_regression_factors":
+    if name in ("sequential_regression_factors", "floor_sequential_factors"):
         if not isinstance(raw, (list, tuple)):
             raise ValueError(f"must be a list of ratios > 1, got {raw!r}")
         return tuple(raw)

@@ -1,6 +1,8 @@
 """Reads of the SLA app, filtered by what the user may see (sla.view; deny by default)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import QuerySet
 
 from releases import policy as access
@@ -9,10 +11,43 @@ from sla.models import GateRecord, SlaPolicyVersion, SlaReport, SlaSample
 from sla.policy import DEFAULT_POLICY
 from sla.services import policy_effective
 
+# The verdict's precedence, most severe first: a copy of the table in sla/verdict.py's docstring (the README and
+# the policy page show it; tests/sla/test_gate_v2_pages.py fails when the two drift apart).
+PRECEDENCE = (
+    ("rollbacked", "rollback", "p95 > stable p95 + 20 % (window test, or the sequential latency test within "
+                               "seconds); >= 3 agent crashes; peak memory >= 2x the stable mean; an error-rate "
+                               "regression when the policy says sequential_action: rollback"),
+    ("blocked", "block_version", ">= 50 failed traces AND significantly worse than stable. While the ramp still "
+                                 "moves, a pause rule firing in the same evaluation wins (the design's pause must "
+                                 "be reachable); a paused canary that keeps failing is blocked once it fails 50 "
+                                 "more times after the pause (escalation)"),
+    ("blocked", "pause", "success rate below the 99 % floor (window binomial test or the sequential floor test); "
+                         "an error-rate regression against stable (sequential test, default)"),
+    ("manual_review", "hold", "callback failures > 2 %; Prometheus failing N times in a row; NODATA when the policy "
+                              "says so. Sticky: the gate never clears it, a person acknowledges it (resume or roll "
+                              "back, with a comment) on the release page or the API"),
+    ("watching", "hold", "not enough evidence (statistical power not reached: \"needs about N more requests\"), "
+                         "young phase, an advance rule not met, a hole in the scrapes, the first window after a "
+                         "Prometheus outage, NODATA, a Prometheus error"),
+    ("verified", "ready_to_promote", "every advance rule passed, the phase ran one evaluation interval, and the "
+                                     "phase's canary sample had the power to show the guarded regressions"),
+)
+
+# The power criterion: a copy of the comment above sla.stats.required_sample (checked by the same test).
+POWER_FORMULA = ("z_(1-alpha) * sqrt(p_s (1 - p_s) (1/n_c + 1/n_s)) + z_power * sqrt(p_1 (1 - p_1) / n_c "
+                 "+ p_s (1 - p_s) / n_s) <= p_1 - p_s")
+POWER_FORMULA_WORDS = (
+    "Two-sample one-sided comparison of proportions (normal approximation). H0: the canary fails (or exceeds the "
+    "stable's p95) at the stable's rate p_s; H1: at p_1, the regression the policy guards (1 - floor for errors; "
+    "the share above the stable's p95 / (1 + advance margin) for latency). With n_c canary traces since the phase "
+    "began and n_s stable traces in the window, a rung is promoted only when the least n_c that satisfies the "
+    "inequality at alpha = significance and power = power is reached; otherwise the gate watches and says how many "
+    "more requests it needs.")
+
 # Columns of the CSV export and the QA list, in order: the design shape first, then where it came from.
 REPORT_COLUMNS = ("id", "version", "start_ts", "agent_group", "success_rate", "p95_latency_ms", "error_trace_ratio",
                   "callback_fail_rate", "status", "action", "service", "environment", "release_id", "gray_weight",
-                  "outcome", "evaluated_at", "created_at", "reasons")
+                  "outcome", "evaluated_at", "created_at", "summary", "reasons")
 
 SERIES_FIELDS = ("canary_success_rate", "baseline_success_rate", "canary_p95_ms", "baseline_p95_ms",
                  "canary_error_ratio", "baseline_error_ratio", "canary_callback_fail_rate",
@@ -20,7 +55,7 @@ SERIES_FIELDS = ("canary_success_rate", "baseline_success_rate", "canary_p95_ms"
 
 
 def report_list(*, user, version: str = "", environment: str = "", service: str = "", status: str = "",
-                release_id: int | None = None) -> QuerySet:
+                action: str = "", release_id: int | None = None) -> QuerySet:
     if not access.can(user, access.SLA_VIEW):
         return SlaReport.objects.none()
     qs = SlaReport.objects.select_related("service", "environment")
@@ -32,6 +67,8 @@ def report_list(*, user, version: str = "", environment: str = "", service: str 
         qs = qs.filter(service__name=service)
     if status:
         qs = qs.filter(status__in=status.split(","))
+    if action:
+        qs = qs.filter(action__in=action.split(","))
     if release_id:
         qs = qs.filter(release_id=release_id)
     return qs
@@ -47,7 +84,8 @@ def report_row(report: SlaReport) -> dict:
         "id": report.pk, **report.design_shape(), "service": report.service.name,
         "environment": report.environment.name, "release_id": report.release_id, "gray_weight": report.gray_weight,
         "outcome": report.outcome, "evaluated_at": report.evaluated_at.isoformat(),
-        "created_at": report.created_at.isoformat(), "reasons": report.verdict.get("reasons", []),
+        "created_at": report.created_at.isoformat(), "summary": report.verdict.get("summary") or "",
+        "reasons": report.verdict.get("reasons", []),
     }
 
 
@@ -64,12 +102,17 @@ def report_findings(report: SlaReport) -> list[dict]:
     return [{**finding, "window_s": window} for finding in report.verdict.get("findings", [])]
 
 
-def release_sla(*, user, release: Release, points: int = 240) -> dict:
-    """The gate record of a release and its canary-vs-baseline history for the charts."""
+def release_sla(*, user, release: Release, points: int = 240, until: datetime | None = None) -> dict:
+    """The gate record of a release and its canary-vs-baseline history for the charts (`until`: the history up
+    to that instant, for a snapshot's page).  `summary` is the last verdict's sentence; `manual_review` the
+    pending review from the gate's state ({"since", "reason"}), or None."""
     if not access.can(user, access.SLA_VIEW):
         return {}
     record = GateRecord.objects.filter(release=release).first()
-    samples = list(SlaSample.objects.filter(release=release).order_by("-evaluated_at", "-id")[:points])[::-1]
+    samples = SlaSample.objects.filter(release=release)
+    if until is not None:
+        samples = samples.filter(evaluated_at__lte=until)
+    samples = list(samples.order_by("-evaluated_at", "-id")[:points])[::-1]
     series = {"at": [s.evaluated_at.isoformat() for s in samples],
               "gray_weight": [s.gray_weight for s in samples],
               "status": [s.status for s in samples]}
@@ -88,12 +131,24 @@ def release_sla(*, user, release: Release, points: int = 240) -> dict:
     verdict = record.last_verdict if record is not None else {}
     return {
         "release_id": release.pk,
+        "summary": (verdict or {}).get("summary") or None,
+        "manual_review": gate_manual_review(record),  # the page notes a review left open by a finished release
         "gate": gate,
-        "verdict": {key: verdict.get(key) for key in ("at", "outcome", "status", "action", "healthy", "reasons",
-                                                       "findings", "report")} if verdict else None,
+        "verdict": {key: verdict.get(key) for key in ("at", "outcome", "status", "action", "summary", "healthy",
+                                                       "reasons", "findings", "report")} if verdict else None,
         "latest_report_id": latest_report.pk if latest_report else None,
         "series": series,
     }
+
+
+def gate_manual_review(record: GateRecord | None) -> dict | None:
+    """The manual review waiting for a person ({"since": iso, "reason": words}), from the gate's stored state."""
+    if record is None or not record.state:
+        return None
+    review = record.state.get("manual_review")
+    if not review:
+        return None
+    return {"since": review.get("since"), "reason": review.get("reason", "")}
 
 
 def policy_view(*, user, environment: Environment, service: AgentService | None = None) -> dict:
@@ -111,6 +166,9 @@ def policy_view(*, user, environment: Environment, service: AgentService | None 
         "defaults": DEFAULT_POLICY.to_dict(),
         "versions": [{"number": r.number, "policy": r.policy, "author": r.author_name, "comment": r.comment,
                       "created_at": r.created_at.isoformat()} for r in rows[:50]],
+        "precedence": [{"status": status, "action": action, "fired_by": fired_by}
+                       for status, action, fired_by in PRECEDENCE],
+        "power_formula": POWER_FORMULA,
     }
 
 

@@ -38,15 +38,14 @@ from django.utils import timezone
 
 from releases import events, policy as access
 from releases.choices import ReleaseStatus
-from releases.errors import DomainError, InvalidInput, NotFound
+from releases.errors import DomainError, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Environment, Release
-from releases.selectors import live_release
 from releases.services import (
     Actor,
     audit_record,
     release_gate_pause,
-    release_lock_shared,
     release_promote,
+    release_resume,
     release_rollback,
     release_worker_transition,
     require_permission,
@@ -160,15 +159,37 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(dt_timezone.utc)
 
 
+def _stable_releases(releases: list[Release]) -> dict[tuple[int, int], Release]:
+    """The live release of every (service, environment) of `releases`, in one query."""
+    pairs = {(r.service_id, r.environment_id) for r in releases}
+    if not pairs:
+        return {}
+    live = (Release.objects.filter(status=S.LIVE, service_id__in={p[0] for p in pairs},
+                                   environment_id__in={p[1] for p in pairs})
+            .select_related("version").order_by("-status_changed_at", "-pk"))
+    out: dict[tuple[int, int], Release] = {}
+    for release in live:
+        out.setdefault((release.service_id, release.environment_id), release)
+    return out
+
+
 def gate_collect() -> list[Candidate]:
-    """Every release in gray or paused, with its gate state (a new record for a release seen the first time)."""
+    """Every release in gray or paused, with its gate state (a new record for a release seen the first time).
+
+    The baseline is the stable release serving the environment NOW (its live release; during a blue-green
+    cut-over that is still the colour being replaced), never the `previous_release` recorded at creation: a
+    release created before its predecessor went live is judged against whatever is stable when it ramps."""
     releases = list(Release.objects.filter(status__in=[S.GRAY, S.PAUSED])
-                    .select_related("service", "environment", "version", "previous_release__version")
+                    .select_related("service", "environment", "version")
                     .order_by("pk"))
+    stable = _stable_releases(releases)
+    records = {r.release_id: r for r in GateRecord.objects.filter(release__in=releases)}
     policies: dict[tuple, SlaPolicy] = {}
     out = []
     for release in releases:
-        record, _ = GateRecord.objects.get_or_create(release=release)
+        record = records.get(release.pk)
+        if record is None:
+            record, _ = GateRecord.objects.get_or_create(release=release)
         phase_start = _as_utc(release.status_changed_at)
         if record.state:
             state = GateState.from_dict(record.state)
@@ -184,13 +205,11 @@ def gate_collect() -> list[Candidate]:
                 log.warning("SLA policy of %s/%s is invalid; using the environment's", release.environment.name,
                             release.service.name)
                 policies[key] = policy_effective(environment=release.environment)
-        previous = release.previous_release
-        if previous is None:
-            previous = live_release(release.service, release.environment)
-        baseline = previous.version.tag if previous is not None else NO_BASELINE
+        live = stable.get((release.service_id, release.environment_id))
+        baseline = live.version.tag if live is not None else NO_BASELINE
         gray = GrayRelease(service=release.service.name, env=release.environment.name, version=release.version.tag,
                            baseline_version=baseline, agent_group=f"{release.service.name}-{release.environment.name}",
-                           release_id=release.pk)
+                           release_id=release.pk, paused=release.status == S.PAUSED)
         out.append(Candidate(release_id=release.pk, status=release.status, weight=release.gray_weight,
                              sequence=record.sequence, gray=gray, state=state, policy=policies[key],
                              was_status=record.status, healthy=record.healthy_at is not None))
@@ -264,9 +283,10 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
     error = next((f.text for f in verdict.findings if f.rule == "prometheus_available"), "")
     verdict_json = _json_safe(verdict.to_dict())
     with transaction.atomic():
-        # Lock order (releases/services.py): the samples, reports and audit rows below take KEY SHARE on the
-        # release and the service at their foreign-key checks; take those first, in order, before the gate row.
-        if release_lock_shared(candidate.release_id) is None:
+        # Lock order (as every interactive path): service, then release, then the gate record.  The rows
+        # written below reference service and release, whose foreign-key checks would otherwise take their
+        # locks after the gate record's, the reverse order.
+        if not _lock_release_rows(candidate.release_id):
             return Applied(candidate.release_id, seq, verdict.status, verdict.action, "", claimed=False)
         claimed = GateRecord.objects.filter(pk=candidate.release_id, sequence=seq).update(
             sequence=seq + 1, state=_json_safe(verdict.next_state.to_dict()), evaluated_weight=candidate.weight,
@@ -303,10 +323,10 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
                 readings={"canary": _readings_json(canary), "baseline": _readings_json(baseline)},
             )
         gate = Actor.system(GATE_ACTOR)
-        if verdict.status == "manual_review" and candidate.was_status != "manual_review":
+        if verdict.next_state.manual_review and not candidate.state.manual_review:
             audit_record(actor=gate, action="sla.manual_review", object_type="release", object_id=release.pk,
                          release=release, from_state=release.status, to_state=release.status,
-                         reason="SLA gate needs an operator: " + "; ".join(_fired(verdict))[:900],
+                         reason="SLA gate needs an operator: " + verdict.summary[:900],
                          details={"sequence": seq + 1, "reasons": verdict.reasons[:10]})
         if verdict.healthy and not candidate.healthy:
             if GateRecord.objects.filter(pk=release.pk, healthy_at__isnull=True).update(healthy_at=at):
@@ -327,14 +347,22 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
     return Applied(candidate.release_id, seq + 1, verdict.status, verdict.action, taken, claimed=True)
 
 
-def _fired(verdict) -> list[str]:
-    return [f.text for f in verdict.findings if f.effect is not None]
+def _lock_release_rows(release_id: int, *, no_key: bool = True) -> bool:
+    """Lock the release's service row, then the release row, FOR NO KEY UPDATE like releases.services.release_lock
+    (foreign-key checks of other writers still pass; the lock order is written down there).  no_key=False takes
+    FOR UPDATE.  Call inside transaction.atomic(); False when the release is gone."""
+    service_id = Release.objects.filter(pk=release_id).values_list("service_id", flat=True).first()
+    if service_id is None:
+        return False
+    list(AgentService.objects.select_for_update(no_key=no_key).filter(pk=service_id).values_list("pk", flat=True))
+    return bool(list(Release.objects.select_for_update(no_key=no_key).filter(pk=release_id)
+                     .values_list("pk", flat=True)))
 
 
 def _act(candidate: Candidate, verdict) -> str:
     """Carry out the verdict's action once, through releases.services. Returns what was done, in words."""
     gate = Actor.system(GATE_ACTOR)
-    why = "; ".join(_fired(verdict))[:900]
+    why = verdict.summary[:900]
     rid, weight = candidate.release_id, candidate.weight
     try:
         if verdict.action == "ready_to_promote":
@@ -362,6 +390,57 @@ def _act(candidate: Candidate, verdict) -> str:
         log.info("SLA gate could not %s release %s: %s", verdict.action, rid, error.message)
         return f"{verdict.action} refused: {error.message}"
     return ""
+
+
+ACKNOWLEDGE_DECISIONS = ("resume", "rollback")
+
+
+def gate_acknowledge(*, actor: Actor, release_id: int, decision: str, comment: str) -> GateRecord:
+    """A person settles the gate's manual review: "resume" (the gate judges again; a paused release resumes)
+    or "rollback" (canary traffic cut).  A comment is required; audited.  The gate never clears it itself."""
+    if decision not in ACKNOWLEDGE_DECISIONS:
+        raise InvalidInput(f"decision must be one of {', '.join(ACKNOWLEDGE_DECISIONS)}", field="decision")
+    require_permission(actor, access.RELEASE_RESUME if decision == "resume" else access.RELEASE_ROLLBACK)
+    comment = (comment or "").strip()
+    if not comment:
+        raise InvalidInput("a comment is required: say why the manual review is settled", field="comment")
+    limit = settings.ROLLGATE_MAX_COMMENT_LENGTH
+    if len(comment) > limit:
+        raise InvalidInput(f"a comment has at most {limit} characters, got {len(comment)}", field="comment")
+    with transaction.atomic():
+        if not _lock_release_rows(release_id):  # NO KEY UPDATE, the same mode as the release services it calls
+            raise NotFound(f"no release with id {release_id}")
+        record = GateRecord.objects.select_for_update().filter(pk=release_id).first()
+        state = GateState.from_dict(record.state) if record is not None and record.state else None
+        if state is None or not state.manual_review:
+            raise TransitionNotAllowed(f"release #{release_id} has no manual review waiting for a person")
+        release = Release.objects.select_related("service", "environment", "version").get(pk=release_id)
+        review = state.manual_review
+        # Bump the sequence: an evaluation read before this acknowledgement loses its claim.
+        record.state = _json_safe(state.acknowledged().to_dict())
+        record.sequence += 1
+        record.status, record.action = "watching", "hold"
+        record.action_taken = f"manual review settled by {actor.name}: {decision}"[:300]
+        # The stored sentence said "manual review needed"; until the next evaluation it says who settled it.
+        settled = (f"{release.version.tag}: manual review settled by {actor.name} at "
+                   f"{timezone.now().strftime('%H:%M:%S')} UTC ({decision}): {comment}")
+        record.last_verdict = {**(record.last_verdict or {}), "summary": settled[:1000], "status": "watching",
+                               "action": "hold"}
+        record.save(update_fields=["state", "sequence", "status", "action", "action_taken", "last_verdict",
+                                   "updated_at"])
+        audit_record(actor=actor, action="sla.manual_review.acknowledge", object_type="release", object_id=release.pk,
+                     release=release, from_state=release.status, to_state=release.status, reason=comment,
+                     details={"decision": decision, "review_since": review.get("since"),
+                              "review_reason": review.get("reason", "")[:500]})
+        if decision == "rollback":
+            release_rollback(actor=actor, release_id=release_id, comment=f"manual review: {comment}",
+                             canary_only=True)
+        elif release.status == S.PAUSED:
+            release_resume(actor=actor, release_id=release_id, comment=f"manual review: {comment}")
+        events.send_event_on_commit([events.release_group(release.pk)], "sla.verdict",
+                                    {"release_id": release.pk, "sequence": record.sequence, "status": record.status,
+                                     "action": record.action, "outcome": record.outcome, "healthy": record.healthy})
+    return record
 
 
 @dataclass(frozen=True)

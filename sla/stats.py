@@ -51,7 +51,7 @@ class TestResult:
         return self.p_value < alpha
 
     def describe(self) -> str:
-        return f"{self.name}: statistic={self.statistic:.3f}, p={self.p_value:.3g}"
+        return f"{self.name}, {readable_p(self.p_value)}"
 
 
 def failure_rate_worse(canary_failures: float, canary_total: float,
@@ -195,3 +195,239 @@ def error_regression_cusum(state: CusumState, canary: CounterTotals, baseline: C
         baseline_failures_added=baseline_failures,
     )
     return CusumState(statistics, canary, baseline), result
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Sequential tests on latency and on the success floor
+# ------------------------------------------------------------------------------------------------------------
+#
+# Latency: the same conditioning trick as the error test.  T is the stable version's p95 over the window, so
+# about 5 % of stable traces are slower than T.  If the canary's latencies are the stable's scaled by (1 + m),
+# the canary exceeds T as often as the stable exceeds T / (1 + m): rho(m) = S(T / (1 + m)) / S(T) times the
+# stable's exceedance rate, where S is the stable's survival function read off its window histogram.  Given
+# the traces slower than T in an interval (from both versions), each comes from the canary with probability
+# rho * n_c / (rho * n_c + n_s).  H0 is "slower by the advance margin at most" (rho0 = rho(advance)), H1 is
+# "slower by the rollback margin" (rho1 = rho(rollback)); a CUSUM over those Bernoulli observations alarms at
+# h = ln(horizon / alpha), exactly as for errors (one factor).  A slowdown shared by both versions (a slow
+# downstream) raises both exceedance counts and cancels out; an hour of healthy history does not dilute a
+# regression that starts now.
+#
+# Floor: an absolute rule (design table: success below 99 % pauses), so no conditioning: each canary trace is
+# a Bernoulli failure with p0 = 1 - floor under H0 ("exactly at the floor") against p1 = factor * p0, one CUSUM
+# per factor, alarm at ln(k * horizon / alpha); the horizon counts evaluations for this test.
+
+
+def cumulative_at(buckets: list[tuple[float, float]], x: float) -> float:
+    """Count of observations <= x from cumulative buckets [(le, count), ...], linear inside a bucket (as
+    Prometheus' histogram_quantile assumes); +Inf bounds count only at infinity."""
+    below_bound, below_count = 0.0, 0.0
+    for bound, count in sorted(buckets, key=lambda b: b[0]):
+        if x < bound:
+            if math.isinf(bound):
+                return below_count
+            return below_count + (count - below_count) * (x - below_bound) / (bound - below_bound)
+        below_bound, below_count = bound, count
+    return below_count
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """histogram_quantile over cumulative buckets (None without observations)."""
+    ordered = sorted(buckets, key=lambda b: b[0])
+    if not ordered or ordered[-1][1] <= 0:
+        return None
+    rank = q * ordered[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in ordered:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            in_bucket = count - lower_count
+            return lower_bound + (bound - lower_bound) * ((rank - lower_count) / in_bucket if in_bucket > 0 else 1.0)
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def survival(buckets: list[tuple[float, float]], x: float) -> float:
+    """Share of observations slower than x."""
+    total = max((c for _, c in buckets), default=0.0)
+    if total <= 0:
+        return 0.0
+    return max(0.0, 1.0 - cumulative_at(buckets, x) / total)
+
+
+def bucket_delta(now: tuple, before: tuple | None) -> list[tuple[float, float]] | None:
+    """Per-bound increase of cumulative bucket counters; None when a counter went back (a restart)."""
+    if before is None:
+        return None
+    previous = dict(before)
+    out = []
+    for bound, count in now:
+        delta = count - previous.get(bound, 0.0)
+        if delta < -1e-9:
+            return None
+        out.append((bound, max(0.0, delta)))
+    return out
+
+
+@dataclass(frozen=True)
+class LatencyCusumState:
+    statistic: float = 0.0
+    last_canary: tuple = ()  # ((le, cumulative count), ...) raw counters
+    last_baseline: tuple = ()
+
+    def to_dict(self) -> dict:
+        return {"statistic": self.statistic, "last_canary": [list(b) for b in self.last_canary],
+                "last_baseline": [list(b) for b in self.last_baseline]}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "LatencyCusumState":
+        if not data:
+            return cls()
+
+        def buckets(raw):
+            return tuple((_bound(b), float(c)) for b, c in raw or ())
+
+        return cls(float(data.get("statistic", 0.0)), buckets(data.get("last_canary")),
+                   buckets(data.get("last_baseline")))
+
+
+def _bound(value) -> float:
+    return math.inf if value in ("+Inf", "Infinity", "inf") else float(value)
+
+
+@dataclass(frozen=True)
+class LatencySequentialResult:
+    statistic: float
+    threshold: float
+    limit_s: float | None  # T: the stable's p95 the exceedances are counted against
+    canary_slow: float  # canary traces slower than T since the previous evaluation
+    canary_n: float
+    baseline_slow: float
+    baseline_n: float
+    rho0: float | None
+    rho1: float | None
+
+    @property
+    def alarm(self) -> bool:
+        return self.statistic >= self.threshold
+
+
+def latency_regression_cusum(state: LatencyCusumState, canary_totals: tuple, baseline_totals: tuple,
+                             baseline_window: list[tuple[float, float]], *, advance_increase: float,
+                             rollback_increase: float, threshold: float
+                             ) -> tuple[LatencyCusumState, LatencySequentialResult]:
+    """Fold the traces since the previous call into the latency CUSUM (see the comment above)."""
+    statistic = state.statistic
+    limit = quantile(baseline_window, 0.95) if baseline_window else None
+    slow_c = n_c = slow_s = n_s = 0.0
+    rho0 = rho1 = None
+    d_canary = bucket_delta(canary_totals, state.last_canary or None)
+    d_base = bucket_delta(baseline_totals, state.last_baseline or None)
+    if limit and d_canary and d_base:
+        at_limit = survival(baseline_window, limit)
+        if at_limit > 0:
+            rho0 = survival(baseline_window, limit / (1 + advance_increase)) / at_limit
+            rho1 = survival(baseline_window, limit / (1 + rollback_increase)) / at_limit
+        n_c, n_s = max(c for _, c in d_canary), max(c for _, c in d_base)
+        slow_c = max(0.0, n_c - cumulative_at(d_canary, limit))
+        slow_s = max(0.0, n_s - cumulative_at(d_base, limit))
+        if rho0 and rho1 and rho1 > rho0 and n_c > 0 and n_s > 0:
+            p0 = rho0 * n_c / (rho0 * n_c + n_s)
+            p1 = rho1 * n_c / (rho1 * n_c + n_s)
+            llr = slow_c * math.log(p1 / p0) + slow_s * math.log((1 - p1) / (1 - p0))
+            statistic = max(0.0, statistic + llr)
+    new_state = LatencyCusumState(statistic, tuple(canary_totals), tuple(baseline_totals))
+    return new_state, LatencySequentialResult(statistic, threshold, limit, slow_c, n_c, slow_s, n_s, rho0, rho1)
+
+
+@dataclass(frozen=True)
+class FloorCusumState:
+    statistics: tuple[float, ...] = ()
+    last_canary: CounterTotals | None = None
+
+    def to_dict(self) -> dict:
+        last = self.last_canary
+        return {"statistics": list(self.statistics),
+                "last_canary": None if last is None else {"requests": last.requests, "failures": last.failures}}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "FloorCusumState":
+        if not data:
+            return cls()
+        last = data.get("last_canary")
+        return cls(tuple(float(s) for s in data.get("statistics", ())),
+                   None if last is None else CounterTotals(float(last["requests"]), float(last["failures"])))
+
+
+def floor_breach_cusum(state: FloorCusumState, canary: CounterTotals, *, floor: float, factors: tuple[float, ...],
+                       threshold: float) -> tuple[FloorCusumState, SequentialResult]:
+    """One CUSUM per factor: H0 failure rate = 1 - floor, H1 = factor * (1 - floor)."""
+    statistics = state.statistics if len(state.statistics) == len(factors) else tuple(0.0 for _ in factors)
+    added = 0.0
+    p0 = 1.0 - floor
+    last = state.last_canary
+    if last is not None and 0 < p0 < 1:
+        d_n, d_x = canary.requests - last.requests, canary.failures - last.failures
+        if d_n > 0 and 0 <= d_x <= d_n:
+            added = d_x
+            updated = []
+            for theta, s in zip(factors, statistics):
+                p1 = min(theta * p0, 0.999999)
+                llr = d_x * math.log(p1 / p0) + (d_n - d_x) * math.log((1 - p1) / (1 - p0))
+                updated.append(max(0.0, s + llr))
+            statistics = tuple(updated)
+    best = max(range(len(factors)), key=lambda i: statistics[i]) if factors else None
+    result = SequentialResult(statistic=statistics[best] if best is not None else 0.0, threshold=threshold,
+                              factor=factors[best] if best is not None else None,
+                              canary_failures_added=added, baseline_failures_added=0.0)
+    return FloorCusumState(statistics, canary), result
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Statistical power: could the canary's sample have shown the regression the policy guards?
+# ------------------------------------------------------------------------------------------------------------
+#
+# Two-sample one-sided comparison of proportions (normal approximation).  H0: the canary's rate equals the
+# stable's p_s; H1: it equals p_1 (the regression to detect).  With n_c canary and n_s stable observations the
+# test at level alpha detects H1 with probability >= power when
+#
+#     z_(1-alpha) * sqrt(p_s (1 - p_s) (1/n_c + 1/n_s)) + z_power * sqrt(p_1 (1 - p_1) / n_c + p_s (1 - p_s) / n_s)
+#         <= p_1 - p_s
+#
+# The left side falls as n_c grows; `required_sample` finds the least n_c by bisection (None: even an infinite
+# canary sample would not do, because the stable's sample is too small or p_1 <= p_s).
+
+
+def _power_margin(n_c: float, n_s: float, p_s: float, p_1: float, z_alpha: float, z_power: float) -> float:
+    spread0 = math.sqrt(p_s * (1 - p_s) * (1 / n_c + 1 / n_s))
+    spread1 = math.sqrt(p_1 * (1 - p_1) / n_c + p_s * (1 - p_s) / n_s)
+    return (p_1 - p_s) - (z_alpha * spread0 + z_power * spread1)
+
+
+def required_sample(*, p_s: float, p_1: float, n_s: float, alpha: float, power: float,
+                    limit: float = 1e9) -> int | None:
+    if not (0 <= p_s < p_1 <= 1) or n_s <= 0:
+        return None
+    z_alpha = float(scipy_stats.norm.isf(alpha))
+    z_power = float(scipy_stats.norm.ppf(power))
+    if _power_margin(limit, n_s, p_s, p_1, z_alpha, z_power) < 0:
+        return None
+    low, high = 1.0, limit
+    if _power_margin(low, n_s, p_s, p_1, z_alpha, z_power) >= 0:
+        return 1
+    while high - low > 1:
+        mid = math.floor((low + high) / 2)
+        if _power_margin(mid, n_s, p_s, p_1, z_alpha, z_power) >= 0:
+            high = mid
+        else:
+            low = mid
+    return int(high)
+
+
+def readable_p(p: float) -> str:
+    """A p-value for people: 'p < 1e-16' rather than 'p=0', two significant digits otherwise."""
+    if p < 1e-16:
+        return "p < 1e-16"
+    if p < 0.001:
+        return f"p = {p:.1e}"
+    return f"p = {p:.2g}" if p < 0.1 else f"p = {p:.2f}"

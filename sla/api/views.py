@@ -1,7 +1,9 @@
 """REST API of the SLA gate. Views parse input, ask the policy, call one selector or service, serialise."""
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
+from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,7 +15,7 @@ from releases.models import AgentService, Environment
 from releases.services import Actor
 from sla import selectors, services
 from sla.api.renderers import SlaReportCsvRenderer
-from sla.models import REPORT_STATUSES
+from sla.models import REPORT_ACTIONS, REPORT_STATUSES
 from sla.policy import PolicyInvalid
 
 TAG_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -38,7 +40,10 @@ class ReportFilters(serializers.Serializer):
     version = _tag_field(required=False)
     environment = _name_field()
     service = _name_field()
-    status = serializers.CharField(required=False, default="", max_length=100)
+    status = serializers.CharField(required=False, default="", max_length=100,
+                                   help_text=f"comma-separated: {', '.join(REPORT_STATUSES)}")
+    action = serializers.CharField(required=False, default="", max_length=100,
+                                   help_text=f"comma-separated: {', '.join(REPORT_ACTIONS)}")
 
     def validate_status(self, value):
         unknown = [s for s in value.split(",") if s and s not in REPORT_STATUSES]
@@ -46,6 +51,39 @@ class ReportFilters(serializers.Serializer):
             raise serializers.ValidationError(
                 f"unknown status {', '.join(unknown)}; statuses: {', '.join(REPORT_STATUSES)}")
         return value
+
+    def validate_action(self, value):
+        unknown = [a for a in value.split(",") if a and a not in REPORT_ACTIONS]
+        if unknown:
+            raise serializers.ValidationError(
+                f"unknown action {', '.join(unknown)}; actions: {', '.join(REPORT_ACTIONS)}")
+        return value
+
+
+@extend_schema_field(OpenApiTypes.NUMBER)
+class NumberField(serializers.Field):
+    """A number passed through as stored (counts stay integers, ratios keep their rounding)."""
+
+    def to_representation(self, value):
+        return value
+
+
+class FindingOutput(serializers.Serializer):
+    """One rule's result; `measured` and `threshold` are rounded in `unit` (ratio, ms, count, s, stat)."""
+
+    rule = serializers.CharField()
+    fired = serializers.BooleanField()
+    effect = serializers.CharField(allow_null=True, help_text="the action the rule asks for; null when it passed")
+    text = serializers.CharField()
+    measured = NumberField(allow_null=True)
+    threshold = NumberField(allow_null=True)
+    unit = serializers.CharField(required=False, allow_null=True)
+    query = serializers.CharField(allow_null=True, help_text="per-release PromQL: paste it into Prometheus")
+
+
+class ManualReviewOutput(serializers.Serializer):
+    since = serializers.CharField(help_text="ISO 8601, when the gate raised it")
+    reason = serializers.CharField()
 
 
 class DesignReportOutput(serializers.Serializer):
@@ -88,17 +126,162 @@ class AgentSlaReportApi(APIView):
             "X-Rollgate-Environment": report.environment.name})
 
 
+class SlaGateOutput(serializers.Serializer):
+    sequence = serializers.IntegerField()
+    status = serializers.CharField()
+    action = serializers.CharField()
+    outcome = serializers.CharField()
+    evaluated_at = serializers.CharField()
+    evaluated_weight = serializers.IntegerField()
+    consecutive_errors = serializers.IntegerField()
+    last_error = serializers.CharField(allow_blank=True)
+    action_taken = serializers.CharField(allow_blank=True, help_text="what the controller did, in words")
+    healthy = serializers.BooleanField()
+    healthy_at = serializers.CharField(allow_null=True)
+
+
+class SlaVerdictOutput(serializers.Serializer):
+    at = serializers.CharField(allow_null=True)
+    outcome = serializers.CharField(allow_null=True)
+    status = serializers.CharField(allow_null=True)
+    action = serializers.CharField(allow_null=True)
+    summary = serializers.CharField(allow_null=True, help_text="the verdict in one plain sentence")
+    healthy = serializers.BooleanField(allow_null=True)
+    reasons = serializers.ListField(child=serializers.CharField(), allow_null=True,
+                                    help_text="fired rules first (they decided), then the ones that passed")
+    findings = FindingOutput(many=True, allow_null=True)
+    report = DesignReportOutput(allow_null=True)
+
+
+def _series(child):
+    return serializers.ListField(child=child)
+
+
+class SlaSeriesOutput(serializers.Serializer):
+    """Canary vs baseline per evaluation, oldest first (the charts)."""
+
+    at = _series(serializers.CharField())
+    gray_weight = _series(serializers.IntegerField())
+    status = _series(serializers.CharField())
+    canary_success_rate = _series(serializers.FloatField(allow_null=True))
+    baseline_success_rate = _series(serializers.FloatField(allow_null=True))
+    canary_p95_ms = _series(serializers.FloatField(allow_null=True))
+    baseline_p95_ms = _series(serializers.FloatField(allow_null=True))
+    canary_error_ratio = _series(serializers.FloatField(allow_null=True))
+    baseline_error_ratio = _series(serializers.FloatField(allow_null=True))
+    canary_callback_fail_rate = _series(serializers.FloatField(allow_null=True))
+    baseline_callback_fail_rate = _series(serializers.FloatField(allow_null=True))
+    canary_requests = _series(serializers.FloatField(allow_null=True))
+    baseline_requests = _series(serializers.FloatField(allow_null=True))
+
+
+class ReleaseSlaOutput(serializers.Serializer):
+    release_id = serializers.IntegerField()
+    summary = serializers.CharField(allow_null=True, help_text="the last verdict in one plain sentence")
+    manual_review = ManualReviewOutput(allow_null=True, help_text="waiting for a person; null when none")
+    gate = SlaGateOutput(allow_null=True, help_text="null until the gate evaluated the release")
+    verdict = SlaVerdictOutput(allow_null=True)
+    latest_report_id = serializers.IntegerField(allow_null=True)
+    series = SlaSeriesOutput()
+
+
 class ReleaseSlaApi(APIView):
-    """GET /api/releases/<id>/sla/ — the latest verdict with its reasons and the canary-vs-baseline series."""
+    """GET /api/releases/<id>/sla/ — the latest verdict (its sentence first), the pending manual review, the
+    rules with their reasons and the canary-vs-baseline series."""
 
     permission_classes = [requires(access.SLA_VIEW)]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=ReleaseSlaOutput)
     def get(self, request, release_id: int):
         release = release_selectors.release_get(user=request.user, release_id=release_id)
         if release is None:
             return Response({"detail": f"no release with id {release_id}", "code": "not_found"}, status=404)
-        return Response(selectors.release_sla(user=request.user, release=release))
+        return Response(ReleaseSlaOutput(selectors.release_sla(user=request.user, release=release)).data)
+
+
+class _CanSettleManualReview(BasePermission):
+    """Deny by default: only people who may resume or roll back a release settle the gate's manual review (the
+    service then checks the permission of the decision taken)."""
+
+    message = "not allowed"
+
+    def has_permission(self, request, view):
+        decisions = [access.can(request.user, a) for a in (access.RELEASE_RESUME, access.RELEASE_ROLLBACK)]
+        if any(decisions):
+            return True
+        roles = access.roles_of(request.user)
+        if not roles:
+            self.message = decisions[0].reason
+            return False
+        settlers = sorted({*access.roles_with(access.RELEASE_RESUME), *access.roles_with(access.RELEASE_ROLLBACK)})
+        self.message = (f"only {', '.join(settlers)} may settle a manual review of the SLA gate (resume or roll "
+                        f"back); you are {', '.join(sorted(roles))}")
+        return False
+
+
+class ReleaseSlaAcknowledgeApi(APIView):
+    """POST /api/releases/<id>/sla/acknowledge/ {"decision": "resume"|"rollback", "comment": "..."} — settle
+    the gate's manual review: resume (the gate judges again; a paused release resumes) or roll the canary back.
+    The comment is required and audited (sla.manual_review.acknowledge).  409 when no review is waiting."""
+
+    permission_classes = [_CanSettleManualReview]
+
+    class InputSerializer(StrictInputSerializer):
+        class Meta:
+            ref_name = "SlaAcknowledgeInput"
+
+        decision = serializers.ChoiceField(choices=services.ACKNOWLEDGE_DECISIONS, error_messages={
+            "invalid_choice": f"must be one of {', '.join(services.ACKNOWLEDGE_DECISIONS)}, got \"{{input}}\"",
+            "required": f"say what to do: one of {', '.join(services.ACKNOWLEDGE_DECISIONS)}"})
+        comment = serializers.CharField(max_length=settings.ROLLGATE_MAX_COMMENT_LENGTH, error_messages={
+            "required": "a comment is required: say why the manual review is settled",
+            "blank": "a comment is required: say why the manual review is settled"})
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "SlaAcknowledgeOutput"
+
+        release_id = serializers.IntegerField()
+        decision = serializers.CharField()
+        release_status = serializers.CharField(help_text="the release's status after the decision")
+        gate_status = serializers.CharField()
+        gate_action = serializers.CharField()
+        action_taken = serializers.CharField()
+        sequence = serializers.IntegerField()
+        manual_review = ManualReviewOutput(allow_null=True, help_text="null: nothing waits any more")
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="release_sla_acknowledge")
+    def post(self, request, release_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if release_selectors.release_get(user=request.user, release_id=release_id) is None:
+            return Response({"detail": f"no release with id {release_id}", "code": "not_found"}, status=404)
+        record = services.gate_acknowledge(actor=Actor.of(request.user), release_id=release_id,
+                                           **data.validated_data)
+        release = release_selectors.release_get(user=request.user, release_id=release_id)
+        return Response(self.OutputSerializer({
+            "release_id": release_id, "decision": data.validated_data["decision"],
+            "release_status": release.status, "gate_status": record.status, "gate_action": record.action,
+            "action_taken": record.action_taken, "sequence": record.sequence,
+            "manual_review": selectors.gate_manual_review(record),
+        }).data)
+
+
+class ReportRowOutput(DesignReportOutput):
+    """One stored snapshot: the design shape, where it came from, the verdict sentence and every reason."""
+
+    # A plain string here: the same choice set in a second component would rename the schema's status enum.
+    status = serializers.CharField(help_text=f"one of {', '.join(REPORT_STATUSES)}")
+    id = serializers.IntegerField()
+    service = serializers.CharField()
+    environment = serializers.CharField()
+    release_id = serializers.IntegerField()
+    gray_weight = serializers.IntegerField()
+    outcome = serializers.CharField()
+    evaluated_at = serializers.CharField()
+    created_at = serializers.CharField()
+    summary = serializers.CharField(allow_blank=True, help_text="the verdict in one plain sentence")
+    reasons = serializers.ListField(child=serializers.CharField())
 
 
 class SlaReportListApi(APIView):
@@ -107,7 +290,7 @@ class SlaReportListApi(APIView):
     permission_classes = [requires(access.SLA_VIEW)]
     renderer_classes = [JSONRenderer, SlaReportCsvRenderer]
 
-    @extend_schema(parameters=[ReportFilters], responses=OpenApiTypes.OBJECT, operation_id="sla_reports_list")
+    @extend_schema(parameters=[ReportFilters], responses=ReportRowOutput(many=True), operation_id="sla_reports_list")
     def get(self, request, format=None):
         filters = ReportFilters(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -117,7 +300,8 @@ class SlaReportListApi(APIView):
             return Response(rows, headers={"Content-Disposition": 'attachment; filename="sla-reports.csv"'})
         paginator = HeaderPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response([selectors.report_row(r) for r in page])
+        rows = [selectors.report_row(r) for r in page]
+        return paginator.get_paginated_response(ReportRowOutput(rows, many=True).data)
 
 
 class SlaReportCsvApi(SlaReportListApi):

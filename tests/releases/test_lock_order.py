@@ -8,7 +8,7 @@ from django.db import connection, transaction
 
 from releases.choices import ReleaseStatus
 from releases.models import AuditEvent, Release
-from releases.services import Actor, release_lock_shared, release_pause, release_promote
+from releases.services import Actor, release_pause, release_promote
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,8 +43,10 @@ def hold_in_thread(work):
 
 @pytest.mark.parametrize("worker_locks", ["gate_shared_locks", "audit_insert"])
 def test_a_person_pauses_while_a_worker_holds_foreign_key_locks_on_the_release(gray, rm, worker_locks):
-    def gate_shared_locks():
-        release_lock_shared(gray.pk)
+    def gate_shared_locks():  # the KEY SHARE locks a foreign-key check takes on the service and the release
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM releases_agentservice WHERE id = %s FOR KEY SHARE", [gray.service_id])
+            cursor.execute("SELECT id FROM releases_release WHERE id = %s FOR KEY SHARE", [gray.pk])
 
     def audit_insert():  # what the gate's audit rows do implicitly: KEY SHARE on release, service, environment
         with connection.cursor() as cursor:

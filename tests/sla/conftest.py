@@ -2,6 +2,7 @@
 
 import shutil
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -10,6 +11,7 @@ from releases.choices import ReleaseStatus
 from releases.models import AgentService, Release
 from releases.services import Actor, release_create, release_promote, release_worker_transition
 from sla import services
+from sla.models import GateRecord
 from sla.prometheus import PrometheusClient
 from tests.sla.prometheus_fakes import AgentExporter, OpenMetricsHistory, PrometheusProcess, VersionTraffic
 
@@ -46,7 +48,15 @@ CANARY_TRAFFIC = {
     "low-traffic": {"rps": 0.1, "error_rate": 0.1},
     "shared-outage": {"rps": 40.0, "error_rate": 0.008, "stable": {"rps": 40.0, "error_rate": 0.008}},
     "turns-bad": {"onset_s_before_end": 30, "error_rate_after_onset": 0.05},
+    # Healthy canaries with too little traffic for evidence (issue 11): 0.5 and 2 req/s against 20 on stable.
+    "underpowered-slow-trickle": {"rps": 0.5},
+    "underpowered-trickle": {"rps": 2.0},
 }
+
+# Stale-baseline scenario (issue 11): v1.0.0 was live long ago (no traffic now), v1.1.0 is the stable serving
+# staging, v1.2.0 ramps; its p95 is far above v1.1.0's.
+STALE_SERVICE = "ramp-stale"
+STALE_TRAFFIC = [("v1.1.0", {}), ("v1.2.0", {"latency_fractions": SLOW})]
 
 # Ramp-controller scenarios (Django tests): service -> canary traffic, in the "staging" environment of the persona
 # fixtures, stable v1.0.0 (20 req/s, 0.1 % errors, p95 500 ms) against canary v1.1.0.
@@ -98,6 +108,8 @@ def prometheus(prometheus_binaries, exporter, history_end):
             history.add(traffic)
     for traffic in ramp_traffic():
         history.add(traffic)
+    for version, overrides in STALE_TRAFFIC:
+        history.add(VersionTraffic(STALE_SERVICE, RAMP_ENV, version, **overrides))
     try:
         process.backfill(history.text())
         process.start()
@@ -133,11 +145,26 @@ def _ready(release: Release) -> None:
                                      actor_name="pipeline", action="pipeline.succeeded")
 
 
+PRIMED_S = 240
+
+
+def prime_phase(release: Release, at: datetime) -> None:
+    """Set-up: the gate first looked at the release's phase at `at` (it evaluates every few seconds), so the
+    phase's sample starts there.  Stores only what that first look records: the canary's raw counters."""
+    [candidate] = [c for c in services.gate_collect() if c.release_id == release.pk]
+    [evaluation] = services.gate_evaluate([candidate], at=at)
+    totals = evaluation.canary.counter_totals
+    assert totals is not None, "the backfilled history has no counters for this canary"
+    state = replace(candidate.state, phase_mark=totals, phase_mark_at=at)
+    GateRecord.objects.filter(pk=release.pk).update(state=state.to_dict())
+
+
 @pytest.fixture
 def canary_of(gate, rm, dev, history_end):
-    """canary_of("ramp-slow") -> v1.1.0 of that service at 5 % in staging, with v1.0.0 live, phase 10 min old."""
+    """canary_of("ramp-slow") -> v1.1.0 of that service at 5 % in staging, with v1.0.0 live, phase 10 min old,
+    first looked at by the gate PRIMED_S before the end of the history (prime=False: never looked at)."""
 
-    def make(service_name: str) -> Release:
+    def make(service_name: str, *, prime: bool = True) -> Release:
         AgentService.objects.create(name=service_name, image_repository=f"registry.example.com/agent/{service_name}")
         stable = release_create(actor=Actor.of(dev), service=service_name, environment=RAMP_ENV, tag=RAMP_STABLE,
                                 commit=sha())
@@ -151,6 +178,8 @@ def canary_of(gate, rm, dev, history_end):
         Release.objects.filter(pk=canary.pk).update(status_changed_at=history_end - timedelta(seconds=600))
         canary.refresh_from_db()
         assert (canary.status, canary.gray_weight) == (S.GRAY, 5)
+        if prime:
+            prime_phase(canary, history_end - timedelta(seconds=PRIMED_S))
         return canary
 
     return make

@@ -151,6 +151,12 @@ class PrometheusProcess:
             time.sleep(0.2)
         raise TimeoutError(f"no series for {query} after {timeout_s}s")
 
+    def outage(self) -> None:
+        """Stop the server but keep its TSDB and port: `start()` brings it back (an outage, not a new one)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()

@@ -33,6 +33,13 @@ def test_durations_accept_seconds_and_units():
     ("nodata_status", "pass", "one of watching"),
     ("min_sample_size", 0, "whole number"),
     ("sequential_regression_factors", [0.5], "ratios > 1"),
+    ("floor_sequential_factors", [], "ratios > 1"),
+    ("floor_sequential_factors", "1.5", "ratios > 1"),
+    ("power", 0.3, "probability from 0.5"),
+    ("power", 1, "probability from 0.5"),
+    ("power", True, "probability from 0.5"),
+    ("max_scrape_gap_s", -5, "seconds > 0"),
+    ("sequential_action", "block", "one of rollback, pause"),
     ("evaluation_window_s", "ten minutes", "duration"),
     ("no_such_field", 1, "unknown policy field"),
 ])

@@ -1,5 +1,6 @@
-// SLA charts: canary vs baseline over time, from the JSON the SLA section embeds (#sla-series).
-// The section is an htmx partial that re-renders on "live:sla"; this script runs after each swap.
+// SLA charts: canary vs baseline (the stable release) over time, from the JSON the page embeds (#sla-series):
+// the release page's SLA section (an htmx partial that re-renders on "live:sla"; this script runs after each
+// swap) and a snapshot's page (the history up to that snapshot).
 (function () {
   const me = document.currentScript;
   const chartSrc = me && me.dataset.chartjs;
@@ -20,6 +21,15 @@
     }
     return window.rollgateChartJs;
   }
+  // Axis and tooltip numbers in the chart's unit, rounded as the tables round them (sla/explain.py).
+  const FORMAT = {
+    ratio: (v) => (v * 100).toFixed(2) + " %",
+    ms: (v) => Math.round(v).toLocaleString("en-US") + " ms",
+  };
+  function format(unit, value) {
+    if (value === null || value === undefined) return "n/a";
+    return (FORMAT[unit] || ((v) => String(v)))(value);
+  }
   function draw() {
     const data = document.getElementById("sla-series");
     if (!data) return;
@@ -27,15 +37,18 @@
     const labels = series.at.map((t) => t.slice(11, 19));
     document.querySelectorAll("canvas[data-sla-chart]").forEach((canvas) => {
       const [canary, baseline] = CHARTS[canvas.dataset.slaChart];
+      const unit = canvas.dataset.unit;
       const old = window.Chart.getChart(canvas); if (old) old.destroy();
       new window.Chart(canvas, {
         type: "line",
         data: {labels, datasets: [
           {label: "canary", data: series[canary], borderColor: "#1d4ed8", spanGaps: true, pointRadius: 1},
-          {label: "baseline", data: series[baseline], borderColor: "#6b7280", spanGaps: true, pointRadius: 1},
+          {label: "stable", data: series[baseline], borderColor: "#6b7280", spanGaps: true, pointRadius: 1},
         ]},
         options: {animation: false, responsive: true, maintainAspectRatio: false,
-                  plugins: {legend: {position: "bottom"}}, scales: {x: {ticks: {maxTicksLimit: 8}}}},
+                  plugins: {legend: {position: "bottom"},
+                            tooltip: {callbacks: {label: (item) => `${item.dataset.label}: ${format(unit, item.parsed.y)}`}}},
+                  scales: {x: {ticks: {maxTicksLimit: 8}}, y: {ticks: {callback: (value) => format(unit, value)}}}},
       });
     });
   }
