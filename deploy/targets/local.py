@@ -131,6 +131,8 @@ def _proc_stat(pid: int) -> tuple[str, int, int] | None:
 
 def process_group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes whose process group is ``pgid``."""
+    if pgid <= 0:
+        return []  # 0 is "no process yet" here; to the kernel it would mean our own group
     members = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -173,15 +175,20 @@ def free_listening_socket() -> socket.socket:
     return sock
 
 
-def read_processes(state_dir: Path | str = DEFAULT_STATE_DIR) -> list[AgentProcess]:
-    """The recorded processes, without locking (files are replaced atomically): for readers such as the
-    traffic generator that only need ports."""
+def _read_entries(state_dir: Path | str) -> list[AgentProcess]:
     path = Path(state_dir) / STATE_FILE
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return []
     return [AgentProcess.from_dict(item) for item in data.get("processes", [])]
+
+
+def read_processes(state_dir: Path | str = DEFAULT_STATE_DIR) -> list[AgentProcess]:
+    """The recorded processes, without locking (files are replaced atomically): for readers such as the
+    traffic generator that only need ports."""
+    # An entry still without a pid is a start in progress (or one whose starter died): nothing to talk to yet.
+    return [p for p in _read_entries(state_dir) if p.pid > 0]
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -231,7 +238,7 @@ class LocalTarget(DeployTarget):
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 try:
-                    processes = read_processes(self.state_dir)
+                    processes = _read_entries(self.state_dir)
                 except (ValueError, KeyError, TypeError) as error:
                     broken = self.state_dir / f"{STATE_FILE}.broken-{int(time.time())}"
                     os.replace(self.state_dir / STATE_FILE, broken)
@@ -240,6 +247,8 @@ class LocalTarget(DeployTarget):
                 for process in processes:
                     if process.pid == 0 and process.launch_token:
                         self._adopt(process)
+                # Under the lock no start is in progress: an entry still without a pid never started.
+                processes[:] = [p for p in processes if p.pid > 0]
                 yield processes
                 # Forget versions whose process group is gone entirely (crashed supervisor, killed by hand).
                 processes[:] = [p for p in processes if p.alive]
@@ -263,7 +272,7 @@ class LocalTarget(DeployTarget):
         targets = [
             {"targets": [f"{HOST}:{p.port}"],
              "labels": {"service": p.service, "env": p.env, "version": p.version, "track": p.track}}
-            for p in processes
+            for p in processes if p.pid > 0
         ]
         _write_atomically(self.state_dir / TARGETS_FILE, json.dumps(targets, indent=1))
 
@@ -381,6 +390,8 @@ class LocalTarget(DeployTarget):
 
     def _terminate(self, process: AgentProcess) -> None:
         """SIGTERM the version's process group, SIGKILL what is left after stop_timeout_s."""
+        if process.pid <= 0:
+            return  # never started: killpg(0) would signal our own process group
         if not _leader_is_ours(process):
             self._log(f"local target: pid {process.pid} of {process.service} {process.version} now belongs to "
                       "another program; not signalling it")

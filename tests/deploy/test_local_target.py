@@ -286,8 +286,9 @@ def test_a_version_is_recorded_before_it_starts_so_a_starter_that_dies_midway_lo
         dying.start(SERVICE, ENV, "v9.0.0")
     monkeypatch.setattr(local.subprocess, "Popen", real_popen)
     child = spawned[0]
-    recorded = read_processes(state_dir)
-    assert [(p.version, p.pid) for p in recorded] == [("v9.0.0", 0)] and recorded[0].launch_token
+    recorded = json.loads((state_dir / "state.json").read_text())["processes"]
+    assert [(p["version"], p["pid"]) for p in recorded] == [("v9.0.0", 0)] and recorded[0]["launch_token"]
+    assert read_processes(state_dir) == []  # lock-free readers (traffic, Prometheus) skip it: no pid yet
 
     survivor = LocalTarget(state_dir, startup_timeout_s=20)
     found = survivor.find(SERVICE, ENV, "v9.0.0")
@@ -295,3 +296,16 @@ def test_a_version_is_recorded_before_it_starts_so_a_starter_that_dies_midway_lo
     assert survivor.stop(SERVICE, ENV, "v9.0.0") == ["v9.0.0"]
     child.wait(timeout=10)
     assert_gone(group_pids(child.pid) | {child.pid})
+
+
+def test_an_entry_that_never_started_is_dropped_and_never_signalled(tmp_path):
+    """A starter that died before spawning leaves an entry without a pid: it is forgotten, and stopping it must
+    not signal process group 0 (that is the caller's own group)."""
+    state_dir = tmp_path / "local-target"
+    state_dir.mkdir()
+    (state_dir / "state.json").write_text(json.dumps({"processes": [{
+        "service": SERVICE, "env": ENV, "version": "v9.9.9", "track": "stable", "pid": 0, "port": 1,
+        "start_ticks": 0, "started_at": 0.0, "log_path": "", "launch_token": "never-started"}]}))
+    target = LocalTarget(state_dir)
+    assert target.stop(SERVICE, ENV) == []
+    assert json.loads((state_dir / "state.json").read_text())["processes"] == []
