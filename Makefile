@@ -8,6 +8,11 @@ STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt | sh
 
 .PHONY: run serve test bench deps system services migrate clean
 
+# Without DJANGO_SETTINGS_MODULE the app runs production settings (and refuses to start without its secrets);
+# these targets choose the local and test settings themselves.
+run serve migrate: export DJANGO_SETTINGS_MODULE ?= config.settings.local
+test: export DJANGO_SETTINGS_MODULE = config.settings.test
+
 system:
 	@bash scripts/install-system.sh
 

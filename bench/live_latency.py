@@ -86,6 +86,7 @@ def setup_release():
 def start_server(db_name: str):
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": database_url(db_name),
+           "ROLLGATE_CHANNEL_PREFIX": settings.ROLLGATE_CHANNEL_PREFIX,  # live events: same deployment as us
            "REDIS_URL": settings.REDIS_URL}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),

@@ -48,6 +48,7 @@ def start_worker(index: int, db_name: str, log_dir: Path) -> subprocess.Popen:
     # Persistent connections in the workers: without them every task pays a PostgreSQL connect (~10-20 ms).
     env = {**os.environ, "DATABASE_URL": database_url(db_name) + "?conn_max_age=600", "REDIS_URL": settings.REDIS_URL,
            "CELERY_TASK_DEFAULT_QUEUE": QUEUE, "DJANGO_SETTINGS_MODULE": "config.settings.test",
+           "ROLLGATE_CHANNEL_PREFIX": settings.ROLLGATE_CHANNEL_PREFIX,  # live events: same deployment as us
            "ROLLGATE_PIPELINE_RUNNERS": json.dumps({s: NOOP for s in ("prepare", "build", "scan", "push")})}
     log = open(log_dir / f"worker-{index}.log", "wb")
     return subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-Q", QUEUE,

@@ -127,6 +127,7 @@ def main() -> int:
         prometheus = start_private_prometheus(
             write_config(tmp / "prometheus.yml", targets_file=state_dir / "targets.json", rollgate_url=url))
         base_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": database_url(db_name),
+                    "ROLLGATE_CHANNEL_PREFIX": settings.ROLLGATE_CHANNEL_PREFIX,  # events: same deployment as us
                     "REDIS_URL": settings.REDIS_URL, "PROMETHEUS_URL": prometheus.url, "PYTHONUNBUFFERED": "1",
                     "SLA_GATE_INTERVAL_SECONDS": "1", "ROLLGATE_AGENT_TOKEN_FILE": str(var / "demo" / "agent-token")}
 

@@ -14,3 +14,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("frontend.urls")),
 ]
+
+# API paths that match no route answer JSON in the error shape (documented for every operation), not HTML.
+handler404 = "releases.api.errors.not_found_handler"

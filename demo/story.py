@@ -325,16 +325,9 @@ class _Watcher:
 
 
 def gate_summary(verdict: dict) -> str:
-    """One line for a verdict: the rules that fired, else the advance rules' numbers, else the first reason."""
-    findings = verdict.get("findings") or []
-    fired = [f for f in findings if f.get("fired")]
-    if fired:
-        severity = {"rollback": 5, "block_version": 4, "pause": 3, "hold": 1}
-        fired.sort(key=lambda f: -severity.get(f.get("effect") or "", 0))
-        return "; ".join(f["text"] for f in fired[:2])
-    passed = [f["text"] for f in findings if f.get("rule") in ("success_rate_advance", "p95_latency_advance")]
-    if passed:
-        return "; ".join(passed)
+    """One line for a verdict: the gate's own sentence (older verdicts: the first reason)."""
+    if verdict.get("summary"):
+        return verdict["summary"]
     reasons = verdict.get("reasons") or [""]
     return reasons[0].split(" [query:")[0]
 

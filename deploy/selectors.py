@@ -15,6 +15,7 @@ from deploy.targets.base import TRACK_STABLE
 from deploy.targets.values import deep_merge, load_values_yaml, merge_values
 from releases import policy
 from releases.models import AgentService, Environment
+from releases.selectors import traffic_refusal
 
 _USERINFO = re.compile(r"(https?://)[^/@\s]+@")
 # What every service starts from before its values.yaml: the repository comes from the service record.
@@ -126,4 +127,8 @@ def revision_rollback_state(*, user, revision: DeployRevision, current=_UNSET) -
         current = last_deployed(revision.service, revision.environment)
     if current is not None and current.digest == revision.digest:
         return False, "this revision's manifests are what runs now"
+    refusal = traffic_refusal(move=policy.MOVE_REVISION_ROLLBACK, service=revision.service,
+                              environment=revision.environment, tag=revision.image_tag)
+    if refusal:
+        return False, refusal
     return True, ""

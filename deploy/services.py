@@ -31,7 +31,7 @@ from releases import events, policy
 from releases.errors import ActionBlocked, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Environment, Release
 from releases.selectors import environment_by_name, service_by_name
-from releases.services import Actor, audit_record, require_permission
+from releases.services import Actor, audit_record, require_permission, traffic_check
 
 R = DeployRevisionStatus
 VALUES_MAX_BYTES = 64 * 1024
@@ -147,7 +147,7 @@ def credential_set(*, actor: Actor, environment: str, kind: str, kubeconfig: str
     else:
         raise InvalidInput(f"kind: must be one of {', '.join(CredentialKind.values)}", field="kind")
     with transaction.atomic():
-        Environment.objects.select_for_update().filter(pk=env_obj.pk).get()
+        Environment.objects.select_for_update(no_key=True).filter(pk=env_obj.pk).get()
         before = TargetCredential.objects.filter(environment=env_obj).values_list("kind", flat=True).first()
         credential, _ = TargetCredential.objects.update_or_create(
             environment=env_obj, defaults={**fields, "updated_by_name": actor.name})
@@ -218,6 +218,8 @@ def revision_rollback_request(*, actor: Actor, service: str, environment: str, n
         allowed, why = selectors.revision_rollback_state(user=actor.user, revision=row)
         if not allowed:
             raise TransitionNotAllowed(f"cannot roll back to revision {number}: {why}")
+    # Freeze windows, approvals and blocked images: the same rule as every other traffic move.
+    traffic_check(move=policy.MOVE_REVISION_ROLLBACK, service=service_obj, environment=env_obj, tag=row.image_tag)
     with transaction.atomic():
         audit_record(actor=actor, action="deploy.rollback_requested", object_type="deploy_revision",
                      object_id=row.pk, release=row.release, service=service_obj, environment=env_obj,

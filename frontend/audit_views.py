@@ -33,6 +33,8 @@ def audit_log(request):
     query.pop("page", None)
     context = {"form": form, "page": page, "query": query.urlencode(),
                "environments": list(Environment.objects.values_list("name", flat=True))}
+    if not is_htmx(request):
+        context["chain"] = selectors.audit_chain_state(user=request.user)
     return render(request, "frontend/_audit_table.html" if is_htmx(request) else "frontend/audit.html", context)
 
 

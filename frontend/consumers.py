@@ -1,12 +1,15 @@
 """The websocket every open page keeps: it relays live events the user's role may see.
 
-Anonymous connections are refused (close code 4401), users without a role too (4403). A page may subscribe to
+Anonymous connections are refused (close code 4401), users without a role too (4403). A socket closes when its
+session logs out or expires (4401) and when its user's roles change (4409: the page reconnects). A page may subscribe to
 more groups (`{"subscribe": "release.42"}`); each join is checked against the policy.
 """
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils import timezone
 
 from frontend import live
+from releases import events
 
 
 class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -23,13 +26,30 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         for group in groups:
             await self._join(group)
+        # Control groups: logout of this session, or a role change of this user, closes the socket.
+        self.control = [events.user_group(user.pk)]
+        session_key = getattr(self.scope.get("session"), "session_key", None)
+        if session_key:
+            self.control.append(events.session_group(session_key))
+        for group in self.control:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.expires_at = await database_sync_to_async(live.session_expires_at)(session_key)
         await self.send_json({"type": "hello", "groups": sorted(self.joined)})
+
+    async def _session_over(self) -> bool:
+        """A session that expired without a logout: close at the next message either way."""
+        if self.expires_at is not None and timezone.now() >= self.expires_at:
+            await self.close(code=4401)
+            return True
+        return False
 
     async def _join(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
         self.joined.add(group)
 
     async def receive_json(self, content, **kwargs):
+        if await self._session_over():
+            return
         group = content.get("subscribe") if isinstance(content, dict) else None
         if not isinstance(group, str):
             await self.send_json({"type": "error", "detail": 'send {"subscribe": "release.<id>"}'})
@@ -41,8 +61,16 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "detail": f"not allowed to follow {group[:60]}"})
 
     async def disconnect(self, code):
-        for group in getattr(self, "joined", ()):
+        for group in [*getattr(self, "joined", ()), *getattr(self, "control", ())]:
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def rollgate_event(self, message):
-        await self.send_json(message["event"])
+        if await self._session_over():
+            return
+        kind = message["event"].get("type")
+        if kind == events.SESSION_ENDED:
+            await self.close(code=4401)  # logged out: the page goes to the login form
+        elif kind == events.ROLES_CHANGED:
+            await self.close(code=4409)  # the page reconnects, and connect() re-checks the new roles
+        else:
+            await self.send_json(message["event"])

@@ -31,3 +31,12 @@ def may_join(user, group: str) -> bool:
     if group == events.AUDIT_GROUP:
         return bool(policy.can(user, policy.AUDIT_VIEW))
     return False
+
+
+def session_expires_at(session_key: str | None):
+    """When this login session expires (database sessions), or None: a socket must not outlive its session."""
+    if not session_key:
+        return None
+    from django.contrib.sessions.models import Session
+
+    return Session.objects.filter(session_key=session_key).values_list("expire_date", flat=True).first()

@@ -29,6 +29,15 @@ def _context(request, release):
         view, missing = None, str(error)
     may = policy.can(request.user, policy.ROUTING_MANAGE)
     is_canary = view is not None and view.canary is not None and view.canary.pk == release.pk
+    # Cut-over moves all new traffic: it needs release.promote too and the same freeze/approval/blocked rule.
+    promote = policy.can(request.user, policy.RELEASE_PROMOTE)
+    may_cut_over, why_not_cut_over = bool(may and promote), may.reason or promote.reason
+    if may_cut_over and is_canary:
+        refusal = selectors.traffic_refusal(move=policy.MOVE_CUT_OVER, service=release.service,
+                                            environment=release.environment, tag=release.version.tag,
+                                            release=release)
+        if refusal:
+            may_cut_over, why_not_cut_over = False, refusal
     return {
         "release": release,
         "view": view,
@@ -38,6 +47,8 @@ def _context(request, release):
         "is_canary": is_canary,
         "may_manage": bool(may),
         "why_not": may.reason,
+        "may_cut_over": may_cut_over,
+        "why_not_cut_over": why_not_cut_over,
         "table_url": f"/api/routing/{release.service.name}/{release.environment.name}/",
     }
 

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from django.db import models
 
 from releases.models import Release
+from releases.sealed import SealedTextField
 
 
 class PipelineStatus(models.TextChoices):
@@ -180,9 +181,10 @@ class WebhookEndpoint(models.Model):
     """Where stage failures are announced. The URL may embed a token: only `masked_url` is ever shown."""
 
     name = models.CharField(max_length=100, unique=True)
-    url = models.URLField(max_length=1000)
+    # Both may carry a secret (a token in the URL, the signature secret): stored encrypted (releases.sealed).
+    url = SealedTextField(help_text="at most 1000 characters (checked by the API)")
     format = models.CharField(max_length=20, choices=WebhookFormat.choices, default=WebhookFormat.GENERIC)
-    signing_secret = models.CharField(max_length=200, blank=True, help_text="Feishu/DingTalk signature secret")
+    signing_secret = SealedTextField(blank=True, help_text="Feishu/DingTalk signature secret")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

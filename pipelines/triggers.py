@@ -5,11 +5,15 @@ Which environment a tag goes to (documented in docs/pipelines.md):
 Prod is protected: the release builds at once but waits for its approvals before any promotion.
 Which service: ROLLGATE_GITLAB_PROJECTS maps a project path ("group/agent-infer") to a service name; otherwise the
 service whose source_repository is the project's path, web URL, http or ssh clone URL.
+Which token: ROLLGATE_GITLAB_PROJECT_TOKENS gives each project its own token (only its SHA-256 is configured) and
+the services that project may release; a token only starts releases of its own project's services.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -33,18 +37,51 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 _ZERO_SHA = "0" * 40
 
 
-def gitlab_token_valid(presented: str | None) -> bool:
-    """Constant-time check of X-Gitlab-Token. With no token configured the webhook is closed."""
+@dataclass(frozen=True)
+class GitlabScope:
+    """What one X-Gitlab-Token may start: a project's token (ROLLGATE_GITLAB_PROJECT_TOKENS) names the project and
+    the services it may release; the legacy shared token (project=None) is accepted only while no per-project
+    token is configured."""
+
+    project: str | None
+    services: frozenset[str] = frozenset()
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def gitlab_token_scope(presented: str | None) -> GitlabScope | None:
+    """Constant-time check of X-Gitlab-Token against the stored SHA-256 of each project's token (and, with no
+    per-project token configured, the shared ROLLGATE_GITLAB_WEBHOOK_TOKEN). None: refused."""
+    if not presented:
+        return None
+    projects = settings.ROLLGATE_GITLAB_PROJECT_TOKENS or {}
+    digest = _sha256(presented)
+    found = None
+    for project, entry in projects.items():
+        if hmac.compare_digest(digest.encode(), str((entry or {}).get("token_sha256", "")).lower().encode()):
+            found = GitlabScope(project=project, services=frozenset((entry or {}).get("services", [])))
+    if found is not None or projects:
+        return found
     expected = settings.ROLLGATE_GITLAB_WEBHOOK_TOKEN or ""
-    if not expected or not presented:
-        return False
-    return hmac.compare_digest(presented.encode(), expected.encode())
+    if expected and hmac.compare_digest(presented.encode(), expected.encode()):
+        return GitlabScope(project=None)
+    return None
 
 
-def gitlab_check_token(presented: str | None) -> None:
-    if not gitlab_token_valid(presented):
-        raise Forbidden("X-Gitlab-Token is missing or wrong" if settings.ROLLGATE_GITLAB_WEBHOOK_TOKEN else
-                        "the GitLab webhook is disabled: ROLLGATE_GITLAB_WEBHOOK_TOKEN is not set")
+def gitlab_token_valid(presented: str | None) -> bool:
+    return gitlab_token_scope(presented) is not None
+
+
+def gitlab_check_token(presented: str | None) -> GitlabScope:
+    scope = gitlab_token_scope(presented)
+    if scope is None:
+        configured = settings.ROLLGATE_GITLAB_PROJECT_TOKENS or settings.ROLLGATE_GITLAB_WEBHOOK_TOKEN
+        raise Forbidden("X-Gitlab-Token is missing or wrong" if configured else
+                        "the GitLab webhook is disabled: neither ROLLGATE_GITLAB_PROJECT_TOKENS nor "
+                        "ROLLGATE_GITLAB_WEBHOOK_TOKEN is set")
+    return scope
 
 
 def _gitlab_actor() -> Actor:
@@ -85,7 +122,7 @@ def gitlab_tag_push(*, token: str | None, event: str, payload: dict) -> tuple[Re
 
     A wrong or missing token raises Forbidden before anything is read or recorded. Re-deliveries of the same tag
     return the release created the first time."""
-    gitlab_check_token(token)
+    scope = gitlab_check_token(token)
     if event != "Tag Push Hook" or payload.get("object_kind") not in (None, "tag_push"):
         return None, f"ignored: only Tag Push Hook events start releases (got {event[:40] or 'no event'})"
     ref = str(payload.get("ref") or "")
@@ -110,7 +147,14 @@ def gitlab_tag_push(*, token: str | None, event: str, payload: dict) -> tuple[Re
     for name, value in (("project", project), ("repository", repository)):
         if not isinstance(value, dict):
             raise InvalidInput(f"{name}: must be an object as GitLab sends it", field=name)
+    if scope.project is not None and str(project.get("path_with_namespace") or "") != scope.project:
+        raise Forbidden(f"this X-Gitlab-Token belongs to project {scope.project}, not "
+                        f"{str(project.get('path_with_namespace') or 'an unnamed project')[:100]}")
     service = service_for_project(project, repository)
+    if scope.project is not None and service.name not in scope.services:
+        allowed = ", ".join(sorted(scope.services)) or "no service"
+        raise Forbidden(f"project {scope.project} may start releases of {allowed}, not {service.name} "
+                        f"(ROLLGATE_GITLAB_PROJECT_TOKENS)")
     with transaction.atomic():
         # Lock the service so two deliveries of one tag at the same moment create one release.
         AgentService.objects.select_for_update(no_key=True).filter(pk=service.pk).get()

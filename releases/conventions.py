@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 from releases.choices import VersionKind
 
-_SEMVER = r"v(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
+# [0-9], not \d: \d also matches other scripts' digits ("v１.٢.3" must not pass as a release tag).
+_SEMVER = r"v(?P<major>0|[1-9][0-9]*)\.(?P<minor>0|[1-9][0-9]*)\.(?P<patch>0|[1-9][0-9]*)"
 TAG_PATTERNS: list[tuple[str, re.Pattern]] = [
     (VersionKind.RELEASE, re.compile(rf"^{_SEMVER}$")),
-    (VersionKind.CANDIDATE, re.compile(rf"^{_SEMVER}-rc(?P<n>[1-9]\d*)$")),
+    (VersionKind.CANDIDATE, re.compile(rf"^{_SEMVER}-rc(?P<n>[1-9][0-9]*)$")),
     (VersionKind.GRAY, re.compile(rf"^{_SEMVER}-gray-(?P<name>[A-Za-z0-9]{{1,20}})$")),
-    (VersionKind.ROLLBACK, re.compile(rf"^{_SEMVER}-r(?P<n>[1-9]\d*)$")),
+    (VersionKind.ROLLBACK, re.compile(rf"^{_SEMVER}-r(?P<n>[1-9][0-9]*)$")),
     (VersionKind.DEV, re.compile(r"^dev-latest$")),
 ]
 TAG_CONVENTIONS = (

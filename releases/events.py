@@ -4,6 +4,7 @@ Events carry a type and ids, never whole objects: the page re-renders its partia
 transaction commits, so a browser never sees a state that was rolled back.
 """
 import asyncio
+import hashlib
 import logging
 import os
 import re
@@ -29,6 +30,22 @@ def group_name(*parts: object) -> str:
 
 def release_group(release_id: int) -> str:
     return group_name("release", release_id)
+
+
+def user_group(user_id: int) -> str:
+    """Every socket of one user: closed when the user's roles change (the page reconnects with the new ones)."""
+    return group_name("user", user_id)
+
+
+def session_group(session_key: str) -> str:
+    """The sockets of one login session: closed when it logs out. The key is hashed: group names are visible in
+    Redis and a session key is a credential."""
+    return group_name("session", hashlib.sha256(session_key.encode()).hexdigest()[:32])
+
+
+# Event types the consumer acts on itself (it closes the socket) instead of relaying them to the page.
+SESSION_ENDED = "session.ended"
+ROLES_CHANGED = "session.roles_changed"
 
 
 _sender_lock = threading.Lock()

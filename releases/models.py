@@ -5,6 +5,7 @@ Status changes happen only in releases/services.py; models hold data and simple 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from releases.choices import (
     CANARY_STATUSES,
@@ -196,7 +197,11 @@ class AuditEvent(models.Model):
     to_state = models.CharField(max_length=30, blank=True)
     reason = models.TextField(blank=True)
     details = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by audit_record before the insert (not auto_now_add): the hash covers it.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Tamper evidence (releases/audit_chain.py): SHA-256 over this row's content and the previous row's hash.
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
+    row_hash = models.CharField(max_length=64, blank=True, default="")
 
     objects = AuditEventQuerySet.as_manager()
 

@@ -66,7 +66,7 @@ ACTION_LABELS = {
     AUDIT_VIEW: "read the audit log",
     SLA_VIEW: "read SLA reports",
     SLA_POLICY_MANAGE: "change SLA policies",
-    ROUTING_MANAGE: "change gray routing (cut over, switch back, rules, blocked versions)",
+    ROUTING_MANAGE: "change gray routing (switch back, rules, blocked versions; cut over also needs release.promote)",
     WEBHOOK_MANAGE: "manage failure-notification webhooks",
 }
 
@@ -89,6 +89,13 @@ def roles_of(user) -> frozenset[str]:
         cached = frozenset(name for name in user.groups.values_list("name", flat=True) if name in valid)
         user._rollgate_roles = cached
     return cached
+
+
+def roles_of_fresh(user) -> frozenset[str]:
+    """Roles read again from the database (after a change), not the per-request cache."""
+    if hasattr(user, "_rollgate_roles"):
+        del user._rollgate_roles
+    return roles_of(user)
 
 
 def roles_with(action: str) -> list[str]:
@@ -117,4 +124,63 @@ def permission_matrix_markdown() -> str:
     for action, allowed in permission_matrix():
         marks = " | ".join("✔" if allowed[role] else "" for role in Role.values)
         lines.append(f"| {ACTION_LABELS[action]} (`{action}`) | {marks} |")
+    return "\n".join(lines)
+
+
+# --- Traffic moves: one rule for everything that deploys or moves traffic ---------------------------------------
+# Roles say *who* may act (above); this table says *when*: freeze windows, approvals and blocked images.
+# releases.services.traffic_check applies it for promote, resume, rollback, the routing app's cut-over, switch-back,
+# rules and blocked versions, and the deploy app's rollback to a revision. The README carries this table.
+
+FREEZE_ALLOWED = "allowed"
+FREEZE_REFUSED = "refused"
+FREEZE_STABLE_ONLY = "only to a version that was live here"
+
+APPROVALS_NONE = ""
+APPROVALS_RELEASE = "the release's approvals"
+APPROVALS_WENT_LIVE = "the image went live here before"
+
+MOVE_PROMOTE = "promote"
+MOVE_RESUME = "resume"
+MOVE_ROLLBACK = "rollback"
+MOVE_CUT_OVER = "cut-over"
+MOVE_SWITCH_BACK = "switch-back"
+MOVE_RULES = "routing rules"
+MOVE_BLOCK = "block a version"
+MOVE_UNBLOCK = "unblock a version"
+MOVE_REVISION_ROLLBACK = "rollback to a revision"
+
+
+@dataclass(frozen=True)
+class TrafficRule:
+    freeze: str  # FREEZE_*
+    approvals: str  # APPROVALS_* (protected environments)
+    may_use_blocked_image: bool = False
+    label: str = ""
+
+
+TRAFFIC_RULES: dict[str, TrafficRule] = {
+    MOVE_PROMOTE: TrafficRule(FREEZE_REFUSED, APPROVALS_RELEASE, label="promote (each rung, and promote fully)"),
+    MOVE_RESUME: TrafficRule(FREEZE_REFUSED, APPROVALS_RELEASE, label="resume a paused canary"),
+    MOVE_CUT_OVER: TrafficRule(FREEZE_REFUSED, APPROVALS_RELEASE, label="blue-green cut-over to the canary"),
+    MOVE_RULES: TrafficRule(FREEZE_REFUSED, APPROVALS_RELEASE, label="change the canary's gray routing rules"),
+    # Unblocking lifts a routing block only: a release the scan or the SLA gate blocked stays blocked for good.
+    MOVE_UNBLOCK: TrafficRule(FREEZE_REFUSED, APPROVALS_NONE, may_use_blocked_image=True,
+                              label="unblock a version in routing"),
+    MOVE_REVISION_ROLLBACK: TrafficRule(FREEZE_STABLE_ONLY, APPROVALS_WENT_LIVE,
+                                        label="rollback to a deploy revision"),
+    MOVE_ROLLBACK: TrafficRule(FREEZE_ALLOWED, APPROVALS_NONE,
+                               label="roll back a release (canary to 0 %, or the live one to the one it replaced)"),
+    MOVE_SWITCH_BACK: TrafficRule(FREEZE_ALLOWED, APPROVALS_NONE, label="blue-green switch-back to the stable"),
+    MOVE_BLOCK: TrafficRule(FREEZE_ALLOWED, APPROVALS_NONE, may_use_blocked_image=True,
+                            label="block a version in routing"),
+}
+
+
+def traffic_rules_markdown() -> str:
+    """The README's "when" table; tests/releases/test_traffic_policy.py checks the README carries it."""
+    lines = ["| move | in a freeze window | protected environment needs | blocked image |", "|---|---|---|---|"]
+    for rule in TRAFFIC_RULES.values():
+        blocked = "allowed" if rule.may_use_blocked_image else "refused"
+        lines.append(f"| {rule.label} | {rule.freeze} | {rule.approvals or 'nothing more'} | {blocked} |")
     return "\n".join(lines)

@@ -2,10 +2,11 @@
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Max, Q, QuerySet
+from django.core.cache import cache
+from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from releases import policy
+from releases import audit_chain, policy
 from releases.choices import CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
 from releases.errors import NotFound
 from releases.freeze import active_freeze, describe
@@ -77,6 +78,63 @@ def approval_summary(release: Release) -> ApprovalSummary:
     return summary
 
 
+# --- the one rule for traffic moves: the reasoning (services.traffic_check raises with it) --------------------
+
+# Other apps that keep their own list of blocked versions (routing) register a reader here when they start:
+# callable(service, environment) -> {tag: reason}. Registration instead of an import keeps releases importing
+# no other app.
+BLOCKED_VERSION_SOURCES: list = []
+
+
+def blocked_image_reason(service: AgentService, environment: Environment, tag: str) -> str:
+    """Why this image may never be deployed or routed to again, or "" when it may."""
+    blocked = (Release.objects.filter(service=service, version__tag=tag, status=S.BLOCKED)
+               .select_related("environment").first())
+    if blocked is not None:
+        return (f"release #{blocked.pk} was blocked in {blocked.environment.name}"
+                + (f": {blocked.status_reason}" if blocked.status_reason else ""))
+    for source in BLOCKED_VERSION_SOURCES:
+        reason = source(service, environment).get(tag)
+        if reason is not None:
+            return f"blocked in routing in {environment.name}: {reason}"
+    return ""
+
+
+def went_live(service: AgentService, environment: Environment, tag: str) -> bool:
+    """The image was (or is) the stable version here: it passed this environment's approvals back then."""
+    return Release.objects.filter(service=service, environment=environment, version__tag=tag,
+                                  status__in=(S.LIVE, S.SUPERSEDED)).exists()
+
+
+def traffic_refusal(*, move: str, service: AgentService, environment: Environment, tag: str = "",
+                    release: Release | None = None) -> str:
+    """Why `move` (policy.TRAFFIC_RULES) may not happen now, in words, or "" when it may."""
+    rule = policy.TRAFFIC_RULES[move]
+    if tag and not rule.may_use_blocked_image:
+        why = blocked_image_reason(service, environment, tag)
+        if why:
+            return (f"cannot {move}: {service.name} {tag} is blocked ({why}); nothing deploys or routes to a "
+                    f"blocked image again: build a new version")
+    window = active_freeze(environment.freeze_windows, timezone.now())
+    if window and rule.freeze != policy.FREEZE_ALLOWED:
+        if rule.freeze == policy.FREEZE_REFUSED or not (tag and went_live(service, environment, tag)):
+            allowed = ", ".join(r.label.split(" (")[0] for r in policy.TRAFFIC_RULES.values()
+                                if r.freeze == policy.FREEZE_ALLOWED)
+            what = f"{move} waits" if rule.freeze == policy.FREEZE_REFUSED else (
+                f"{move} may only return to a version that was live here, and {tag} never was")
+            return f"{environment.name} is {describe(window)}: {what}; allowed now: {allowed}"
+    if rule.approvals == policy.APPROVALS_RELEASE and release is not None:
+        summary = approval_summary(release)
+        if summary.missing:
+            missing = ", ".join(f"{count} {role}" for role, count in sorted(summary.missing.items()))
+            return f"{environment.name} is protected: {move} needs approval from {missing}"
+    if rule.approvals == policy.APPROVALS_WENT_LIVE and environment.required_approvals and tag:
+        if not went_live(service, environment, tag):
+            return (f"{environment.name} is protected: {tag} never went live here, so it never had its approvals; "
+                    f"release it (with approvals) instead of rolling back to it")
+    return ""
+
+
 def release_list(*, user, service: str = "", environment: str = "", status: str = "", tag: str = "") -> QuerySet:
     if not policy.can(user, policy.RELEASE_VIEW):
         return Release.objects.none()
@@ -101,7 +159,9 @@ def audit_list(*, user, release_id: int | None = None, actor: str = "", action: 
                environment: str = "", since=None, until=None) -> QuerySet:
     if not policy.can(user, policy.AUDIT_VIEW):
         return AuditEvent.objects.none()
-    qs = AuditEvent.objects.select_related("release", "service", "environment")
+    # prior_hash: the hash of the row just before each one, so the API can flag rows that break the chain.
+    prior = AuditEvent.objects.filter(id__lt=OuterRef("id")).order_by("-id").values("row_hash")[:1]
+    qs = AuditEvent.objects.select_related("release", "service", "environment").annotate(prior_hash=Subquery(prior))
     if release_id:
         qs = qs.filter(release_id=release_id)
     if actor:
@@ -117,6 +177,20 @@ def audit_list(*, user, release_id: int | None = None, actor: str = "", action: 
     if until:
         qs = qs.filter(created_at__lt=until)
     return qs
+
+
+AUDIT_CHAIN_CACHE_SECONDS = 60
+
+
+def audit_chain_state(*, user) -> audit_chain.ChainState | None:
+    """The whole chain verified (as `manage.py audit_verify` does), at most once a minute for the audit page."""
+    if not policy.can(user, policy.AUDIT_VIEW):
+        return None
+    state = cache.get("audit-chain-state")
+    if state is None:
+        state = audit_chain.verify(AuditEvent.objects.all())
+        cache.set("audit-chain-state", state, AUDIT_CHAIN_CACHE_SECONDS)
+    return state
 
 
 def release_is_rollbackable(release: Release) -> bool:
@@ -174,6 +248,10 @@ def release_actions(*, user, release: Release) -> dict[str, ActionState]:
     promotable = status in (S.READY, S.GRAY)
     status_words = release.get_status_display().lower()
     why_not = {S.PAUSED: "paused: resume first"}.get(status, f"release is {status_words}")
+    if promotable or status == S.PAUSED:
+        move = policy.MOVE_PROMOTE if promotable else policy.MOVE_RESUME
+        # Freeze window or blocked image in the rule's words (missing approvals keep their own wording below).
+        frozen = traffic_refusal(move=move, service=release.service, environment=env, tag=release.version.tag)
     check("promote", policy.RELEASE_PROMOTE, promotable, why_not, frozen or missing)
     check("promote_full", policy.RELEASE_PROMOTE, promotable, why_not, frozen or missing)
     check("pause", policy.RELEASE_PAUSE, status == S.GRAY,

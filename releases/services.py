@@ -4,13 +4,17 @@ Interactive transitions lock the service row (serialising every change to one se
 release, check role, state machine and rules, change it, write the audit row and publish the live event on commit.
 Worker transitions (pipelines, SLA gate) use compare-and-set and return quietly when someone else got there first.
 """
+import json
+import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
-from releases import events, policy
+from releases import audit_chain, events, policy
+from releases.tokens import token_digest
 from releases.choices import (
     ALLOWED_TRANSITIONS,
     CANARY_STATUSES,
@@ -21,9 +25,9 @@ from releases.choices import (
 )
 from releases.conventions import MOVING_TAGS, ConventionError, check_branch, check_tag_environment, parse_tag
 from releases.errors import ActionBlocked, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
-from releases.freeze import active_freeze, describe
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
-from releases.selectors import approval_summary, environment_by_name, gray_ladder, live_release, service_by_name
+from releases.selectors import approval_summary, environment_by_name, gray_ladder, live_release, service_by_name, \
+    traffic_refusal
 from releases.signals import release_transitioned
 
 S = ReleaseStatus
@@ -66,16 +70,57 @@ def audit_record(
     if release is not None:
         service = service or release.service
         environment = environment or release.environment
-    event = AuditEvent.objects.create(
+    event = AuditEvent(
         actor=actor.user, actor_name=actor.name, action=action, object_type=object_type, object_id=str(object_id),
         release=release, service=service, environment=environment, from_state=from_state, to_state=to_state,
-        reason=reason, details=details or {},
+        reason=reason, details=json.loads(json.dumps(details or {}, default=str)), created_at=timezone.now(),
     )
+    with transaction.atomic():
+        # The chain lock is the last lock any transaction takes (after service, release, pipeline/rollout rows):
+        # it is held to commit, so a transaction must not lock more rows after writing its audit row.
+        audit_chain.lock_chain()
+        event.prev_hash = AuditEvent.objects.order_by("-id").values_list("row_hash", flat=True).first() or ""
+        event.row_hash = audit_chain.row_hash(event, event.prev_hash)
+        event.save(force_insert=True)
     events.send_event_on_commit(
         [events.AUDIT_GROUP], "audit.created",
         {"audit_id": event.pk, "action": action, "release_id": release.pk if release else None},
     )
     return event
+
+
+# --- people: role changes and sessions (live sockets follow them) -------------------------------------------
+
+
+def user_roles_changed(*, actor: Actor, user, added: list[str], removed: list[str]) -> None:
+    """Audit a role (group) change and close the user's open sockets on commit: they reconnect with what the new
+    roles allow. Called by the m2m_changed receiver, whoever changed the groups (admin, shell, seed_demo)."""
+    with transaction.atomic():
+        audit_record(actor=actor, action="user.roles_changed", object_type="user", object_id=user.pk,
+                     reason=f"{user.get_username()}: " + "; ".join(
+                         part for part in (f"added {', '.join(added)}" if added else "",
+                                           f"removed {', '.join(removed)}" if removed else "") if part),
+                     details={"username": user.get_username(), "added": added, "removed": removed,
+                              "roles": sorted(policy.roles_of_fresh(user))})
+        events.send_event_on_commit([events.user_group(user.pk)], events.ROLES_CHANGED, {"user_id": user.pk})
+
+
+def api_token_issue(*, user) -> str:
+    """A new API token for `user`, replacing the previous one (only its digest is stored, so the old key cannot be
+    shown again). Returns the key: the only time anyone sees it."""
+    key = secrets.token_hex(20)
+    with transaction.atomic():
+        Token.objects.filter(user=user).delete()
+        Token.objects.create(user=user, key=token_digest(key))
+        audit_record(actor=Actor.of(user), action="auth.token_issued", object_type="user", object_id=user.pk,
+                     reason="API token issued; the previous one, if any, is revoked")
+    return key
+
+
+def session_ended(*, session_key: str) -> None:
+    """A login session ended (logout): close the sockets it opened."""
+    if session_key:
+        events.send_event(groups=[events.session_group(session_key)], event_type=events.SESSION_ENDED, payload={})
 
 
 # --- services and environments -------------------------------------------------------------------------------
@@ -104,7 +149,7 @@ def environment_update(*, actor: Actor, name: str, changes: dict) -> Environment
     """Change an environment's protection, approvals, freeze windows or auto-rollback (already validated)."""
     require_permission(actor, policy.ENVIRONMENT_MANAGE)
     with transaction.atomic():
-        environment = Environment.objects.select_for_update().get(pk=environment_by_name(name).pk)
+        environment = Environment.objects.select_for_update(no_key=True).get(pk=environment_by_name(name).pk)
         before = {key: getattr(environment, key) for key in changes}
         for key, value in changes.items():
             if key not in ENVIRONMENT_EDITABLE:
@@ -273,17 +318,17 @@ def _move(release: Release, *, to_status: str, actor: Actor, action: str, reason
     return release
 
 
-def _check_not_frozen(release: Release) -> None:
-    window = active_freeze(release.environment.freeze_windows, timezone.now())
-    if window:
-        raise ActionBlocked(f"{release.environment.name} is {describe(window)}: promotion waits; rollback is allowed")
+# --- the one rule for traffic moves (freeze windows, approvals, blocked images) ------------------------------
 
 
-def _check_approvals(release: Release) -> None:
-    summary = approval_summary(release)
-    if summary.missing:
-        missing = ", ".join(f"{count} {role}" for role, count in sorted(summary.missing.items()))
-        raise ActionBlocked(f"{release.environment.name} is protected: promotion needs approval from {missing}")
+def traffic_check(*, move: str, service: AgentService, environment: Environment, tag: str = "",
+                  release: Release | None = None) -> None:
+    """Raise ActionBlocked (409, reason in words) unless `move` may happen now: every action that deploys or moves
+    traffic calls this with the image it would send traffic to. The rules are policy.TRAFFIC_RULES; the reasoning
+    (a read) is selectors.traffic_refusal, which pages use to grey buttons out with the same words."""
+    refusal = traffic_refusal(move=move, service=service, environment=environment, tag=tag, release=release)
+    if refusal:
+        raise ActionBlocked(refusal)
 
 
 def _check_canary_slot_free(release: Release) -> None:
@@ -337,9 +382,9 @@ def release_promote(*, actor: Actor, release_id: int, comment: str = "", full: b
         if release.status not in (S.READY, S.GRAY):
             _check_edge(release, S.LIVE, "promote")
             raise TransitionNotAllowed(f"cannot promote release #{release.pk}: it is {release.status}")
-        _check_not_frozen(release)
+        traffic_check(move=policy.MOVE_PROMOTE, service=release.service, environment=release.environment,
+                      tag=release.version.tag, release=release)
         if release.status == S.READY:
-            _check_approvals(release)
             _check_canary_slot_free(release)
         ladder = gray_ladder(release.environment)
         next_weights = [w for w in ladder if w > release.gray_weight]
@@ -399,7 +444,8 @@ def release_resume(*, actor: Actor, release_id: int, comment: str = "") -> Relea
         release = _lock(release_id)
         if release.status != S.PAUSED:
             raise TransitionNotAllowed(f"cannot resume release #{release.pk}: it is {release.status}, not paused")
-        _check_not_frozen(release)
+        traffic_check(move=policy.MOVE_RESUME, service=release.service, environment=release.environment,
+                      tag=release.version.tag, release=release)
         return _move(release, to_status=S.GRAY, actor=actor, action="release.resume", reason=comment)
 
 
@@ -424,7 +470,10 @@ def release_rollback(*, actor: Actor, release_id: int, comment: str = "", canary
         if previous is None or previous.status != S.SUPERSEDED:
             raise TransitionNotAllowed(f"cannot roll back release #{release.pk}: there is no earlier live release "
                                        f"in {release.environment.name} to return to")
-        previous = Release.objects.select_for_update(no_key=True).get(pk=previous.pk)
+        previous = Release.objects.select_for_update(no_key=True, of=("self",)).select_related("version").get(
+            pk=previous.pk)
+        traffic_check(move=policy.MOVE_ROLLBACK, service=release.service, environment=release.environment,
+                      tag=previous.version.tag)
         _move(release, to_status=S.ROLLED_BACK, actor=actor, action="release.rollback", reason=comment,
               gray_weight=0, details={"restored_release": previous.pk})
         _move(previous, to_status=S.LIVE, actor=actor, action="release.restore", gray_weight=100,

@@ -6,13 +6,14 @@ routing/async_views.py.
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import authentication, exceptions, serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from releases import policy
 from releases.api.base import CommentInput, StrictInputSerializer, requires
+from releases.api.token_auth import HashedTokenAuthentication
 from releases.errors import Forbidden, NotFound
 from releases.models import AgentService, Environment
 from releases.services import Actor
@@ -67,7 +68,7 @@ class IsAgent(BasePermission):
         return isinstance(request.auth, auth.AgentPrincipal)
 
 
-AGENT_AUTH = [AgentTokenAuthentication, TokenAuthentication, SessionAuthentication]
+AGENT_AUTH = [AgentTokenAuthentication, HashedTokenAuthentication, SessionAuthentication]
 
 
 class AgentReport(StrictInputSerializer):

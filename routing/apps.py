@@ -6,4 +6,10 @@ class RoutingConfig(AppConfig):
     verbose_name = "Gray routing for schedulers"
 
     def ready(self):
+        from releases.selectors import BLOCKED_VERSION_SOURCES
         from routing import receivers  # noqa: F401  (connects to releases.signals.release_transitioned)
+        from routing.selectors import blocked_in_routing
+
+        # The release domain's traffic rule refuses versions blocked in routing too (nothing redeploys them).
+        if blocked_in_routing not in BLOCKED_VERSION_SOURCES:
+            BLOCKED_VERSION_SOURCES.append(blocked_in_routing)

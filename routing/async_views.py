@@ -10,6 +10,7 @@ GET /metrics/traces                         Prometheus text format, read from Re
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import threading
 import time
@@ -49,7 +50,9 @@ _UNAUTHENTICATED = dict(
 def _human_token_user(key: str):
     from rest_framework.authtoken.models import Token
 
-    token = Token.objects.select_related("user").filter(key=key).first()
+    from releases.tokens import token_digest
+
+    token = Token.objects.select_related("user").filter(key=token_digest(key)).first()
     return token.user if token and token.user.is_active else None
 
 
@@ -268,7 +271,11 @@ async def trace_results(request):
 
 async def trace_metrics(request):
     token = settings.ROLLGATE_METRICS_TOKEN
-    if token and request.headers.get("Authorization", "") != f"Bearer {token}":
+    if not token and not settings.ROLLGATE_METRICS_OPEN:
+        return _error(403, "this scrape endpoint is closed: set ROLLGATE_METRICS_TOKEN (Prometheus sends it as a "
+                      "bearer token) or open it explicitly with ROLLGATE_METRICS_OPEN=1", "metrics_closed")
+    given = request.headers.get("Authorization", "")
+    if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return _error(401, "this scrape endpoint needs Authorization: Bearer <ROLLGATE_METRICS_TOKEN>",
                       "not_authenticated", WWW_Authenticate='Bearer realm="rollgate-metrics"')
     try:

@@ -18,8 +18,10 @@ import threading
 import time
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.utils import timezone
 
+from releases.services import Actor, audit_record
 from routing.models import AgentToken
 
 KEY_PREFIX = "rgat_"
@@ -47,15 +49,27 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def token_create(*, name: str, environment, service=None) -> tuple[AgentToken, str]:
+def token_create(*, name: str, environment, service=None, actor=None) -> tuple[AgentToken, str]:
+    """Create a token and audit it (who, for which scope; never the key). `actor` defaults to manage.py."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    token = AgentToken.objects.create(name=name, environment=environment, service=service, key_hash=hash_key(key),
-                                      prefix=key[:12])
+    with transaction.atomic():
+        token = AgentToken.objects.create(name=name, environment=environment, service=service,
+                                          key_hash=hash_key(key), prefix=key[:12])
+        audit_record(actor=actor or Actor.system("manage.py"), action="agent_token.create", object_type="agent_token",
+                     object_id=token.pk, service=service, environment=environment, to_state="active",
+                     details={"name": name, "prefix": token.prefix})
     return token, key
 
 
-def token_revoke(*, token_id: int) -> bool:
-    updated = AgentToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+def token_revoke(*, token_id: int, actor=None) -> bool:
+    with transaction.atomic():
+        updated = AgentToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if updated:
+            token = AgentToken.objects.select_related("service", "environment").get(pk=token_id)
+            audit_record(actor=actor or Actor.system("manage.py"), action="agent_token.revoke",
+                         object_type="agent_token", object_id=token.pk, service=token.service,
+                         environment=token.environment, from_state="active", to_state="revoked",
+                         details={"name": token.name, "prefix": token.prefix})
     with _cache_lock:
         _cache.clear()
     return bool(updated)

@@ -16,7 +16,9 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "rollgate:routing:changed"
+def channel() -> str:
+    """Per deployment (ROLLGATE_CHANNEL_PREFIX): Redis pub/sub ignores the db number."""
+    return f"{settings.ROLLGATE_CHANNEL_PREFIX}:routing:changed"
 
 _sync_lock = threading.Lock()
 _sync_client: redis.Redis | None = None
@@ -37,7 +39,7 @@ def table_key(service: str, environment: str) -> str:
 def publish_change(service: str, environment: str) -> None:
     """Wake every long-poll for this table. Never raises: the change is committed; clients re-check on timeout."""
     try:
-        sync_redis().publish(CHANNEL, table_key(service, environment))
+        sync_redis().publish(channel(), table_key(service, environment))
     except redis.RedisError:
         log.warning("routing change of %s/%s not published; long-polls see it at their next re-check",
                     service, environment, exc_info=True)
@@ -62,7 +64,7 @@ class ChangeHub:
             client = aioredis.Redis.from_url(settings.REDIS_URL)
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(channel())
                 self._subscribed.set()
                 delay = 0.2
                 async for message in pubsub.listen():

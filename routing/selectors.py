@@ -158,3 +158,10 @@ def known_versions(service: AgentService) -> set[str]:
 
     return set(Version.objects.filter(service=service).values_list("tag", flat=True))
 
+
+
+def blocked_in_routing(service: AgentService, environment: Environment) -> dict[str, str]:
+    """{version: reason} of the versions ops or the SLA gate took out of routing here (RoutingState)."""
+    state = RoutingState.objects.filter(service=service, environment=environment).only("blocked_versions").first()
+    return {tag: (info or {}).get("reason", "") or "blocked in routing"
+            for tag, info in ((state.blocked_versions or {}) if state else {}).items()}

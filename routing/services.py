@@ -15,7 +15,7 @@ from releases import events, policy
 from releases.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Environment, Release
 from releases.selectors import canary_release
-from releases.services import Actor, audit_record, require_permission
+from releases.services import Actor, audit_record, require_permission, traffic_check
 from releases.choices import ReleaseStatus
 from rollgate_client.table import GrayRule, RoutingTableError
 from routing import notify
@@ -126,10 +126,14 @@ def _require_gray_canary(canary: Release | None, verb: str, service: str, enviro
 
 
 def routing_cut_over(*, actor: Actor, service: str, environment: str, comment: str = "") -> RoutingState:
-    """Blue-green: send all new traffic to the canary (the new colour). The stable stays as the way back."""
+    """Blue-green: send all new traffic to the canary (the new colour). The stable stays as the way back.
+    Moving all traffic is a promotion: it needs release.promote as well and passes the promote rules."""
+    require_permission(actor, policy.RELEASE_PROMOTE)
 
     def apply(state, canary):
         canary = _require_gray_canary(canary, "cut over", service, environment)
+        traffic_check(move=policy.MOVE_CUT_OVER, service=canary.service, environment=canary.environment,
+                      tag=canary.version.tag, release=canary)
         if state.override == RoutingOverride.CUT_OVER and state.override_release_id == canary.pk:
             raise TransitionNotAllowed(f"{canary.version.tag} already gets all new traffic")
         state.override, state.override_release = RoutingOverride.CUT_OVER, canary
@@ -147,6 +151,7 @@ def routing_switch_back(*, actor: Actor, service: str, environment: str, comment
             raise TransitionNotAllowed(f"cannot switch back: {service} has no canary release in {environment}")
         if state.override == RoutingOverride.SWITCH_BACK and state.override_release_id == canary.pk:
             raise TransitionNotAllowed(f"new traffic already goes to the stable version, not {canary.version.tag}")
+        traffic_check(move=policy.MOVE_SWITCH_BACK, service=canary.service, environment=canary.environment)
         state.override, state.override_release = RoutingOverride.SWITCH_BACK, canary
         return {"version": canary.version.tag, "weight_after": 0}, "switched_back"
 
@@ -176,6 +181,8 @@ def routing_rules_update(*, actor: Actor, service: str, environment: str, rules:
     def apply(state, canary):
         if canary is None:
             raise TransitionNotAllowed(f"cannot set gray rules: {service} has no canary release in {environment}")
+        traffic_check(move=policy.MOVE_RULES, service=canary.service, environment=canary.environment,
+                      tag=canary.version.tag, release=canary)
         before = list(state.gray_rules) if state.rules_release_id == canary.pk else []
         state.gray_rules, state.rules_release = parsed, canary
         return {"version": canary.version.tag, "before": before, "after": parsed}, "rules_updated"
@@ -193,6 +200,7 @@ def version_block(*, actor: Actor, service: str, environment: str, version: str,
         blocked = dict(state.blocked_versions or {})
         if version in blocked:
             raise TransitionNotAllowed(f"version {version} is already blocked in {environment}")
+        traffic_check(move=policy.MOVE_BLOCK, service=state.service, environment=state.environment, tag=version)
         blocked[version] = {"reason": reason[:500], "by": actor.name, "at": timezone.now().isoformat()}
         state.blocked_versions = blocked
         return {"version": version}, "blocked"
@@ -206,6 +214,7 @@ def version_unblock(*, actor: Actor, service: str, environment: str, version: st
         blocked = dict(state.blocked_versions or {})
         if blocked.pop(version, None) is None:
             raise TransitionNotAllowed(f"version {version} is not blocked in routing in {environment}")
+        traffic_check(move=policy.MOVE_UNBLOCK, service=state.service, environment=state.environment, tag=version)
         state.blocked_versions = blocked
         return {"version": version}, "unblocked"
 

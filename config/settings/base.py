@@ -37,8 +37,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",  # login throttling: lockout per user and per address (issue 14)
     "drf_spectacular",
     "channels",
+    "csp",
     "releases",
     "pipelines",
     "deploy",
@@ -49,6 +51,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.client_address.TrustedProxyMiddleware",  # first: everything after sees the real client address
+    "releases.api.input_rules.QueryGuardMiddleware",  # NUL / lone surrogates in the path or query: 400
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,7 +61,26 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into a 429 page
 ]
+
+# Content-Security-Policy (django-csp), everywhere so every test run exercises it: scripts only from our origin
+# (no inline script, no eval), styles may be inline (htmx's indicator style, a few style attributes), the
+# websocket and htmx talk to our origin only, and no one may frame the pages.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
@@ -99,12 +122,24 @@ PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="http://127.0.0.1:9090")
 # Live events (issue 7): the pub/sub layer sends one PUBLISH per group and each server process fans out to its own
 # sockets, instead of one Redis list push and pop per socket (docs/PERFORMANCE.md, "Live updates"). Live events
 # need no persistence: pages re-render when their socket reconnects.
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
-    }
-}
+# Redis pub/sub ignores the db number in REDIS_URL: two deployments sharing one Redis server would see each
+# other's events. Every channel name (live events, routing long-polls) starts with this deployment's prefix;
+# by default it is derived from the database, so two deployments on different databases never mix.
+ROLLGATE_CHANNEL_PREFIX = env.str("ROLLGATE_CHANNEL_PREFIX", default="")
+if not ROLLGATE_CHANNEL_PREFIX:
+    import hashlib
+
+    _db = DATABASES["default"]
+    _where = f"{_db.get('HOST', '')}:{_db.get('PORT', '')}/{_db['NAME']}"
+    ROLLGATE_CHANNEL_PREFIX = "rollgate." + hashlib.sha256(_where.encode()).hexdigest()[:12]
+
+
+def channel_layers(redis_url: str, prefix: str) -> dict:
+    return {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                        "CONFIG": {"hosts": [redis_url], "prefix": prefix + "."}}}
+
+
+CHANNEL_LAYERS = channel_layers(REDIS_URL, ROLLGATE_CHANNEL_PREFIX)
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
@@ -119,6 +154,21 @@ CELERY_BEAT_SCHEDULE: dict = {}
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
 ]
+# --- Login throttling (django-axes): every way in (/login/, /admin/login/, POST /api/auth/token/) authenticates
+# through the Axes backend first. Too many failures lock out the username and the address (each on its own) for
+# ROLLGATE_LOGIN_LOCKOUT_MINUTES; admins unlock in Django admin (Axes > Access attempts) or with
+# `manage.py axes_reset_username <name>` / `axes_reset_ip <address>`. Lockouts write an audit row.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("ROLLGATE_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("ROLLGATE_LOGIN_LOCKOUT_MINUTES", default=15.0) / 60.0  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.client_address.axes_client_ip"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR networks); empty: the header is ignored.
+ROLLGATE_TRUSTED_PROXIES = env.list("ROLLGATE_TRUSTED_PROXIES", default=[])
+
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -137,7 +187,7 @@ STATICFILES_DIRS = [("vendor", BASE_DIR / "node_modules")]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first so an anonymous API call gets 401 with "WWW-Authenticate: Token", not a bare 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "releases.api.token_auth.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -152,12 +202,16 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     # Only the token endpoint is throttled (guessing passwords); everything else needs a login first.
     "DEFAULT_THROTTLE_RATES": {"login": env.str("ROLLGATE_LOGIN_RATE", default="30/min")},
+    # The client address is REMOTE_ADDR as config.client_address resolved it; never a raw X-Forwarded-For.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rollgate API",
     "DESCRIPTION": "Release control for agent services: versions, environments, gray releases, approvals, audit.",
     "VERSION": "0.1.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "releases.api.schema_hooks.add_error_responses"],
 }
 
 LOGGING = {
@@ -165,7 +219,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {"django.request": {"level": "ERROR"}, "axes": {"level": "WARNING"}},
 }
 
 # Domain settings
@@ -181,6 +235,8 @@ ROLLGATE_AGENT_MISSED_HEARTBEATS = env.int("ROLLGATE_AGENT_MISSED_HEARTBEATS", d
 ROLLGATE_ROUTING_MAX_WAIT_SECONDS = 30.0  # cap of ?wait= on the long-polled routing table
 # When set, GET /metrics/traces needs "Authorization: Bearer <this>" (Prometheus: authorization.credentials).
 ROLLGATE_METRICS_TOKEN = env_secret("ROLLGATE_METRICS_TOKEN", default="")
+# Without a token /metrics/traces answers 403 unless opened explicitly (local and test settings open it: loopback).
+ROLLGATE_METRICS_OPEN = env.bool("ROLLGATE_METRICS_OPEN", default=False)
 # Deploy targets (deploy/): the key that encrypts environment credentials at rest. No default here:
 # local.py and test.py set one; production reads ROLLGATE_CREDENTIALS_KEY or ROLLGATE_CREDENTIALS_KEY_FILE.
 ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="")
@@ -221,6 +277,14 @@ ROLLGATE_PUBLIC_URL = env.str("ROLLGATE_PUBLIC_URL", default="http://127.0.0.1:8
 ROLLGATE_GITLAB_WEBHOOK_TOKEN = env_secret("ROLLGATE_GITLAB_WEBHOOK_TOKEN", default="")
 ROLLGATE_GITLAB_USER = env.str("ROLLGATE_GITLAB_USER", default="gitlab")
 ROLLGATE_GITLAB_PROJECTS = env.json("ROLLGATE_GITLAB_PROJECTS", default={})
+# Per-project webhook tokens (issue 14), stored hashed: {"group/agent-infer": {"token_sha256": "<hex>",
+# "services": ["agent-infer"]}}, from ROLLGATE_GITLAB_PROJECT_TOKENS or the JSON file ROLLGATE_GITLAB_PROJECT_TOKENS_FILE.
+# Once set, the shared ROLLGATE_GITLAB_WEBHOOK_TOKEN is refused.
+ROLLGATE_GITLAB_PROJECT_TOKENS = env.json("ROLLGATE_GITLAB_PROJECT_TOKENS", default={})
+if env.str("ROLLGATE_GITLAB_PROJECT_TOKENS_FILE", default=""):
+    import json as _json
+
+    ROLLGATE_GITLAB_PROJECT_TOKENS = _json.loads(Path(env.str("ROLLGATE_GITLAB_PROJECT_TOKENS_FILE")).read_text())
 # e.g. '{"visibility_timeout": 600}': how soon Redis redelivers the message of a worker that died mid-stage.
 # The benchmark runs its workers on a queue of its own so it never takes (or leaves) anyone else's messages.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")

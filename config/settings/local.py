@@ -7,3 +7,6 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env_secret("SECRET_KEY", default="rollgate-local-development-only-not-secret")
 # Deploy target credentials are encrypted with this key; local runs only (production has no default).
 ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="rollgate-local-credentials-key-not-secret")
+
+# The demo's private Prometheus scrapes /metrics/traces on 127.0.0.1 without a token.
+ROLLGATE_METRICS_OPEN = env.bool("ROLLGATE_METRICS_OPEN", default=True)

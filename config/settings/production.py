@@ -1,12 +1,40 @@
+"""Production: what runs unless DJANGO_SETTINGS_MODULE says otherwise (manage.py, asgi, wsgi and Celery default to
+it). It refuses to start without its secrets, and serves HTTPS only: HSTS, redirect, secure cookies, a CSP."""
 from .base import *  # noqa: F401,F403
-from .base import BASE_DIR
-from .base import env, env_secret
+from .base import BASE_DIR, env, env_secret
+
+
+# The keys local.py and test.py carry are in the repository: anyone can read them.
+PUBLIC_KEYS = {"rollgate-local-development-only-not-secret", "rollgate-local-credentials-key-not-secret",
+               "rollgate-test-only", "rollgate-test-credentials-key"}
+
+
+def required_secret(name: str) -> str:
+    value = env_secret(name)
+    if not value:
+        raise RuntimeError(f"{name} (or {name}_FILE) must be set in production: there is no default. For a local "
+                           f"run use DJANGO_SETTINGS_MODULE=config.settings.local (make run does)")
+    if value in PUBLIC_KEYS:
+        raise RuntimeError(f"{name} is one of the keys committed to the repository (local/test settings): "
+                           f"generate a secret one for production")
+    return value
+
 
 DEBUG = False
-SECRET_KEY = env_secret("SECRET_KEY")  # no default: refuse to start without one
-if not SECRET_KEY:
-    raise RuntimeError("SECRET_KEY (or SECRET_KEY_FILE) must be set in production")
+SECRET_KEY = required_secret("SECRET_KEY")
+# Environment credentials (kubeconfigs, tokens) are encrypted with this key: never the repository's local one.
+ROLLGATE_CREDENTIALS_KEY = required_secret("ROLLGATE_CREDENTIALS_KEY")
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+# Behind a TLS-terminating proxy: X-Forwarded-Proto is believed only from ROLLGATE_TRUSTED_PROXIES
+# (config/client_address.py drops it from anyone else).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The health check answers over plain HTTP too (load balancers probe the pod directly).
+SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = False

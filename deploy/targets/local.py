@@ -18,7 +18,7 @@ up to ``stop_timeout_s``, then SIGKILLs what is left: no orphan survives. The li
 and handed to the process (``--listen-fd``), so no other program can take the port between choosing and
 binding it, and the port stays the same across crash restarts.
 
-No Django here: the driver in ``pipelines/local_driver.py`` maps releases onto these calls, and the command
+No Django here: the driver in ``deploy/drivers/local.py`` maps releases onto these calls, and the command
 line (``python -m deploy.targets.local status|start|stop``) works without a database.
 """
 

@@ -86,10 +86,30 @@ def parse_quantity(text: Any) -> Decimal:
     return number * _SUFFIX_FACTORS[suffix]
 
 
+class _AliasRefused(Exception):
+    def __init__(self, line: int):
+        super().__init__(line)
+        self.line = line
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases: "billion laughs" (a 334-byte file became a 78 MB answer)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise _AliasRefused(self.peek_event().start_mark.line + 1)
+        return super().compose_node(parent, index)
+
+
 def load_values_yaml(text: str, *, source: str) -> dict:
     """Read one values file. An empty file is an empty mapping; anything else must be a mapping."""
     try:
-        document = yaml.safe_load(text) if text else None
+        document = yaml.load(text, Loader=_NoAliasLoader) if text else None  # noqa: S506 (a SafeLoader)
+    except _AliasRefused as exc:
+        raise ValuesError("(root)", f"line {exc.line}: YAML aliases (*name) are not accepted: they let a few "
+                                    f"bytes expand to gigabytes; write the values out", source) from None
+    except RecursionError:
+        raise ValueError(f"{source}: document: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "document"

@@ -17,6 +17,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('pipelines', '0002_deploy_models_move_to_deploy_app'),
+        ('pipelines', '0002_issue14_seal_webhook_secrets'),
     ]
 
     operations = [

@@ -7,6 +7,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from releases import policy
+from releases.api.input_rules import check_document
 
 
 class StrictInputSerializer(serializers.Serializer):
@@ -68,10 +69,13 @@ def requires(action: str):
 
 
 class SafeJSONParser(JSONParser):
-    """DRF's JSON parser, plus a clear 400 for documents nested too deeply to parse (instead of a RecursionError)."""
+    """DRF's JSON parser, plus a clear 400 for documents nested too deeply to parse (instead of a RecursionError)
+    and for what the database or the encoder cannot take (input_rules: NUL, lone surrogates, depth, length)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
-            return super().parse(stream, media_type, parser_context)
+            data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON nested too deeply")
+        check_document(data)
+        return data

@@ -1,6 +1,7 @@
 """Turn every error a client can cause into a clear 4xx body: {"detail": "...", "code": "...", "errors": {...}}."""
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -46,3 +47,10 @@ def exception_handler(exc, context):
     if response is None and isinstance(exc, Http404):
         return Response({"detail": "not found", "code": "not_found"}, status=404)
     return response
+
+
+def not_found_handler(request, exception=None):
+    """handler404: API paths that match no route answer in the API's error shape, pages with the 404 page."""
+    if request.path.startswith(("/api/", "/monitor/", "/metrics/")):
+        return JsonResponse({"detail": "not found: no such endpoint or object", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)

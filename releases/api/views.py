@@ -4,15 +4,17 @@ One view per action (HackSoft style); the logic is in releases/services.py and r
 """
 from django.db import connection
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from releases import policy, selectors, services
+from releases import audit_chain, policy, selectors, services
 from releases.api.base import CommentInput, StrictInputSerializer, paginate, requires
 from releases.choices import ReleaseStatus
 from releases.freeze import validate_freeze_windows
@@ -336,6 +338,15 @@ class AuditEventOutput(serializers.Serializer):
     to_state = serializers.CharField()
     reason = serializers.CharField()
     details = serializers.JSONField()
+    row_hash = serializers.CharField()
+    prev_hash = serializers.CharField()
+    integrity = serializers.SerializerMethodField(
+        help_text='"ok"; "altered": the row no longer matches its hash; "broken_link": a row before it was deleted '
+                  'or inserted (manage.py audit_verify names the first broken link)')
+
+    @extend_schema_field(serializers.ChoiceField(choices=["ok", "altered", "broken_link"]))
+    def get_integrity(self, event) -> str:
+        return audit_chain.row_integrity(event, getattr(event, "prior_hash", None))
 
 
 class AuditEventListApi(APIView):
@@ -373,11 +384,31 @@ class AuditEventDetailApi(APIView):
 # --- tokens --------------------------------------------------------------------------------------------------
 
 
+class LockedOut(APIException):
+    status_code = 429
+    default_code = "locked_out"
+    default_detail = ("too many failed logins for this username or from this address: locked out for a while; "
+                      "an admin can unlock it (Django admin, Axes access attempts)")
+
+
 class TokenApi(ObtainAuthToken):
-    """POST {"username", "password"} -> {"token"}. Throttled per client address (password guessing)."""
+    """POST {"username", "password"} -> {"token"}. Throttled per client address (ROLLGATE_LOGIN_RATE) and locked
+    out per username and per address by django-axes, like /login/ and /admin/login/."""
 
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES  # ObtainAuthToken sets its own: keep input_rules
+
+    def post(self, request, *args, **kwargs):
+        try:
+            serializer = self.get_serializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            return Response({"token": services.api_token_issue(user=serializer.validated_data["user"])})
+        except ValidationError:
+            # django-axes refused the attempt (authenticate() returned None): say so instead of "wrong password".
+            if getattr(request, "axes_locked_out", False) or getattr(request._request, "axes_locked_out", False):
+                raise LockedOut()
+            raise
 
 
 # --- health --------------------------------------------------------------------------------------------------

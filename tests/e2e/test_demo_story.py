@@ -189,7 +189,8 @@ def test_the_demo_story_ramps_v1_1_0_to_live_and_the_gate_rolls_back_v1_2_0(demo
     assert v120.status == ReleaseStatus.ROLLED_BACK and v120.gray_weight == 0
     pause = AuditEvent.objects.get(release=v120, action="release.pause")
     assert pause.actor_name == "sla-gate" and pause.actor is None
-    assert "v1.2.0 failed" in pause.reason and "on v1.1.0" in pause.reason, pause.reason
+    assert pause.reason.startswith("SLA gate: v1.2.0 ") and "ramp paused at" in pause.reason, pause.reason
+    assert ("below the 99.00 % floor" in pause.reason or "on v1.1.0" in pause.reason), pause.reason
     rollback = AuditEvent.objects.get(release=v120, action="release.rollback")
     assert rollback.actor_name == "rm" and "the SLA gate paused it" in rollback.reason
     report = SlaReport.objects.filter(release=v120, action="pause").order_by("evaluated_at").first()

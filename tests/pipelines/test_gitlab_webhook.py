@@ -53,7 +53,7 @@ def test_missing_or_wrong_token_is_refused_and_records_nothing(gitlab_service, e
 def test_webhook_without_a_configured_token_is_closed(gitlab_service, environments, settings):
     settings.ROLLGATE_GITLAB_WEBHOOK_TOKEN = ""
     response = post(tag_push(), token="")
-    assert response.status_code == 403 and "ROLLGATE_GITLAB_WEBHOOK_TOKEN is not set" in response.json()["detail"]
+    assert response.status_code == 403 and "ROLLGATE_GITLAB_WEBHOOK_TOKEN is set" in response.json()["detail"]
     assert nothing_recorded()
 
 

@@ -14,6 +14,9 @@ def test_seed_demo_creates_service_environments_and_one_user_per_role(db, capsys
     assert list(prod.gray_phases.values_list("weight", flat=True)) == [5, 10, 30, 50, 100]
     from django.contrib.auth import authenticate
 
-    rm = authenticate(username="rm", password="s3cret-demo")
+    from django.test import RequestFactory
+
+    # Every way in goes through django-axes, which needs the request (its address) to count failures.
+    rm = authenticate(RequestFactory().post("/login/"), username="rm", password="s3cret-demo")
     assert rm is not None and policy.roles_of(rm) == {"release_manager"}
     assert "s3cret-demo" in capsys.readouterr().out

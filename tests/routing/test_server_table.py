@@ -121,10 +121,11 @@ def test_gray_rules_are_validated_and_served(canary, agent_key, rm):
 
 def test_blocked_versions_are_never_chosen(canary, agent_key, rm, make_release):
     api = client_for(rm)
+    # Cut over first: a cut-over onto a blocked version is refused (releases.services.traffic_check).
+    services.routing_cut_over(actor=Actor.of(rm), service="agent-infer", environment="staging")
     assert api.post(f"{URL}blocked-versions/", {"version": "v1.1.0"}, format="json").status_code == 400  # reason
     response = api.post(f"{URL}blocked-versions/", {"version": "v1.1.0", "reason": "bad answers"}, format="json")
     assert response.status_code == 201
-    services.routing_cut_over(actor=Actor.of(rm), service="agent-infer", environment="staging")
     table = RoutingTable.from_json(get_table(agent_key).content)
     assert "v1.1.0" in table.blocked_versions and table.canary_weight == 100.0
     router = Router(table)

@@ -1,8 +1,9 @@
 // Live updates: one websocket per page. Events carry a type and ids; the page re-renders its htmx partials by
 // firing "live:<prefix>" on <body> (release.changed -> live:fleet, and live:release on that release's page;
 // pipeline.stage -> live:pipeline, ...). While the socket is down, window.rollgateLive is false and the partials
-// poll slowly instead ("every 30s [!window.rollgateLive]"); after a reconnect everything refreshes once, since
-// events may have been missed meanwhile.
+// poll slowly instead: every 30 s this script fires "live:poll" (hx-trigger "live:poll from:body"; a trigger filter
+// like "[!window.rollgateLive]" would need eval, which the Content-Security-Policy forbids). After a reconnect
+// everything refreshes once, since events may have been missed meanwhile.
 (function () {
   const status = () => document.getElementById("live-status");
   const pageRelease = () => { const el = document.querySelector("[data-release-id]"); return el ? el.dataset.releaseId : null; };
@@ -56,4 +57,12 @@
     };
   }
   document.addEventListener("DOMContentLoaded", () => { if (status()) connect(); });
+  setInterval(() => { if (!window.rollgateLive) htmx.trigger(document.body, "live:poll"); }, 30000);
 })();
+
+// Forms that ask before they post (cut-over, switch-back, rollback to a revision): data-confirm="question".
+// An event listener rather than onsubmit="...": the Content-Security-Policy allows no inline script.
+document.addEventListener("submit", (event) => {
+  const question = event.target.dataset && event.target.dataset.confirm;
+  if (question && !window.confirm(question)) event.preventDefault();
+});
