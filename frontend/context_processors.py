@@ -29,7 +29,11 @@ class Nav:
 
     @cached_property
     def inbox_count(self) -> int:
-        return len(selectors.approvals_inbox(user=self.user)) if self.can_approve else 0
+        return selectors.approvals_inbox_count(user=self.user) if self.can_approve else 0
+
+    @property
+    def inbox_limit(self) -> int:
+        return selectors.BADGE_LIMIT
 
 
 def nav(request):

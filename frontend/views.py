@@ -20,7 +20,6 @@ from releases.services import Actor
 from sla import selectors as sla_selectors
 
 S = ReleaseStatus
-ATTENTION = {S.CI_FAILED, S.FAILED, S.BLOCKED, S.PAUSED}
 
 
 class LoginView(auth_views.LoginView):
@@ -35,12 +34,15 @@ def fleet(request):
     status = request.GET.get("status", "").strip()[:20]
     if status not in S.values:
         status = ""
-    environments, rows = selectors.fleet_overview(user=request.user, service=service, environment=environment,
-                                                  status=status)
+    raw_page = request.GET.get("page", "")
+    page_number = int(raw_page) if raw_page.isdigit() and len(raw_page) < 7 else 1
+    page = selectors.fleet_overview(user=request.user, service=service, environment=environment, status=status,
+                                    page=page_number)
+    rows = page.rows
     cells = [cell for row in rows for cell in row.cells]
     missing = selectors.approvals_missing([cell.latest for cell in cells])
     verdicts = sla_selectors.latest_verdicts(release_ids=[(c.canary or c.live).pk for c in cells if c.canary or c.live])
-    summary = {"services": len(rows), "canaries": 0, "waiting": len(missing), "attention": 0}
+    summary = {"services": page.total, **selectors.fleet_summary(user=request.user, environment=environment)}
     for cell in cells:
         latest = cell.latest
         # the newest release, when it is neither the stable nor the canary one (ready, building, failed, ...)
@@ -48,10 +50,11 @@ def fleet(request):
         cell.waiting = missing.get(latest.pk) if latest else None
         cell.verdict = verdicts.get((cell.canary or cell.live).pk) if (cell.canary or cell.live) else None
         cell.stable_weight = 100 - cell.canary.gray_weight if cell.canary else 100
-        summary["canaries"] += cell.canary is not None
-        summary["attention"] += bool(latest and latest.status in ATTENTION)
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
-        "environments": environments, "rows": rows, "summary": summary,
+        "environments": page.environments, "rows": rows, "summary": summary, "page": page,
+        "query": query.urlencode(),
         "body": fleet_cells.render_rows(rows, show_sla=True),
         "all_environments": list(Environment.objects.values_list("name", flat=True)),
         "statuses": S.choices, "filters": {"service": service, "environment": environment, "status": status},

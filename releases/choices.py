@@ -55,6 +55,9 @@ TERMINAL_STATUSES = frozenset(s for s, nxt in ALLOWED_TRANSITIONS.items() if not
 CANARY_STATUSES = frozenset({S.DEPLOYING, S.GRAY, S.PAUSED})
 # Statuses in which approvals may still be given or withdrawn by a rejection.
 OPEN_FOR_APPROVAL = frozenset({S.PENDING, S.BUILDING, S.CI_FAILED, S.READY})
+# What an approvals inbox lists: open releases whose build has not failed (a failed build waits for a fix, not for
+# an approver).
+AWAITING_APPROVAL = frozenset({S.PENDING, S.BUILDING, S.READY})
 
 
 class ApprovalDecision(models.TextChoices):

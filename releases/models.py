@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from releases.choices import (
+    AWAITING_APPROVAL,
     CANARY_STATUSES,
     ApprovalDecision,
     DeployTargetKind,
@@ -141,7 +142,20 @@ class Release(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["service", "environment", "status"])]
+        # Lists are newest first by (created_at, id), alone or after one filter: one index per common filter so
+        # a page (and a cursor deep into the list) reads its rows in order instead of sorting the table.
+        indexes = [
+            models.Index(fields=["service", "environment", "status"]),
+            models.Index(fields=["created_at", "id"], name="release_newest"),
+            models.Index(fields=["environment", "created_at", "id"], name="release_env_newest"),
+            models.Index(fields=["status", "created_at", "id"], name="release_status_newest"),
+            models.Index(fields=["service", "created_at", "id"], name="release_service_newest"),
+            # "is this the newest release of its pair?" (fleet status filter and header counts): one probe
+            models.Index(fields=["service", "environment", "id"], name="release_pair_newest"),
+            # The approvals inbox and its nav badge: the few releases still open, not the whole history.
+            models.Index(fields=["created_at", "id"], name="release_awaiting_approval",
+                         condition=Q(status__in=sorted(AWAITING_APPROVAL))),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["service", "environment"], condition=Q(status=ReleaseStatus.LIVE), name="one_live_release"
@@ -207,6 +221,15 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The audit page, API and export read newest first by (created_at, id), often after one filter.
+        indexes = [
+            models.Index(fields=["created_at", "id"], name="audit_newest"),
+            models.Index(fields=["action", "created_at", "id"], name="audit_action_newest"),
+            models.Index(fields=["actor_name", "created_at", "id"], name="audit_actor_newest"),
+            models.Index(fields=["service", "created_at", "id"], name="audit_service_newest"),
+            models.Index(fields=["environment", "created_at", "id"], name="audit_env_newest"),
+            models.Index(fields=["release", "created_at", "id"], name="audit_release_newest"),
+        ]
 
     def save(self, *args, **kwargs):
         if self.pk is not None:

@@ -3,14 +3,17 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from releases import audit_chain, policy
-from releases.choices import CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
+from releases.choices import AWAITING_APPROVAL, CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
 from releases.errors import NotFound
 from releases.freeze import active_freeze, describe
-from releases.models import AgentService, Approval, AuditEvent, Environment, Release
+from releases.keyset import KeysetPage, keyset_page
+from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
 
 S = ReleaseStatus
 
@@ -64,7 +67,7 @@ class ApprovalSummary:
 
 
 def approval_summary(release: Release) -> ApprovalSummary:
-    required = dict(release.environment.required_approvals or {})
+    required = dict(sorted((release.environment.required_approvals or {}).items()))
     summary = ApprovalSummary(required=required)
     for approval in release.approvals.select_related("user"):
         if approval.decision == ApprovalDecision.REJECTED:
@@ -294,33 +297,70 @@ class FleetRow:
     cells: list[FleetCell]
 
 
-def fleet_overview(*, user, service: str = "", environment: str = "", status: str = "") -> tuple[list, list]:
-    """Services x environments in a fixed number of queries, whatever the fleet size."""
+FLEET_PAGE_SIZE = 50
+FLEET_ATTENTION = frozenset({S.CI_FAILED, S.FAILED, S.BLOCKED, S.PAUSED})
+
+
+@dataclass
+class FleetPage:
+    environments: list
+    rows: list
+    total: int  # services matching the filters
+    number: int
+    pages: int
+
+
+def _newest_of_pair():
+    """A release that is the newest one of its (service, environment) pair: no later release exists."""
+    newer = Release.objects.filter(service_id=OuterRef("service_id"), environment_id=OuterRef("environment_id"),
+                                   pk__gt=OuterRef("pk"))
+    return ~Exists(newer)
+
+
+def _fleet_services(*, environments, service: str, status: str) -> QuerySet:
+    """The services the fleet lists, filtered in the database. A status matches what a cell shows: the live or
+    the canary release, or the newest release of the pair."""
+    services_qs = AgentService.objects.only("id", "name").order_by("name")
+    if service:
+        services_qs = services_qs.filter(name__icontains=service)
+    if status:
+        shown = Release.objects.filter(service_id=OuterRef("pk"), status=status, environment__in=environments)
+        if status != S.LIVE and status not in CANARY_STATUSES:
+            shown = shown.filter(_newest_of_pair())
+        services_qs = services_qs.filter(Exists(shown))
+    return services_qs
+
+
+def fleet_overview(*, user, service: str = "", environment: str = "", status: str = "", page: int = 1,
+                   size: int | None = None) -> FleetPage:
+    """One page of services x environments, in the same few queries whatever the fleet size: the services
+    (filtered and paged in the database), their total, and what the page's cells show."""
     if not policy.can(user, policy.RELEASE_VIEW):
-        return [], []
+        return FleetPage([], [], 0, 1, 1)
+    size = size or FLEET_PAGE_SIZE
     environments = list(Environment.objects.all())
     if environment:
         environments = [e for e in environments if e.name == environment]
-    services_qs = AgentService.objects.only("id", "name")
-    if service:
-        services_qs = services_qs.filter(name__icontains=service)
-    service_list = list(services_qs)
+    services_qs = _fleet_services(environments=environments, service=service, status=status)
+    total = services_qs.count()
+    pages = max(1, -(-total // size))
+    number = min(max(1, page), pages)
+    service_list = list(services_qs[(number - 1) * size: number * size])
     env_index = {e.pk: i for i, e in enumerate(environments)}
     cells = {s.pk: [FleetCell() for _ in environments] for s in service_list}
-    # One query for what the cells show: the live and canary releases, and the newest release of each pair.
-    # Plain tuples, not model rows: with 1 000 services building model instances dominated the page's time.
-    scope = Release.objects.filter(environment__in=environments)
-    if service:
-        scope = scope.filter(service__in=services_qs)
+    # One query for what the cells show: the live and canary releases, and the newest release of each pair, for
+    # this page's services only. Plain tuples, not model rows.
+    scope = Release.objects.filter(environment__in=environments, service__in=[s.pk for s in service_list])
     latest_ids = (scope.order_by().values("service_id", "environment_id").annotate(last=Max("id"))
                   .values_list("last", flat=True))
-    shown = (scope.filter(Q(status__in=[S.LIVE, *CANARY_STATUSES]) | Q(pk__in=latest_ids)).order_by()
-             .values_list("id", "service_id", "environment_id", "status", "gray_weight", "version__tag"))
+    shown = list(scope.filter(Q(status__in=[S.LIVE, *CANARY_STATUSES]) | Q(pk__in=latest_ids)).order_by()
+                 .values_list("id", "service_id", "environment_id", "status", "gray_weight", "version_id"))
+    # Tags by primary key in a query of their own: joined, PostgreSQL misjudged the few rows and hashed the whole
+    # version table (13 ms at 5 000 services, 0.3 ms this way).
+    tags = dict(Version.objects.filter(pk__in={row[5] for row in shown}).values_list("id", "tag"))
     env_by_id = {e.pk: e for e in environments}
-    for pk, service_id, environment_id, status_, weight, tag in shown:
-        if service_id not in cells:  # a service created after the list above was read
-            continue
-        release = FleetRelease(pk, service_id, env_by_id[environment_id], status_, weight, tag)
+    for pk, service_id, environment_id, status_, weight, version_id in shown:
+        release = FleetRelease(pk, service_id, env_by_id[environment_id], status_, weight, tags[version_id])
         cell = cells[service_id][env_index[environment_id]]
         if status_ == S.LIVE:
             cell.live = release
@@ -329,11 +369,41 @@ def fleet_overview(*, user, service: str = "", environment: str = "", status: st
         if cell.latest is None or pk > cell.latest.pk:  # the newest of the pair is always among these
             cell.latest = release
     rows = [FleetRow(service=s, cells=cells[s.pk]) for s in service_list]
-    if status:
-        rows = [r for r in rows if any(rel is not None and rel.status == status
-                                       for c in r.cells for rel in (c.live, c.canary, c.latest))]
-    return environments, rows
+    return FleetPage(environments, rows, total, number, pages)
 
+
+def _fleet_counts(environment: str) -> dict[str, int]:
+    scope = Release.objects.all()
+    if environment:
+        scope = scope.filter(environment__name=environment)
+    counted = scope.filter(Q(status__in=sorted(CANARY_STATUSES | OPEN_FOR_APPROVAL | FLEET_ATTENTION)))
+    return counted.aggregate(
+        canaries=Count("id", filter=Q(status__in=sorted(CANARY_STATUSES))),
+        waiting=Count("id", filter=Q(status__in=sorted(OPEN_FOR_APPROVAL)) & ~Q(environment__required_approvals={})
+                      & _newest_of_pair()),
+        attention=Count("id", filter=Q(status__in=sorted(FLEET_ATTENTION)) & _newest_of_pair()),
+    )
+
+
+def fleet_summary(*, user, environment: str = "") -> dict[str, int]:
+    """Fleet-wide counts for the page header from one aggregate query over the current releases: canaries, the
+    newest release of a pair still open for approval where approvals are required, and the newest release of a
+    pair that failed, is blocked or paused.
+
+    The query reads every failed build of the history (40-100 ms at 5 000 services), and every viewer sees the
+    same counts, so they are shared for ROLLGATE_FLEET_SUMMARY_CACHE_SECONDS: header counts lag by that much at
+    most (the rows themselves are always read fresh)."""
+    if not policy.can(user, policy.RELEASE_VIEW):
+        return {"canaries": 0, "waiting": 0, "attention": 0}
+    ttl = settings.ROLLGATE_FLEET_SUMMARY_CACHE_SECONDS
+    if not ttl:
+        return _fleet_counts(environment)
+    key = f"fleet-summary:{environment}"
+    counts = cache.get(key)
+    if counts is None:
+        counts = _fleet_counts(environment)
+        cache.set(key, counts, ttl)
+    return counts
 
 
 # --- dashboard reads (issue 7: fleet approval badges, approvals inbox) -----------------------------------------
@@ -356,23 +426,51 @@ def approvals_missing(releases) -> dict[int, dict[str, int]]:
     result = {}
     for release in waiting:
         have = given.get(release.pk, {})
-        missing = {role: count - have.get(role, 0) for role, count in release.environment.required_approvals.items()
+        missing = {role: count - have.get(role, 0)
+                   for role, count in sorted(release.environment.required_approvals.items())
                    if count - have.get(role, 0) > 0}
         if missing:
             result[release.pk] = missing
     return result
 
 
-def approvals_inbox(*, user) -> list[tuple[Release, dict[str, int]]]:
-    """Releases waiting for an approval one of the user's roles can give, not started by the user and not yet
-    decided by them, oldest first, with what is still missing."""
-    if not policy.can(user, policy.RELEASE_APPROVE):
-        return []
+INBOX_PAGE_SIZE = 50
+BADGE_LIMIT = 99
+
+
+def _inbox(user) -> QuerySet:
+    """Releases waiting for an approval one of the user's roles can still give: built or building (not failed),
+    in an environment that requires that role more often than it has approved, not started by the user and not
+    yet decided by them. All of it in the database, so a page and the badge read only what they show."""
     roles = sorted(policy.roles_of(user))
-    candidates = (Release.objects.filter(status__in=OPEN_FOR_APPROVAL,
-                                         environment__required_approvals__has_any_keys=roles)
-                  .exclude(started_by=user).exclude(approvals__user=user)
-                  .select_related("service", "environment", "version", "started_by").order_by("created_at", "id"))
-    candidates = list(candidates[:500])
-    missing = approvals_missing(candidates)
-    return [(r, missing[r.pk]) for r in candidates if any(role in roles for role in missing.get(r.pk, {}))]
+    qs = (Release.objects.filter(status__in=sorted(AWAITING_APPROVAL),
+                                 environment__required_approvals__has_any_keys=roles)
+          .exclude(started_by=user)
+          .exclude(Exists(Approval.objects.filter(release=OuterRef("pk"), user=user))))
+    still_needed = Q()
+    for index, role in enumerate(roles):
+        given = (Approval.objects.filter(release=OuterRef("pk"), role=role, decision=ApprovalDecision.APPROVED)
+                 .order_by().values("release").annotate(n=Count("id")).values("n"))
+        qs = qs.alias(**{f"given_{index}": Coalesce(Subquery(given, output_field=IntegerField()), 0),
+                         f"needed_{index}": Cast(KeyTextTransform(role, "environment__required_approvals"),
+                                                 IntegerField())})
+        still_needed |= Q(**{f"needed_{index}__gt": F(f"given_{index}")})
+    return qs.filter(still_needed) if roles else qs.none()
+
+
+def approvals_inbox_count(*, user) -> int:
+    """The nav badge: counted up to BADGE_LIMIT + 1 rows (the badge then says "99+")."""
+    if not policy.can(user, policy.RELEASE_APPROVE):
+        return 0
+    return _inbox(user)[:BADGE_LIMIT + 1].count()
+
+
+def approvals_inbox(*, user, cursor: str = "", size: int | None = None) -> KeysetPage:
+    """A page of the inbox, newest first, each release with what is still missing ({role: count})."""
+    if not policy.can(user, policy.RELEASE_APPROVE):
+        return KeysetPage([], None, None)
+    page = keyset_page(_inbox(user).select_related("service", "environment", "version", "started_by"),
+                       field="created_at", size=size or INBOX_PAGE_SIZE, cursor=cursor)
+    missing = approvals_missing(page.items)
+    page.items = [(release, missing.get(release.pk, {})) for release in page.items]
+    return page

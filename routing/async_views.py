@@ -10,6 +10,7 @@ GET /metrics/traces                         Prometheus text format, read from Re
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hmac
 import json
 import threading
@@ -261,7 +262,7 @@ async def trace_results(request):
     if valid:
         ints, sums = metrics.aggregate(service_obj.name, env_obj.name, valid)
         pipe = _redis().pipeline(transaction=False)
-        metrics.record(pipe, ints, sums)
+        metrics.record(pipe, ints, sums, time.time())
         try:
             await pipe.execute()
         except Exception:  # noqa: BLE001 - nothing was kept: say so, the sender retries the batch
@@ -278,8 +279,32 @@ async def trace_metrics(request):
     if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return _error(401, "this scrape endpoint needs Authorization: Bearer <ROLLGATE_METRICS_TOKEN>",
                       "not_authenticated", WWW_Authenticate='Bearer realm="rollgate-metrics"')
+    redis = _redis()
     try:
-        raw = await _redis().hgetall(metrics.HASH_KEY)
+        pipe = redis.pipeline(transaction=False)
+        pipe.hgetall(metrics.HASH_KEY)
+        pipe.hgetall(metrics.SEEN_KEY)
+        raw, seen = await pipe.execute()
+        now = time.time()
+        raw, stale_fields, gone, unstamped = metrics.expire(raw, seen, now,
+                                                            settings.ROLLGATE_TRACE_SERIES_RETENTION_SECONDS)
+        if stale_fields or gone or unstamped:
+            pipe = redis.pipeline(transaction=False)
+            if stale_fields:
+                pipe.hdel(metrics.HASH_KEY, *stale_fields)
+            if gone:
+                pipe.hdel(metrics.SEEN_KEY, *gone)
+            if unstamped:
+                pipe.hset(metrics.SEEN_KEY, mapping={label: int(now) for label in unstamped})
+            await pipe.execute()
     except Exception:  # noqa: BLE001
         return HttpResponse("# trace results store (Redis) unavailable\n", status=503, content_type="text/plain")
-    return HttpResponse(metrics.render(raw), content_type="text/plain; version=0.0.4; charset=utf-8")
+    body = metrics.render(raw).encode()
+    response = HttpResponse(content_type="text/plain; version=0.0.4; charset=utf-8")
+    # Prometheus asks for gzip; thousands of label sets compress about tenfold.
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        body = gzip.compress(body, compresslevel=5)
+        response["Content-Encoding"] = "gzip"
+    response["Vary"] = "Accept-Encoding"
+    response.content = body
+    return response

@@ -9,6 +9,10 @@ Names follow the SLA metric catalog contract (sla/catalog.py: MetricNames / Labe
 
 One batch is aggregated in Python first and written with one pipelined round trip (HINCRBY / HINCRBYFLOAT on one
 hash); a scrape reads the hash once (HGETALL) and renders the text exposition format.
+
+Each batch also stamps its label sets (service, env, version) with the time in a second hash. A label set that has
+had no result for ROLLGATE_TRACE_SERIES_RETENTION_SECONDS belongs to a version that no longer serves traffic: the
+scrape drops its series (and their fields), so the exposition follows the versions in service, not history.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from typing import Iterable
 from rollgate_client.results import TraceResult
 
 HASH_KEY = "rollgate:traces:v1"
+SEEN_KEY = "rollgate:traces:seen:v1"  # label set -> unix time of its last result
 SEP = "\x1f"  # never in a service slug, environment slug or version tag
 
 REQUESTS = "agent_requests_total"
@@ -53,11 +58,53 @@ def aggregate(service: str, environment: str, results: Iterable[TraceResult]) ->
     return ints, sums
 
 
-def record(redis_pipeline, ints: dict[str, int], sums: dict[str, float]) -> None:
+def record(redis_pipeline, ints: dict[str, int], sums: dict[str, float], now: float) -> None:
     for field, amount in ints.items():
         redis_pipeline.hincrby(HASH_KEY, field, amount)
     for field, amount in sums.items():
         redis_pipeline.hincrbyfloat(HASH_KEY, field, amount)
+    labels = {field.split(SEP, 1)[1] for field in sums}  # every result adds to its label set's latency sum
+    if labels:
+        redis_pipeline.hset(SEEN_KEY, mapping={label: int(now) for label in labels})
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _label_of(field: str) -> str | None:
+    kind, *rest = field.split(SEP)
+    if kind in ("req", "cb", "lat") and len(rest) == 4:
+        return SEP.join(rest[:3])
+    if kind in ("tok", "latsum") and len(rest) == 3:
+        return SEP.join(rest)
+    return None
+
+
+def expire(raw: dict, seen: dict, now: float, retention_s: float) -> tuple[dict, list[str], list[str], list[str]]:
+    """Split the counters into the ones still in service and the fields to delete.
+
+    Returns (kept counters, counter fields to delete, label sets to forget, label sets to stamp now). A label set
+    without a stamp (written before stamps existed) is stamped now, so it gets the full retention."""
+    last_seen = {_text(label): float(_text(at)) for label, at in seen.items()}
+    cutoff = now - retention_s
+    kept: dict = {}
+    stale_fields: list[str] = []
+    stale_labels: set[str] = set()
+    unstamped: set[str] = set()
+    for raw_field, value in raw.items():
+        field = _text(raw_field)
+        label = _label_of(field)
+        at = last_seen.get(label) if label is not None else None
+        if label is not None and at is None:
+            unstamped.add(label)
+        if at is not None and at < cutoff:
+            stale_fields.append(field)
+            stale_labels.add(label)
+        else:
+            kept[field] = value
+    gone = {label for label in last_seen if last_seen[label] < cutoff} | stale_labels
+    return kept, stale_fields, sorted(gone), sorted(unstamped)
 
 
 def _escape(value: str) -> str:

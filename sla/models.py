@@ -90,7 +90,9 @@ class SlaReport(models.Model):
     class Meta:
         ordering = ["-evaluated_at", "-id"]
         indexes = [models.Index(fields=["version", "-evaluated_at"]),
-                   models.Index(fields=["release", "-evaluated_at"])]
+                   models.Index(fields=["release", "-evaluated_at"]),
+                   # the report list and its cursors: newest first by (evaluated_at, id)
+                   models.Index(fields=["evaluated_at", "id"], name="sla_report_newest")]
         constraints = [models.UniqueConstraint(fields=["release", "sequence"], name="sla_report_one_per_evaluation")]
 
     def design_shape(self) -> dict:

@@ -26,13 +26,14 @@ safety actions (rollback, block_version) still apply to them.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -173,23 +174,67 @@ def _stable_releases(releases: list[Release]) -> dict[tuple[int, int], Release]:
     return out
 
 
+class _TickPolicies:
+    """Every policy one tick needs, from two queries: each environment's latest policy and the latest overrides of
+    the services that have any. Effective policies are then computed once per (environment, service)."""
+
+    def __init__(self, environment_ids: set[int]):
+        self.base_rows: dict[int, SlaPolicyVersion] = {}
+        for row in (SlaPolicyVersion.objects.filter(environment_id__in=environment_ids, service__isnull=True)
+                    .order_by("environment_id", "-number")):
+            self.base_rows.setdefault(row.environment_id, row)
+        self.override_rows: dict[tuple[int, int], SlaPolicyVersion] = {}
+        for row in (SlaPolicyVersion.objects.filter(environment_id__in=environment_ids, service__isnull=False)
+                    .order_by("environment_id", "service_id", "-number")):
+            self.override_rows.setdefault((row.environment_id, row.service_id), row)
+        self.bases: dict[int, SlaPolicy] = {}
+        self.effective: dict[tuple[int, int], SlaPolicy] = {}
+
+    def base(self, environment_id: int) -> SlaPolicy:
+        if environment_id not in self.bases:
+            row = self.base_rows.get(environment_id)
+            self.bases[environment_id] = SlaPolicy.from_dict(row.policy) if row else DEFAULT_POLICY
+        return self.bases[environment_id]
+
+    def for_release(self, release: Release) -> SlaPolicy:
+        key = (release.environment_id, release.service_id)
+        if key not in self.effective:
+            base = self.base(release.environment_id)
+            override = self.override_rows.get(key)
+            try:
+                self.effective[key] = base.with_overrides(override.policy) if override else base
+            except PolicyInvalid:
+                log.warning("SLA policy of %s/%s is invalid; using the environment's", release.environment.name,
+                            release.service.name)
+                self.effective[key] = base
+        return self.effective[key]
+
+
 def gate_collect() -> list[Candidate]:
     """Every release in gray or paused, with its gate state (a new record for a release seen the first time).
 
     The baseline is the stable release serving the environment NOW (its live release; during a blue-green
     cut-over that is still the colour being replaced), never the `previous_release` recorded at creation: a
-    release created before its predecessor went live is judged against whatever is stable when it ramps."""
+    release created before its predecessor went live is judged against whatever is stable when it ramps.
+
+    A fixed number of queries whatever the number of releases: the releases, their gate records (missing ones
+    created in one statement), the policies, and the live releases of their services."""
     releases = list(Release.objects.filter(status__in=[S.GRAY, S.PAUSED])
                     .select_related("service", "environment", "version")
                     .order_by("pk"))
+    if not releases:
+        return []
+    ids = [release.pk for release in releases]
+    records = GateRecord.objects.in_bulk(ids)
+    missing = [pk for pk in ids if pk not in records]
+    if missing:
+        GateRecord.objects.bulk_create([GateRecord(release_id=pk) for pk in missing], ignore_conflicts=True)
+        records.update(GateRecord.objects.in_bulk(missing))
+    policies = _TickPolicies({release.environment_id for release in releases})
     stable = _stable_releases(releases)
-    records = {r.release_id: r for r in GateRecord.objects.filter(release__in=releases)}
-    policies: dict[tuple, SlaPolicy] = {}
     out = []
     for release in releases:
-        record = records.get(release.pk)
-        if record is None:
-            record, _ = GateRecord.objects.get_or_create(release=release)
+        record = records[release.pk]
         phase_start = _as_utc(release.status_changed_at)
         if record.state:
             state = GateState.from_dict(record.state)
@@ -197,21 +242,13 @@ def gate_collect() -> list[Candidate]:
                 state = state.entering_phase(phase_start)
         else:
             state = GateState(deployed_at=phase_start, phase_started_at=phase_start)
-        key = (release.environment_id, release.service_id)
-        if key not in policies:
-            try:
-                policies[key] = policy_effective(environment=release.environment, service=release.service)
-            except PolicyInvalid:
-                log.warning("SLA policy of %s/%s is invalid; using the environment's", release.environment.name,
-                            release.service.name)
-                policies[key] = policy_effective(environment=release.environment)
         live = stable.get((release.service_id, release.environment_id))
         baseline = live.version.tag if live is not None else NO_BASELINE
         gray = GrayRelease(service=release.service.name, env=release.environment.name, version=release.version.tag,
                            baseline_version=baseline, agent_group=f"{release.service.name}-{release.environment.name}",
                            release_id=release.pk, paused=release.status == S.PAUSED)
         out.append(Candidate(release_id=release.pk, status=release.status, weight=release.gray_weight,
-                             sequence=record.sequence, gray=gray, state=state, policy=policies[key],
+                             sequence=record.sequence, gray=gray, state=state, policy=policies.for_release(release),
                              was_status=record.status, healthy=record.healthy_at is not None))
     return out
 
@@ -275,6 +312,95 @@ class Applied:
     claimed: bool
 
 
+def _sample(candidate: Candidate, evaluation: Evaluation) -> SlaSample:
+    """The chart row of one evaluation (canary and baseline numbers side by side)."""
+    verdict, canary, baseline = evaluation.verdict, evaluation.canary, evaluation.baseline
+    return SlaSample(
+        release_id=candidate.release_id, sequence=candidate.sequence + 1, evaluated_at=verdict.at,
+        gray_weight=candidate.weight, status=verdict.status, action=verdict.action,
+        canary_requests=canary.value(Metric.REQUEST_COUNT), baseline_requests=baseline.value(Metric.REQUEST_COUNT),
+        canary_success_rate=canary.value(Metric.TRACE_SUCCESS_RATE),
+        baseline_success_rate=baseline.value(Metric.TRACE_SUCCESS_RATE),
+        canary_p95_ms=_ms(canary.value(Metric.TRACE_LATENCY_P95)),
+        baseline_p95_ms=_ms(baseline.value(Metric.TRACE_LATENCY_P95)),
+        canary_error_ratio=_ratio(canary), baseline_error_ratio=_ratio(baseline),
+        canary_callback_fail_rate=canary.value(Metric.CALLBACK_FAILURE_RATE),
+        baseline_callback_fail_rate=baseline.value(Metric.CALLBACK_FAILURE_RATE),
+    )
+
+
+def _quiet(candidate: Candidate, evaluation: Evaluation) -> bool:
+    """A verdict that only needs storing: hold, no report due, no audit row, nothing to act on. Most verdicts of
+    most ticks are quiet; they are stored in batches (gate_apply_quiet) instead of a transaction each."""
+    verdict = evaluation.verdict
+    return (verdict.action == "hold" and not verdict.snapshot_due
+            and not (verdict.next_state.manual_review and not candidate.state.manual_review)
+            and not (verdict.healthy and not candidate.healthy))
+
+
+QUIET_BATCH = 500
+
+
+QUIET_BATCH_BYTES = 32 * 1024 * 1024  # a stored verdict quotes its PromQL, which grows with the fleet
+
+
+def _quiet_batches(pairs):
+    """(pairs, VALUES rows, parameters) of at most QUIET_BATCH verdicts and about QUIET_BATCH_BYTES of JSON: one
+    statement must stay far below PostgreSQL's 1 GB message limit."""
+    batch, rows, params, size = [], [], [], 0
+    for candidate, evaluation in pairs:
+        verdict = evaluation.verdict
+        state_json = json.dumps(_json_safe(verdict.next_state.to_dict()))
+        verdict_json = json.dumps(_json_safe(verdict.to_dict()))
+        if batch and (len(batch) >= QUIET_BATCH or size + len(verdict_json) > QUIET_BATCH_BYTES):
+            yield batch, rows, params
+            batch, rows, params, size = [], [], [], 0
+        batch.append((candidate, evaluation))
+        size += len(verdict_json) + len(state_json)
+        rows.append("(%s::bigint, %s::int, %s::jsonb, %s::int, %s, %s, %s, %s::jsonb, %s, %s::int, %s::timestamptz)")
+        params += [candidate.release_id, candidate.sequence, state_json, candidate.weight, verdict.status,
+                   verdict.action, verdict.outcome.value, verdict_json,
+                   next((f.text for f in verdict.findings if f.rule == "prometheus_available"), ""),
+                   verdict.next_state.consecutive_prometheus_errors, verdict.at]
+    if batch:
+        yield batch, rows, params
+
+
+def gate_apply_quiet(pairs: list[tuple[Candidate, Evaluation]]) -> list[Applied]:
+    """Store quiet verdicts QUIET_BATCH at a time: one compare-and-set UPDATE claims every record still at its
+    sequence (the others were claimed by a duplicate delivery: left alone, as in gate_apply), one INSERT writes
+    their chart samples, one transaction; the live events go out after commit."""
+    applied: list[Applied] = []
+    for batch, rows, params in _quiet_batches(pairs):
+        table = GateRecord._meta.db_table
+        sql = (f"UPDATE {table} AS g SET sequence = v.seq + 1, state = v.state, evaluated_weight = v.weight, "
+               "status = v.status, action = v.action, outcome = v.outcome, last_verdict = v.verdict, "
+               "last_error = v.error, consecutive_errors = v.errors, action_taken = '', evaluated_at = v.at, "
+               "updated_at = %s "
+               f"FROM (VALUES {', '.join(rows)}) AS v(id, seq, state, weight, status, action, outcome, verdict, "
+               "error, errors, at) WHERE g.release_id = v.id AND g.sequence = v.seq RETURNING g.release_id")
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                # Lock order: the releases before their gate records (the sample rows below reference them;
+                # a person's acknowledgement locks a release, then its gate record).
+                cursor.execute(f"SELECT id FROM {Release._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE",
+                               [[c.release_id for c, _ in batch]])
+                cursor.execute(sql, [timezone.now(), *params])
+                claimed = {row[0] for row in cursor.fetchall()}
+            SlaSample.objects.bulk_create([_sample(c, e) for c, e in batch if c.release_id in claimed])
+            verdicts = [(c.release_id, c.sequence + 1, e.verdict) for c, e in batch if c.release_id in claimed]
+            transaction.on_commit(lambda verdicts=verdicts: events.send_events([
+                ([events.release_group(rid)], "sla.verdict",
+                 {"release_id": rid, "sequence": sequence, "status": v.status, "action": v.action,
+                  "outcome": v.outcome.value, "healthy": v.healthy})
+                for rid, sequence, v in verdicts]))
+        for candidate, evaluation in batch:
+            won = candidate.release_id in claimed
+            applied.append(Applied(candidate.release_id, candidate.sequence + (1 if won else 0),
+                                   evaluation.verdict.status, evaluation.verdict.action, "", claimed=won))
+    return applied
+
+
 def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
     """Claim the evaluation, store it, commit, then act once. Returns what happened."""
     verdict = evaluation.verdict
@@ -297,20 +423,13 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
         )
         if not claimed:
             return Applied(candidate.release_id, seq, verdict.status, verdict.action, "", claimed=False)
-        release = Release.objects.select_related("service", "environment").get(pk=candidate.release_id)
         canary, baseline = evaluation.canary, evaluation.baseline
-        SlaSample.objects.create(
-            release=release, sequence=seq + 1, evaluated_at=at, gray_weight=candidate.weight,
-            status=verdict.status, action=verdict.action,
-            canary_requests=canary.value(Metric.REQUEST_COUNT), baseline_requests=baseline.value(Metric.REQUEST_COUNT),
-            canary_success_rate=canary.value(Metric.TRACE_SUCCESS_RATE),
-            baseline_success_rate=baseline.value(Metric.TRACE_SUCCESS_RATE),
-            canary_p95_ms=_ms(canary.value(Metric.TRACE_LATENCY_P95)),
-            baseline_p95_ms=_ms(baseline.value(Metric.TRACE_LATENCY_P95)),
-            canary_error_ratio=_ratio(canary), baseline_error_ratio=_ratio(baseline),
-            canary_callback_fail_rate=canary.value(Metric.CALLBACK_FAILURE_RATE),
-            baseline_callback_fail_rate=baseline.value(Metric.CALLBACK_FAILURE_RATE),
-        )
+        manual_review = bool(verdict.next_state.manual_review and not candidate.state.manual_review)
+        newly_healthy = verdict.healthy and not candidate.healthy
+        # The release row is read only when a report or an audit row needs it: most ticks write the sample alone.
+        release = (Release.objects.select_related("service", "environment").get(pk=candidate.release_id)
+                   if verdict.snapshot_due or manual_review or newly_healthy else None)
+        _sample(candidate, evaluation).save()
         if verdict.snapshot_due:
             report = verdict.report
             SlaReport.objects.create(
@@ -323,12 +442,12 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
                 readings={"canary": _readings_json(canary), "baseline": _readings_json(baseline)},
             )
         gate = Actor.system(GATE_ACTOR)
-        if verdict.next_state.manual_review and not candidate.state.manual_review:
+        if manual_review:
             audit_record(actor=gate, action="sla.manual_review", object_type="release", object_id=release.pk,
                          release=release, from_state=release.status, to_state=release.status,
                          reason="SLA gate needs an operator: " + verdict.summary[:900],
                          details={"sequence": seq + 1, "reasons": verdict.reasons[:10]})
-        if verdict.healthy and not candidate.healthy:
+        if newly_healthy:
             if GateRecord.objects.filter(pk=release.pk, healthy_at__isnull=True).update(healthy_at=at):
                 audit_record(actor=gate, action="sla.healthy", object_type="release", object_id=release.pk,
                              release=release, from_state=release.status, to_state=release.status,
@@ -336,9 +455,9 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
                                     f"allowed into the production main path",
                              details={"sequence": seq + 1})
         events.send_event_on_commit(
-            [events.release_group(release.pk)], "sla.verdict",
-            {"release_id": release.pk, "sequence": seq + 1, "status": verdict.status, "action": verdict.action,
-             "outcome": verdict.outcome.value, "healthy": verdict.healthy},
+            [events.release_group(candidate.release_id)], "sla.verdict",
+            {"release_id": candidate.release_id, "sequence": seq + 1, "status": verdict.status,
+             "action": verdict.action, "outcome": verdict.outcome.value, "healthy": verdict.healthy},
         )
 
     taken = _act(candidate, verdict)  # committed: a failure to act below never loses the stored verdict
@@ -458,7 +577,9 @@ def gate_run(*, at: datetime | None = None, prometheus_url: str | None = None) -
     """One pass of the ramp controller over every gray and paused release."""
     candidates = gate_collect()
     evaluations = gate_evaluate(candidates, at=at, prometheus_url=prometheus_url)
-    applied = [gate_apply(c, e) for c, e in zip(candidates, evaluations)]
+    pairs = list(zip(candidates, evaluations))
+    quiet = {a.release_id: a for a in gate_apply_quiet([(c, e) for c, e in pairs if _quiet(c, e)])}
+    applied = [quiet.get(c.release_id) or gate_apply(c, e) for c, e in pairs]
     return RunSummary(evaluated=len(candidates), applied=applied)
 
 

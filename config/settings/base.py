@@ -237,6 +237,11 @@ ROLLGATE_ROUTING_MAX_WAIT_SECONDS = 30.0  # cap of ?wait= on the long-polled rou
 ROLLGATE_METRICS_TOKEN = env_secret("ROLLGATE_METRICS_TOKEN", default="")
 # Without a token /metrics/traces answers 403 unless opened explicitly (local and test settings open it: loopback).
 ROLLGATE_METRICS_OPEN = env.bool("ROLLGATE_METRICS_OPEN", default=False)
+# /metrics/traces drops the series of a (service, env, version) that sent no trace result for this long: versions
+# that no longer serve traffic leave the scrape instead of growing it forever.
+# The fleet page's header counts (canaries, waiting, need attention) are shared by every viewer for this long.
+ROLLGATE_FLEET_SUMMARY_CACHE_SECONDS = env.int("ROLLGATE_FLEET_SUMMARY_CACHE_SECONDS", default=5)
+ROLLGATE_TRACE_SERIES_RETENTION_SECONDS = env.int("ROLLGATE_TRACE_SERIES_RETENTION_SECONDS", default=3600)
 # Deploy targets (deploy/): the key that encrypts environment credentials at rest. No default here:
 # local.py and test.py set one; production reads ROLLGATE_CREDENTIALS_KEY or ROLLGATE_CREDENTIALS_KEY_FILE.
 ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="")

@@ -22,3 +22,5 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
                       "KEY_PREFIX": "rollgate-test"}}
 
 ROLLGATE_METRICS_OPEN = True  # tests/routing/test_metrics_closed.py checks the production default
+# Tests check the header counts right after a change: no sharing window.
+ROLLGATE_FLEET_SUMMARY_CACHE_SECONDS = 0

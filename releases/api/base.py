@@ -1,6 +1,8 @@
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission
@@ -8,6 +10,7 @@ from rest_framework.response import Response
 
 from releases import policy
 from releases.api.input_rules import check_document
+from releases.keyset import BadCursor, Cursor, keyset_page
 
 
 class StrictInputSerializer(serializers.Serializer):
@@ -51,6 +54,93 @@ class HeaderPagination(LimitOffsetPagination):
 def paginate(view, request, queryset, serializer_class) -> Response:
     """A page of `queryset` as a plain JSON array, with X-Total-Count and Link headers (HeaderPagination)."""
     paginator = HeaderPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+MAX_OFFSET = 1000
+
+KEYSET_PARAMETERS = [
+    OpenApiParameter("limit", OpenApiTypes.INT, description="rows per page, 1-1000 (default 100)"),
+    OpenApiParameter("cursor", OpenApiTypes.STR, description="opaque position from the Link header's rel=next or "
+                     "rel=prev URL; pages stay fast at any depth"),
+    OpenApiParameter("offset", OpenApiTypes.INT, description=f"rows to skip, at most {MAX_OFFSET}: deeper pages "
+                     "are reached with `cursor`"),
+    OpenApiParameter("count", OpenApiTypes.BOOL, description="true: also send the number of matching rows in "
+                     "X-Total-Count (reads every matching row; not sent otherwise)"),
+]
+
+
+class KeysetPagination:
+    """Newest-first pages by (time field, id): plain JSON arrays, next/prev pages as cursors in the Link header.
+
+    `offset` still works up to MAX_OFFSET rows for old scripts; the total is counted only when `count=true` asks
+    for it. Both OFFSET and COUNT(*) cost time in proportion to the table (releases.keyset explains)."""
+
+    default_limit = 100
+    max_limit = 1000
+
+    def __init__(self, field: str = "created_at"):
+        self.field = field
+        self.count = None
+
+    def _int(self, request, name: str, default: int, low: int, high: int | None) -> int:
+        raw = request.query_params.get(name, "")
+        if raw == "":
+            return default
+        if not raw.isdigit() or int(raw) < low:
+            raise ValidationError({name: [f"must be a whole number ≥ {low}"]})
+        value = int(raw)
+        if high is not None and value > high:
+            if name == "offset":
+                raise ValidationError({name: [f"at most {high}; follow the Link header's rel=next cursor (or "
+                                              "narrow the filters) to go deeper"]})
+            value = high
+        return value
+
+    def paginate_queryset(self, queryset, request, view=None) -> list:
+        self.request = request
+        limit = self._int(request, "limit", self.default_limit, 1, self.max_limit)
+        offset = self._int(request, "offset", 0, 0, MAX_OFFSET)
+        cursor = request.query_params.get("cursor", "")
+        if cursor and offset:
+            raise ValidationError({"offset": ["cannot be combined with cursor"]})
+        if request.query_params.get("count", "").lower() in ("1", "true", "yes"):
+            self.count = queryset.count()
+        if offset:
+            rows = list(queryset.order_by(f"-{self.field}", "-pk")[offset:offset + limit + 1])
+            self.next_cursor = Cursor.after(rows[limit - 1], self.field).encode() if len(rows) > limit else None
+            rows = rows[:limit]
+            self.previous_cursor = Cursor.before(rows[0], self.field).encode() if rows else None
+            return rows
+        try:
+            page = keyset_page(queryset, field=self.field, size=limit, cursor=cursor)
+        except BadCursor as error:
+            raise ValidationError({"cursor": [str(error)]})
+        self.next_cursor, self.previous_cursor = page.next_cursor, page.previous_cursor
+        return page.items
+
+    def _link(self, cursor: str) -> str:
+        query = self.request.query_params.copy()
+        query.pop("offset", None)
+        query.pop("count", None)
+        query["cursor"] = cursor
+        return self.request.build_absolute_uri(self.request.path + "?" + query.urlencode())
+
+    def get_paginated_response(self, data) -> Response:
+        headers = {}
+        if self.count is not None:
+            headers["X-Total-Count"] = str(self.count)
+        links = [f'<{self._link(c)}>; rel="{rel}"' for rel, c in (("next", self.next_cursor),
+                                                                  ("prev", self.previous_cursor)) if c]
+        if links:
+            headers["Link"] = ", ".join(links)
+        return Response(data, headers=headers)
+
+
+def paginate_keyset(view, request, queryset, serializer_class, *, field: str = "created_at") -> Response:
+    """A newest-first page of `queryset` by (field, id), as a plain JSON array with Link headers (cursors)."""
+    paginator = KeysetPagination(field)
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 

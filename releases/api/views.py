@@ -15,7 +15,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from releases import audit_chain, policy, selectors, services
-from releases.api.base import CommentInput, StrictInputSerializer, paginate, requires
+from releases.api.base import KEYSET_PARAMETERS, CommentInput, StrictInputSerializer, paginate_keyset, requires
 from releases.choices import ReleaseStatus
 from releases.freeze import validate_freeze_windows
 from releases.models import AgentService, Environment
@@ -213,12 +213,12 @@ class ReleaseListApi(APIView):
         action = policy.RELEASE_VIEW if self.request.method == "GET" else policy.RELEASE_CREATE
         return [requires(action)()]
 
-    @extend_schema(parameters=[FilterSerializer], responses=ReleaseOutput(many=True))
+    @extend_schema(parameters=[FilterSerializer, *KEYSET_PARAMETERS], responses=ReleaseOutput(many=True))
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        return paginate(self, request, selectors.release_list(user=request.user, **filters.validated_data),
-                         ReleaseOutput)
+        return paginate_keyset(self, request, selectors.release_list(user=request.user, **filters.validated_data),
+                               ReleaseOutput)
 
     @extend_schema(request=InputSerializer, responses={201: ReleaseDetailOutput})
     def post(self, request):
@@ -363,13 +363,13 @@ class AuditEventListApi(APIView):
         since = serializers.DateTimeField(required=False)
         until = serializers.DateTimeField(required=False)
 
-    @extend_schema(parameters=[FilterSerializer], responses=AuditEventOutput(many=True))
+    @extend_schema(parameters=[FilterSerializer, *KEYSET_PARAMETERS], responses=AuditEventOutput(many=True))
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         params = dict(filters.validated_data)
         params["release_id"] = params.pop("release", None)
-        return paginate(self, request, selectors.audit_list(user=request.user, **params), AuditEventOutput)
+        return paginate_keyset(self, request, selectors.audit_list(user=request.user, **params), AuditEventOutput)
 
 
 class AuditEventDetailApi(APIView):

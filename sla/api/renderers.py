@@ -19,8 +19,16 @@ class SlaReportCsvRenderer(BaseRenderer):
             writer.writerow(["detail"])
             writer.writerow([data.get("detail", "")])
             return out.getvalue().encode()
-        writer.writerow(REPORT_COLUMNS)
-        for row in data or []:
+        return self.rows_text(data or [], header=True).encode()
+
+    @staticmethod
+    def rows_text(rows, *, header: bool) -> str:
+        """CSV text of report rows (sla.selectors.report_row), with the header line first when asked."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        if header:
+            writer.writerow(REPORT_COLUMNS)
+        for row in rows:
             values = []
             for column in REPORT_COLUMNS:
                 value = row.get(column)
@@ -28,4 +36,4 @@ class SlaReportCsvRenderer(BaseRenderer):
                     value = " | ".join(str(v) for v in value)
                 values.append("" if value is None else value)
             writer.writerow(values)
-        return out.getvalue().encode()
+        return out.getvalue()

@@ -1,5 +1,8 @@
 """REST API of the SLA gate. Views parse input, ask the policy, call one selector or service, serialise."""
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.cache import cache
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -10,7 +13,8 @@ from rest_framework.views import APIView
 
 from releases import policy as access
 from releases import selectors as release_selectors
-from releases.api.base import HeaderPagination, StrictInputSerializer, requires
+from releases.api.base import KEYSET_PARAMETERS, KeysetPagination, StrictInputSerializer, requires
+from releases.keyset import keyset_page
 from releases.models import AgentService, Environment
 from releases.services import Actor
 from sla import selectors, services
@@ -20,7 +24,28 @@ from sla.policy import PolicyInvalid
 
 TAG_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 NAME_RE = r"^[a-z0-9][a-z0-9-]{0,62}$"
-CSV_MAX_ROWS = 10000
+CSV_CHUNK = 2000
+CSV_LOCK_SECONDS = 60  # renewed with every chunk: an export whose worker died frees the lock after this
+
+
+def _csv_chunk(qs, cursor):
+    page = keyset_page(qs, field="evaluated_at", size=CSV_CHUNK, cursor=cursor)
+    return SlaReportCsvRenderer.rows_text([selectors.report_row(r) for r in page], header=False), page.next_cursor
+
+
+async def _csv_stream(qs, lock_key: str):
+    """Every matching report, newest first, read and sent a chunk at a time (an async iterator under ASGI)."""
+    try:
+        yield SlaReportCsvRenderer.rows_text([], header=True)
+        cursor = None
+        while True:
+            text, cursor = await sync_to_async(_csv_chunk)(qs, cursor)
+            yield text
+            if cursor is None:
+                return
+            await cache.atouch(lock_key, CSV_LOCK_SECONDS)
+    finally:
+        await cache.adelete(lock_key)
 
 
 def _tag_field(required: bool):
@@ -290,22 +315,28 @@ class SlaReportListApi(APIView):
     permission_classes = [requires(access.SLA_VIEW)]
     renderer_classes = [JSONRenderer, SlaReportCsvRenderer]
 
-    @extend_schema(parameters=[ReportFilters], responses=ReportRowOutput(many=True), operation_id="sla_reports_list")
+    @extend_schema(parameters=[ReportFilters, *KEYSET_PARAMETERS], responses=ReportRowOutput(many=True),
+                   operation_id="sla_reports_list")
     def get(self, request, format=None):
         filters = ReportFilters(data=request.query_params)
         filters.is_valid(raise_exception=True)
         qs = selectors.report_list(user=request.user, **filters.validated_data)
         if request.accepted_renderer.format == "csv":
-            rows = [selectors.report_row(r) for r in qs[:CSV_MAX_ROWS]]
-            return Response(rows, headers={"Content-Disposition": 'attachment; filename="sla-reports.csv"'})
-        paginator = HeaderPagination()
+            lock_key = f"sla-report-export:{request.user.pk}"
+            if not cache.add(lock_key, "running", CSV_LOCK_SECONDS):
+                return Response({"detail": "an SLA report export of yours is still running: wait for it to finish",
+                                 "code": "export_running"}, status=409)
+            response = StreamingHttpResponse(_csv_stream(qs, lock_key), content_type="text/csv")
+            response["Content-Disposition"] = 'attachment; filename="sla-reports.csv"'
+            return response
+        paginator = KeysetPagination("evaluated_at")
         page = paginator.paginate_queryset(qs, request, view=self)
         rows = [selectors.report_row(r) for r in page]
         return paginator.get_paginated_response(ReportRowOutput(rows, many=True).data)
 
 
 class SlaReportCsvApi(SlaReportListApi):
-    """GET /api/sla/reports.csv — the same list as CSV (all matching rows, up to 10 000)."""
+    """GET /api/sla/reports.csv — the same list as CSV: every matching row, streamed; one export per user at a time."""
 
     @extend_schema(parameters=[ReportFilters], responses={(200, "text/csv"): OpenApiTypes.STR},
                    operation_id="sla_reports_csv")

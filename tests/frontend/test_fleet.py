@@ -78,3 +78,37 @@ def test_each_cell_shows_the_sla_gate_last_verdict(environments, dev, rm):
     GateRecord.objects.create(release=canary, status="watching", action="hold")
     page = logged_in(rm).get("/").content.decode()
     assert 'SLA v1.1.0 <span class="status v-watching">watching</span>' in page
+
+
+def test_fleet_pages_by_service_with_the_total_and_filters_applied_before_paging(environments, dev, rm, monkeypatch):
+    from releases import selectors
+
+    monkeypatch.setattr(selectors, "FLEET_PAGE_SIZE", 2)
+    add_services(5, dev, rm)
+    client = logged_in(rm)
+    first = client.get("/").content.decode()
+    assert first.count('<th class="service">') == 2 and "<b>5</b> services · page 1 of 3" in first
+    last = client.get("/", {"page": 3}).content.decode()
+    assert last.count('<th class="service">') == 1 and "svc-0004" in last and "← previous" in last
+    assert "svc-0004" in client.get("/", {"page": 999}).content.decode()  # past the end: the last page
+    release_worker_transition(release_id=release_create(actor=Actor.of(dev), service="svc-0003", environment="dev",
+                                                        tag="v9.0.0", commit=sha()).pk,
+                              from_statuses={S.PENDING}, to_status=S.CI_FAILED, actor_name="pipeline",
+                              action="pipeline.failed")
+    failed = client.get("/", {"status": "ci_failed"}, HTTP_HX_REQUEST="true").content.decode()
+    assert failed.count('<th class="service">') == 1 and "svc-0003" in failed and "<b>1</b> services" in failed
+    assert "need attention" in failed
+
+
+def test_every_fleet_page_costs_the_same_queries_at_any_size(environments, dev, rm, monkeypatch):
+    from releases import selectors
+
+    monkeypatch.setattr(selectors, "FLEET_PAGE_SIZE", 2)
+    client = logged_in(rm)
+    add_services(3, dev, rm)
+    few = fleet_queries(client)
+    add_services(6, dev, rm, start=3)
+    assert fleet_queries(client) == few
+    with CaptureQueriesContext(connection) as deep:
+        assert client.get("/", {"page": 4, "status": "gray"}).status_code == 200
+    assert len(deep) == few

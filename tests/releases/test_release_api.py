@@ -27,7 +27,7 @@ def test_ci_job_gets_a_token_creates_a_release_and_finds_it_in_the_list(environm
     assert response.status_code == 201, response.json()
     created = response.json()
     assert created["status"] == "pending" and created["tag"] == "v0.1.0"
-    listed = client.get("/api/releases/", {"service": "agent-infer"})
+    listed = client.get("/api/releases/", {"service": "agent-infer", "count": "true"})
     assert [r["id"] for r in listed.json()] == [created["id"]]
     assert listed["X-Total-Count"] == "1"
 

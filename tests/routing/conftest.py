@@ -54,9 +54,9 @@ def clean_trace_metrics(settings):
     from routing import metrics
 
     client = redis.Redis.from_url(settings.REDIS_URL)
-    client.delete(metrics.HASH_KEY)
+    client.delete(metrics.HASH_KEY, metrics.SEEN_KEY)
     yield
-    client.delete(metrics.HASH_KEY)
+    client.delete(metrics.HASH_KEY, metrics.SEEN_KEY)
     client.close()
 
 

@@ -15,6 +15,7 @@ from sla.findings import GateState
 from sla.models import GateRecord, SlaReport
 
 from ..conftest import client_for
+from .test_sla_api import streamed
 
 S = ReleaseStatus
 SINCE = datetime(2026, 11, 29, 12, 48, 20, tzinfo=timezone.utc)
@@ -187,5 +188,5 @@ def test_reports_list_filters_by_action_and_carries_the_sentence(reports, qa):
     assert "ready_to_promote" in bad.json()["detail"]
 
     exported = client.get("/api/sla/reports.csv", {"action": "pause"})
-    table = list(csv.DictReader(io.StringIO(exported.content.decode())))
+    table = list(csv.DictReader(io.StringIO(streamed(exported))))
     assert [(r["action"], r["summary"]) for r in table] == [("pause", reports["paused"].verdict["summary"])]

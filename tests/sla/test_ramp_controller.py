@@ -177,3 +177,56 @@ def test_the_gate_refuses_to_query_prometheus_inside_a_transaction(canary_of):
     with pytest.raises(RuntimeError, match="outside any database transaction"):
         with transaction.atomic():
             services.gate_evaluate(candidates)
+
+
+def test_collecting_a_tick_costs_the_same_queries_for_one_or_many_gray_releases(canary_of, history_end):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    canary_of("ramp-healthy")
+    with CaptureQueriesContext(connection) as one:
+        assert len(services.gate_collect()) == 1
+    for name in ("ramp-slow", "ramp-low-success", "ramp-callback"):
+        canary_of(name)
+    with CaptureQueriesContext(connection) as many:
+        candidates = services.gate_collect()
+    assert len(candidates) == 4 and len(many) == len(one)
+    assert {c.gray.baseline_version for c in candidates} == {"v1.0.0"}
+
+
+def test_a_tick_is_skipped_while_the_previous_one_runs(canary_of, history_end):
+    from django.core.cache import cache
+
+    from sla.tasks import TICK_LOCK
+
+    release = canary_of("ramp-healthy")
+    cache.add(TICK_LOCK, "running", timeout=60)
+    try:
+        summary = evaluate_gray_releases(history_end.timestamp())
+    finally:
+        cache.delete(TICK_LOCK)
+    assert summary["skipped"] == "the previous gate tick is still running"
+    assert not SlaSample.objects.filter(release=release).exists()
+    assert evaluate_gray_releases(history_end.timestamp())["evaluated"] == 1
+
+
+def test_quiet_verdicts_are_stored_in_one_batch_and_a_duplicate_delivery_stores_nothing(canary_of, history_end):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    releases = [canary_of(name) for name in ("ramp-healthy", "ramp-slow", "ramp-callback")]
+    services.gate_run(at=history_end)  # first evaluations: reports, actions
+    candidates = [c for c in services.gate_collect() if c.status == S.GRAY]
+    evaluations = services.gate_evaluate(candidates, at=history_end + timedelta(seconds=1))
+    pairs = [(c, e) for c, e in zip(candidates, evaluations) if services._quiet(c, e)]
+    assert pairs, [e.verdict.action for e in evaluations]
+    with CaptureQueriesContext(connection) as queries:
+        applied = services.gate_apply_quiet(pairs)
+    assert all(a.claimed for a in applied) and len(queries) <= 5  # BEGIN, claim, samples, COMMIT
+    again = services.gate_apply_quiet(pairs)  # the same evaluations delivered twice
+    assert not any(a.claimed for a in again)
+    for candidate, _ in pairs:
+        record = GateRecord.objects.get(release_id=candidate.release_id)
+        assert record.sequence == candidate.sequence + 1
+        assert SlaSample.objects.filter(release_id=candidate.release_id, sequence=record.sequence).count() == 1
+    assert {r.pk for r in releases} >= {c.release_id for c, _ in pairs}

@@ -6,7 +6,7 @@ import pytest
 
 from releases.models import AuditEvent
 from sla import services
-from sla.models import SlaPolicyVersion
+from sla.models import SlaPolicyVersion, SlaReport
 
 from ..conftest import client_for
 from .conftest import RAMP_CANARY, RAMP_ENV
@@ -62,6 +62,18 @@ def test_release_sla_gives_the_verdict_with_reasons_and_chart_series(evaluated, 
     assert client_for(rm).get("/api/releases/999999/sla/").status_code == 404
 
 
+def streamed(response) -> str:
+    """The body of a streamed export, read as the ASGI server reads it (asynchronously, chunk by chunk)."""
+    from asgiref.sync import async_to_sync
+
+    assert response.streaming and response.is_async
+
+    async def read():
+        return b"".join([part async for part in response.streaming_content])
+
+    return async_to_sync(read)().decode()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_reports_list_filters_and_exports_csv(evaluated, qa):
     client = client_for(qa)
@@ -72,13 +84,21 @@ def test_reports_list_filters_and_exports_csv(evaluated, qa):
     bad = client.get("/api/sla/reports/", {"status": "exploded"})
     assert bad.status_code == 400 and "status" in bad.json()["detail"] and "verified" in bad.json()["detail"]
 
+    from django.core.cache import cache
+
+    cache.delete(f"sla-report-export:{qa.pk}")  # a lock an interrupted earlier run may have left (60 s)
     for url, params in (("/api/sla/reports.csv", {}), ("/api/sla/reports/", {"format": "csv"})):
         answer = client.get(url, {**params, "service": "ramp-healthy"})
         assert answer.status_code == 200 and answer["Content-Type"].startswith("text/csv")
-        table = list(csv.DictReader(io.StringIO(answer.content.decode())))
+        table = list(csv.DictReader(io.StringIO(streamed(answer))))
         assert [(r["version"], r["status"], r["action"]) for r in table] == [(RAMP_CANARY, "verified",
                                                                             "ready_to_promote")]
         assert "success rate" in table[0]["reasons"]
+    running = client.get("/api/sla/reports.csv")
+    second = client.get("/api/sla/reports.csv")
+    assert second.status_code == 409 and "still running" in second.content.decode()
+    assert len(list(csv.DictReader(io.StringIO(streamed(running))))) == SlaReport.objects.count()
+    assert streamed(client.get("/api/sla/reports.csv")).startswith("id,version,")  # the lock was let go
 
     detail = client.get(f"/api/sla/reports/{rows[0]['id']}/").json()
     assert detail["window_s"] == 300 and detail["report"]["status"] == "rollbacked"
