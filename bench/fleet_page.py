@@ -248,7 +248,7 @@ def gate_tick(per: int, with_traffic: int) -> tuple[int, float, float]:
 
     from releases.models import AgentService
     from sla import services as sla_services
-    from sla.testing import OpenMetricsHistory, PrometheusProcess, VersionTraffic
+    from tests.sla.prometheus_fakes import OpenMetricsHistory, PrometheusProcess, VersionTraffic
 
     end = int(time.time()) - 30
     history = OpenMetricsHistory(start=end - 330, end=end, step_s=30)

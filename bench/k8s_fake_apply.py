@@ -13,10 +13,10 @@ from __future__ import annotations
 import statistics
 import time
 
-from pipelines.targets.k8s_credentials import KubernetesCredentials
-from pipelines.targets.kubernetes import KubernetesTarget
-from tests.pipelines.fake_k8s import FakeKubernetes
-from tests.pipelines.targets.conftest import TOKEN, revision_for, settings
+from deploy.targets.k8s_credentials import KubernetesCredentials
+from deploy.targets.kubernetes import KubernetesTarget
+from tests.deploy.fake_k8s import FakeKubernetes
+from tests.deploy.targets.conftest import TOKEN, revision_for, settings
 
 RUNS = 10
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.targets.local import LocalTarget  # noqa: E402
+from deploy.targets.local import LocalTarget  # noqa: E402
 
 ROUNDS = 5
 

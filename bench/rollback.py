@@ -94,7 +94,7 @@ def main() -> int:
     import redis
 
     from demo.prometheus import start_private_prometheus, write_config
-    from pipelines.targets.local import LocalTarget, read_processes
+    from deploy.targets.local import LocalTarget, read_processes
     from releases.choices import ReleaseStatus as S
     from releases.models import Environment, Release
     from releases.services import Actor, release_promote

@@ -53,7 +53,7 @@ from sla.gate import evaluate_many  # noqa: E402
 from sla.policy import SlaPolicy  # noqa: E402
 from sla.prometheus import PrometheusClient, Reading  # noqa: E402
 from sla.stats import CounterTotals  # noqa: E402
-from sla.testing import (  # noqa: E402
+from tests.sla.prometheus_fakes import (  # noqa: E402
     LATENCY_BOUNDS, AgentExporter, OpenMetricsHistory, PrometheusProcess, VersionTraffic,
 )
 from sla.verdict import GateState, GrayRelease, ReleaseReadings, evaluate  # noqa: E402

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 urlpatterns = [
     path("api/", include("releases.api.urls")),
     path("", include("routing.urls")),  # gray routing: /api/agents/, /api/routing/, /api/traces/, /metrics/traces
-    path("api/", include("pipelines.deploy_urls")),  # deploy targets: values, revisions, credentials
+    path("api/", include("deploy.urls")),  # deploy targets: values, revisions, credentials
     # --- SLA gate (sla app): /api/releases/<id>/sla/, /api/sla/..., and the design's /monitor/agent-sla-report
     path("api/", include("sla.api.urls")),
     path("monitor/", include("sla.api.monitor_urls")),

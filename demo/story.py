@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
 
+from deploy.models import Rollout, RolloutStatus
 from pipelines.models import Pipeline, StageStatus
 from pipelines.services import pipeline_retry_from_failed_stage
 from releases.choices import ReleaseStatus
@@ -253,6 +254,7 @@ class _Watcher:
 
     def report(self, release: Release) -> None:
         self._stages()
+        self._rollout()
         self._transitions()
         self._gate(release)
 
@@ -279,6 +281,18 @@ class _Watcher:
             if stage.status == StageStatus.RUNNING:
                 continue  # the finished line says it all; running stages would double the output
             self.story.say(f"{self.tag}  {stage.name} {stage.status}{took}{detail}")
+
+    def _rollout(self) -> None:
+        rollout = Rollout.objects.filter(release_id=self.release_id).first()
+        if rollout is None or rollout.status in (RolloutStatus.PENDING, RolloutStatus.RUNNING) or \
+                self.stages.get("rollout") == rollout.status:
+            return
+        self.stages["rollout"] = rollout.status
+        took = ""
+        if rollout.started_at and rollout.finished_at:
+            took = f" in {(rollout.finished_at - rollout.started_at).total_seconds():.1f} s"
+        detail = f": {rollout.reason[:200]}" if rollout.status != RolloutStatus.SUCCEEDED and rollout.reason else ""
+        self.story.say(f"{self.tag}  rollout {rollout.status}{took}{detail}")
 
     def _transitions(self) -> None:
         events = list(AuditEvent.objects.filter(release_id=self.release_id, pk__gt=self.audit_after)

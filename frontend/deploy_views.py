@@ -1,6 +1,6 @@
 """Deploy pages: the revision history section of the release page (with rollback to a revision) and the
-per-environment values page for ops. Reads through pipelines.deploy_selectors, writes through
-pipelines.deploy_services, permissions through releases.policy — the same path as the API."""
+per-environment values page for ops. Reads through deploy.selectors, writes through
+deploy.services, permissions through releases.policy — the same path as the API."""
 import yaml
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -9,9 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from pipelines import deploy_selectors, deploy_services
-from pipelines.deploy_api import PREVIEW_TAG
-from pipelines.targets.values import ValuesError
+from deploy import selectors as deploy_selectors
+from deploy import services as deploy_services
+from deploy.api import PREVIEW_TAG
+from deploy.targets.values import ValuesError
 from releases import policy, selectors
 from releases.errors import DomainError
 from releases.models import AgentService, Environment

@@ -1,13 +1,16 @@
-"""The release page's pipeline section: stages, durations, a live log tail, scan reports, retry and override.
+"""The release page's pipeline section: stages, durations, a live log tail, scan reports, retry and override,
+then the release's rollout (the deploy app's Rollout row: status, attempt, reason, the target's log tail).
 
 Loaded by hx-get when the release page renders and re-fetched on "live:pipeline" (pipeline.log / pipeline.stage
-events) and by a slow poll. Reads through pipelines.selectors, writes through pipelines.services.
+events), "live:deploy" (deploy.rollout, deploy.revision) and by a slow poll. Reads through pipelines.selectors
+and deploy.selectors, writes through pipelines.services.
 """
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
+from deploy import selectors as deploy_selectors
 from frontend.access import page_requires
 from pipelines import selectors, services
 from releases import policy
@@ -26,8 +29,10 @@ def _render(request, release_id: int, message: str = "", error: str = ""):
     summary = selectors.pipeline_summary(pipeline, tail=TAIL_LINES) if pipeline else None
     running = summary and next((s for s in summary["stages"] if s["status"] == "running"), None)
     shown = running or (summary and next((s for s in reversed(summary["stages"]) if s["log_tail"]), None))
+    rollout = deploy_selectors.rollout_for_release(release_id)
     context = {
         "release": release, "pipeline": summary, "log_stage": shown, "message": message, "error": error,
+        "rollout": rollout, "rollout_tail": deploy_selectors.rollout_log_tail(rollout) if rollout else [],
         "can_retry": bool(policy.can(request.user, policy.PIPELINE_RUN)) and summary and summary["status"] == "failed",
         "can_override": bool(policy.can(request.user, policy.SCAN_OVERRIDE)) and summary and any(
             s["name"] == "scan" and s["status"] == "waiting" for s in summary["stages"]),

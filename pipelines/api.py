@@ -18,17 +18,77 @@ from releases.errors import NotFound
 from releases.services import Actor
 
 
+# --- output serializers: what the pipeline answers look like (they read selectors.pipeline_summary) -----------
+
+
+class LogLineOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    time = serializers.CharField(help_text="ISO 8601")
+    level = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ArtefactOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    label = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    content_type = serializers.CharField()
+    url = serializers.CharField()
+
+
+class StageOutput(serializers.Serializer):
+    name = serializers.CharField()
+    status = serializers.CharField()
+    attempt = serializers.IntegerField()
+    task_id = serializers.CharField()
+    started_at = serializers.CharField(allow_null=True)
+    finished_at = serializers.CharField(allow_null=True)
+    duration_s = serializers.FloatField(allow_null=True)
+    failure_reason = serializers.CharField()
+    log_url = serializers.CharField()
+    log_tail = LogLineOutput(many=True)
+    artefacts = ArtefactOutput(many=True)
+
+
+class ScanOverrideOutput(serializers.Serializer):
+    by = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class PipelineOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    release_id = serializers.IntegerField()
+    status = serializers.CharField()
+    labels = serializers.ListField(child=serializers.CharField())
+    failure_reason = serializers.CharField()
+    scan_override = ScanOverrideOutput(allow_null=True)
+    created_at = serializers.CharField()
+    started_at = serializers.CharField(allow_null=True)
+    finished_at = serializers.CharField(allow_null=True)
+    duration_s = serializers.FloatField(allow_null=True)
+    stages = StageOutput(many=True)
+
+
+class StageLogOutput(serializers.Serializer):
+    pipeline_id = serializers.IntegerField()
+    stage = serializers.CharField()
+    status = serializers.CharField()
+    lines = LogLineOutput(many=True)
+    next_after = serializers.IntegerField(help_text="pass as ?after= to get the lines after these")
+
+
 def _summary_or_404(request, release_id: int) -> dict:
     pipeline = selectors.pipeline_for_release(user=request.user, release_id=release_id)
     if pipeline is None:
         raise NotFound(f"release #{release_id} has no pipeline you may see")
-    return selectors.pipeline_summary(pipeline)
+    return PipelineOutput(selectors.pipeline_summary(pipeline)).data
 
 
 class ReleasePipelineApi(APIView):
     permission_classes = [requires(policy.RELEASE_VIEW)]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=PipelineOutput)
     def get(self, request, release_id: int):
         return Response(_summary_or_404(request, release_id))
 
@@ -36,7 +96,7 @@ class ReleasePipelineApi(APIView):
 class PipelineRetryApi(APIView):
     permission_classes = [requires(policy.PIPELINE_RUN)]
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=None, responses={202: PipelineOutput})
     def post(self, request, release_id: int):
         if selectors.pipeline_for_release(user=request.user, release_id=release_id) is None:
             raise NotFound(f"release #{release_id} has no pipeline you may see")
@@ -53,7 +113,7 @@ class ScanOverrideApi(APIView):
 
         reason = serializers.CharField(max_length=4000)
 
-    @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=InputSerializer, responses={202: PipelineOutput})
     def post(self, request, release_id: int):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -72,7 +132,7 @@ class StageLogApi(APIView):
         limit = serializers.IntegerField(required=False, min_value=1, max_value=selectors.LOG_PAGE_MAX,
                                          default=selectors.LOG_PAGE_MAX)
 
-    @extend_schema(parameters=[FilterSerializer], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[FilterSerializer], responses=StageLogOutput)
     def get(self, request, pipeline_id: int, stage_name: str):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -84,18 +144,18 @@ class StageLogApi(APIView):
         stage = pipeline.stages.get(name=stage_name)
         lines = selectors.stage_log(stage=stage, after_id=params.validated_data["after"],
                                     limit=params.validated_data["limit"])
-        return Response({
+        return Response(StageLogOutput({
             "pipeline_id": pipeline.pk, "stage": stage.name, "status": stage.status,
-            "lines": [{"id": l.pk, "time": l.time.isoformat(), "level": l.level, "message": l.message}
-                      for l in lines],
+            "lines": [{"id": line.pk, "time": line.time.isoformat(), "level": line.level, "message": line.message}
+                      for line in lines],
             "next_after": lines[-1].pk if lines else params.validated_data["after"],
-        })
+        }).data)
 
 
 class ArtefactDownloadApi(APIView):
     permission_classes = [requires(policy.RELEASE_VIEW)]
 
-    @extend_schema(responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/html"): OpenApiTypes.STR})
+    @extend_schema(responses={(200, "application/json"): OpenApiTypes.BINARY, (200, "text/html"): OpenApiTypes.STR})
     def get(self, request, pipeline_id: int, artefact_id: int):
         artefact = selectors.artefact_get(user=request.user, pipeline_id=pipeline_id, artefact_id=artefact_id)
         if artefact is None:
@@ -119,7 +179,28 @@ class GitlabWebhookApi(APIView):
     permission_classes = [AllowAny]
     parser_classes = [JSONParser]
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    class PushEventInput(serializers.Serializer):
+        """The parts of GitLab's tag push event that are read (GitLab sends more; the rest is ignored)."""
+
+        class Meta:
+            ref_name = "GitlabTagPushInput"
+
+        object_kind = serializers.CharField(required=False)
+        ref = serializers.CharField(required=False, help_text="refs/tags/<tag>")
+        checkout_sha = serializers.CharField(required=False, allow_null=True)
+        project = serializers.DictField(required=False, help_text="path_with_namespace, name, ...")
+        repository = serializers.DictField(required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "GitlabWebhookOutput"
+
+        detail = serializers.CharField()
+        release_id = serializers.IntegerField(required=False)
+        status = serializers.CharField(required=False)
+
+    @extend_schema(request=PushEventInput, responses={200: OutputSerializer, 201: OutputSerializer,
+                                                      202: OutputSerializer})
     def post(self, request):
         token = request.headers.get("X-Gitlab-Token")
         event = request.headers.get("X-Gitlab-Event", "")

@@ -1,4 +1,4 @@
-"""Pipeline runs of a release: stages (prepare, build, scan, push, deploy), their logs and artefacts.
+"""Pipeline runs of a release: stages (prepare, build, scan, push), their logs and artefacts.
 
 Status changes happen only in pipelines/services.py: interactive ones under a row lock, worker ones by
 compare-and-set. Models hold data and small derived properties.
@@ -14,7 +14,7 @@ from releases.sealed import SealedTextField
 class PipelineStatus(models.TextChoices):
     PENDING = "pending", "Pending"  # created, first stage queued
     RUNNING = "running", "Running"
-    WAITING = "waiting", "Waiting"  # for a scan override, or for the promotion that starts the deploy stage
+    WAITING = "waiting", "Waiting"  # for a scan override
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"  # labelled ci_failed; may be retried from the failed stage
     BLOCKED = "blocked", "Blocked"  # a Critical scan finding: never pushed, never retried
@@ -37,12 +37,11 @@ class StageName(models.TextChoices):
     BUILD = "build", "Build"
     SCAN = "scan", "Scan"
     PUSH = "push", "Push"
-    DEPLOY = "deploy", "Deploy"
 
 
-STAGE_ORDER = [StageName.PREPARE, StageName.BUILD, StageName.SCAN, StageName.PUSH, StageName.DEPLOY]
-# The stages a release runs on creation; deploy waits for the promotion (ready -> deploying).
-BUILD_STAGES = STAGE_ORDER[:4]
+# CI ends when the release is ready (image pushed); putting it on an environment is the deploy app's Rollout.
+STAGE_ORDER = [StageName.PREPARE, StageName.BUILD, StageName.SCAN, StageName.PUSH]
+BUILD_STAGES = STAGE_ORDER
 
 
 class StageStatus(models.TextChoices):
@@ -52,7 +51,7 @@ class StageStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     BLOCKED = "blocked", "Blocked"  # scan found a Critical finding
-    SKIPPED = "skipped", "Skipped"  # deploy of an environment without a deploy target
+    SKIPPED = "skipped", "Skipped"  # the release was made ready without this stage
 
 
 T = StageStatus
@@ -205,13 +204,3 @@ class WebhookEndpoint(models.Model):
         rest = "/…" if (parts.path.strip("/") or parts.query) else "/"
         return f"{parts.scheme}://{host}{rest}"
 
-
-# Deploy records (values, revision history, credentials) live in pipelines/deploy_models.py.
-from pipelines.deploy_models import (  # noqa: E402,F401
-    CredentialKind,
-    DeployRevision,
-    DeployRevisionStatus,
-    EnvironmentValues,
-    ServiceValues,
-    TargetCredential,
-)

@@ -1,13 +1,14 @@
-"""React to release transitions (sent on commit): start the pipeline, run or skip the deploy stage.
+"""React to release transitions (sent on commit): a new release starts its pipeline.
 
-Receivers are quick (they enqueue) and never raise: the release change is already committed.
+The receiver is quick (it enqueues) and never raises: the release change is already committed. What happens on
+promotion (the rollout) belongs to the deploy app.
 """
 import logging
 
 from django.dispatch import receiver
 
 from pipelines import services
-from releases.choices import ReleaseStatus as R
+from releases.choices import ReleaseStatus
 from releases.signals import release_transitioned
 
 log = logging.getLogger(__name__)
@@ -15,13 +16,9 @@ log = logging.getLogger(__name__)
 
 @receiver(release_transitioned, dispatch_uid="pipelines.on_release_transitioned")
 def on_release_transitioned(sender, *, release_id, from_status, to_status, **kwargs):
+    if from_status != "" or to_status != ReleaseStatus.PENDING:
+        return
     try:
-        if from_status == "" and to_status == R.PENDING:
-            services.pipeline_start(release_id=release_id)
-        elif from_status == R.READY and to_status == R.DEPLOYING:
-            services.pipeline_deploy(release_id=release_id)
-        elif from_status == R.READY and to_status in (R.GRAY, R.LIVE):
-            services.pipeline_deploy_skip(
-                release_id=release_id, reason=f"promoted to {to_status} without a rollout (deploy target none)")
+        services.pipeline_start(release_id=release_id)
     except Exception:
-        log.exception("pipelines: reacting to release #%s %s -> %s failed", release_id, from_status, to_status)
+        log.exception("pipelines: starting the pipeline of release #%s failed", release_id)

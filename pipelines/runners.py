@@ -1,4 +1,4 @@
-"""The work of each stage: prepare, build, scan, push, deploy.
+"""The work of each stage: prepare, build, scan, push.
 
 A runner takes a StageContext and returns on success, or raises one of the outcomes below. Runners call the
 Django-free integrations (docker_build, registry, scanners, notify) and record what they produce through
@@ -165,19 +165,6 @@ def push(ctx: StageContext) -> None:
     version_record_image(release_id=release.pk, reference=result.reference, digest=result.digest)
 
 
-def deploy(ctx: StageContext) -> None:
-    from pipelines.deploy_services import release_deploy
-
-    release = ctx.release()
-    ctx.log(f"rolling {release.version.tag} out to {release.environment.name} through the "
-            f"'{release.environment.deploy_target}' target")
-    # release_deploy reports the outcome to the release (release_rollout_finished), failures included.
-    status = release_deploy(release_id=release.pk, log=ctx.log)
-    if status not in ("deployed", "stale"):
-        reason = ctx.release().status_reason or f"rollout {status}"
-        raise StageFailed(reason)
-
-
 def noop(ctx: StageContext) -> None:
     """No work at all: what is left of a stage is Rollgate's own orchestration (the benchmark's baseline)."""
 
@@ -187,7 +174,6 @@ BUILT_IN: dict[str, Runner] = {
     StageName.BUILD: build,
     StageName.SCAN: scan,
     StageName.PUSH: push,
-    StageName.DEPLOY: deploy,
 }
 
 

@@ -4,12 +4,17 @@ Worker transitions are compare-and-set on (stage id, status, attempt): the attem
 so a worker that lost its stage (taken over after it stopped beating, or reaped) cannot overwrite the outcome.
 Interactive ones (retry, scan override) lock the pipeline row. Live events go to the release's group on commit;
 Celery tasks are enqueued on commit; webhooks are called outside any transaction (in their own task).
+
+Lock order (releases/services.py): every transaction here that changes the release, or may, first locks the
+release (worker transitions: the release alone; people's retry and override: its service, then the release),
+then the pipeline and its stages.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -19,8 +24,9 @@ from django.utils import timezone
 from pipelines.integrations import notify
 from pipelines.models import (
     BUILD_STAGES,
-    PIPELINE_TERMINAL,
+    PIPELINE_TRANSITIONS,
     STAGE_ORDER,
+    STAGE_TRANSITIONS,
     Artefact,
     LogLevel,
     Pipeline,
@@ -35,7 +41,7 @@ from releases import events, policy
 from releases.choices import ReleaseStatus
 from releases.errors import InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import Release
-from releases.services import Actor, audit_record, release_rollout_finished, release_worker_transition, require_permission
+from releases.services import Actor, audit_record, release_lock, release_worker_transition, require_permission
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +64,50 @@ def _stage_event(stage: Stage, release_id: int) -> None:
     )
 
 
+def _enqueue(task_name: str, *args) -> None:
+    """Queue a task by its stable name on commit: the tasks module imports this one, never the reverse."""
+    transaction.on_commit(lambda: current_app.tasks[task_name].apply_async(args=list(args)))
+
+
 def _enqueue_stage(stage_id: int) -> None:
-    def send():
-        from pipelines.tasks import run_stage  # tasks import this module
-
-        run_stage.apply_async(args=[stage_id])
-
-    transaction.on_commit(send)
+    _enqueue("pipelines.run_stage", stage_id)
 
 
 def _enqueue_notification(stage_id: int) -> None:
-    def send():
-        from pipelines.tasks import notify_stage_failure
-
-        notify_stage_failure.apply_async(args=[stage_id])
-
-    transaction.on_commit(send)
+    _enqueue("pipelines.notify_stage_failure", stage_id)
 
 
 def _release_id_of(pipeline_id: int) -> int:
     return Pipeline.objects.values_list("release_id", flat=True).get(pk=pipeline_id)
+
+
+def _stage_move(rows, *, from_statuses, to_status: str, **fields) -> int:
+    """Every stage status write: checked against STAGE_TRANSITIONS, then compare-and-set on ``from_statuses``.
+    Returns how many rows moved (0: someone else moved them first)."""
+    illegal = sorted(s for s in from_statuses if to_status not in STAGE_TRANSITIONS[s])
+    if illegal:
+        raise TransitionNotAllowed(f"a stage cannot go from {', '.join(illegal)} to {to_status}", field="status")
+    return rows.filter(status__in=list(from_statuses)).update(status=to_status, **fields)
+
+
+def _pipeline_move(pipeline_id: int, to_status: str, *, from_statuses=None, **fields) -> bool:
+    """Every pipeline status write: only from a status the map lets reach ``to_status`` (all of them when
+    ``from_statuses`` is not given); an explicit illegal source raises."""
+    sources = [s for s, nxt in PIPELINE_TRANSITIONS.items() if to_status in nxt]
+    if from_statuses is not None:
+        illegal = sorted(s for s in from_statuses if s not in sources)
+        if illegal:
+            raise TransitionNotAllowed(f"a pipeline cannot go from {', '.join(illegal)} to {to_status}",
+                                       field="status")
+        sources = list(from_statuses)
+    return bool(Pipeline.objects.filter(pk=pipeline_id, status__in=sources).update(status=to_status, **fields))
+
+
+def _lock_release_of_stage(stage_id: int) -> Release | None:
+    """The release, locked before the stage and pipeline rows (the lock order), for a worker transaction: the
+    release alone (release_lock(service=False)), found through the stage in the same statement."""
+    return (Release.objects.select_for_update(no_key=True, of=("self",)).only("id", "status")
+            .filter(pipelines__stages__pk=stage_id).first())
 
 
 # --- start ---------------------------------------------------------------------------------------------------
@@ -86,8 +116,9 @@ def _release_id_of(pipeline_id: int) -> int:
 def pipeline_start(*, release_id: int) -> Pipeline | None:
     """Create the pipeline of a pending release and queue its first stage. Idempotent: one pipeline per release."""
     with transaction.atomic():
-        release = Release.objects.select_for_update().filter(pk=release_id).first()
-        if release is None:
+        try:
+            release = release_lock(release_id, service=False)
+        except NotFound:
             return None
         existing = Pipeline.objects.filter(release=release).first()
         if existing is not None or release.status != R.PENDING:
@@ -101,51 +132,6 @@ def pipeline_start(*, release_id: int) -> Pipeline | None:
     return pipeline
 
 
-def pipeline_deploy(*, release_id: int) -> Stage | None:
-    """The release went ready -> deploying: queue its deploy stage.
-
-    A release without a pipeline (made ready before pipelines existed, or by hand) gets one whose build stages
-    are marked skipped, so its deploy still runs and the release never waits in deploying forever."""
-    with transaction.atomic():
-        release = Release.objects.select_for_update().filter(pk=release_id).first()
-        if release is None or release.status != R.DEPLOYING:
-            return None
-        pipeline = Pipeline.objects.filter(release=release).first()
-        if pipeline is None:
-            pipeline = Pipeline.objects.create(release=release, status=P.WAITING, started_at=timezone.now())
-            Stage.objects.bulk_create([
-                Stage(pipeline=pipeline, name=name, position=index,
-                      status=T.SKIPPED if name in _BUILD_NAMES else T.PENDING)
-                for index, name in enumerate(STAGE_ORDER)])
-        stage = pipeline.stages.filter(name=StageName.DEPLOY, status=T.PENDING).first()
-        if stage is None:
-            return None
-        # Made ready without them (by hand, or before this pipeline existed): they will never run now.
-        pipeline.stages.filter(name__in=BUILD_STAGES, status=T.PENDING).update(
-            status=T.SKIPPED, failure_reason="release was made ready without this stage")
-        Pipeline.objects.filter(pk=pipeline.pk).exclude(status__in=PIPELINE_TERMINAL).update(status=P.RUNNING)
-        _stage_event(stage, release.pk)
-        _enqueue_stage(stage.pk)
-    return stage
-
-
-def pipeline_deploy_skip(*, release_id: int, reason: str) -> None:
-    """Promoted without a rollout (deploy target "none"): the deploy stage is skipped and the pipeline is done."""
-    with transaction.atomic():
-        pipeline = Pipeline.objects.select_for_update().filter(release_id=release_id).first()
-        if pipeline is None:
-            return
-        stage = pipeline.stages.filter(name=StageName.DEPLOY, status=T.PENDING).first()
-        if stage is None:
-            return
-        Stage.objects.filter(pk=stage.pk, status=T.PENDING).update(status=T.SKIPPED, failure_reason=reason[:2000])
-        StageLogLine.objects.create(stage=stage, time=timezone.now(), level=LogLevel.INFO, message=reason)
-        Pipeline.objects.filter(pk=pipeline.pk, status=P.WAITING).update(status=P.SUCCEEDED,
-                                                                        finished_at=timezone.now())
-        stage.status = T.SKIPPED
-        _stage_event(stage, release_id)
-
-
 # --- claiming and running (called by the stage task) -----------------------------------------------------------
 
 
@@ -155,18 +141,23 @@ def stage_claim(*, stage_id: int, task_id: str) -> Stage | None:
     Returns the stage with its new attempt number; every later write of this run passes that attempt."""
     now = timezone.now()
     stale = now - dt.timedelta(seconds=settings.ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS)
-    fields = dict(status=T.RUNNING, task_id=task_id[:80], attempt=F("attempt") + 1, started_at=now,
+    fields = dict(task_id=task_id[:80], attempt=F("attempt") + 1, started_at=now,
                   finished_at=None, heartbeat_at=now, failure_reason="")
     with transaction.atomic():
-        release_status = Release.objects.filter(pipelines__stages__pk=stage_id).values_list("status", flat=True).first()
-        if release_status not in (R.PENDING, R.BUILDING) and Stage.objects.filter(
-                pk=stage_id, name__in=BUILD_STAGES, status=T.PENDING).update(
-                status=T.SKIPPED, failure_reason=f"release is {release_status}; nothing to build"):
+        release = _lock_release_of_stage(stage_id)
+        if release is None:
             return None
-        claimed = Stage.objects.filter(pk=stage_id, status=T.PENDING).update(**fields)
+        release_status = release.status
+        if release_status not in (R.PENDING, R.BUILDING) and _stage_move(
+                Stage.objects.filter(pk=stage_id, name__in=BUILD_STAGES), from_statuses=[T.PENDING],
+                to_status=T.SKIPPED, failure_reason=f"release is {release_status}; nothing to build"):
+            return None
+        claimed = _stage_move(Stage.objects.filter(pk=stage_id), from_statuses=[T.PENDING], to_status=T.RUNNING,
+                              **fields)
         took_over = False
         if not claimed:
-            claimed = Stage.objects.filter(pk=stage_id, status=T.RUNNING, heartbeat_at__lt=stale).update(**fields)
+            claimed = _stage_move(Stage.objects.filter(pk=stage_id, heartbeat_at__lt=stale),
+                                  from_statuses=[T.RUNNING], to_status=T.RUNNING, **fields)
             took_over = bool(claimed)
         if not claimed:
             return None
@@ -174,8 +165,8 @@ def stage_claim(*, stage_id: int, task_id: str) -> Stage | None:
         pipeline = stage.pipeline
         release_id = pipeline.release_id
         if pipeline.status != P.RUNNING or pipeline.started_at is None:
-            Pipeline.objects.filter(pk=pipeline.pk, status__in=[P.PENDING, P.WAITING, P.RUNNING]).update(
-                status=P.RUNNING, started_at=pipeline.started_at or now)
+            _pipeline_move(pipeline.pk, P.RUNNING, from_statuses=[P.PENDING, P.WAITING, P.RUNNING],
+                           started_at=pipeline.started_at or now)
         if took_over:
             _log_line(stage, release_id, f"taking over attempt {stage.attempt}: the previous worker stopped "
                                          f"responding", LogLevel.WARNING)
@@ -221,18 +212,19 @@ def artefact_store(*, stage_id: int, kind: str, content: str) -> Artefact:
 def _finish(stage_id: int, attempt: int | None, to_status: str, reason: str = "",
             from_statuses=(T.RUNNING,)) -> Stage | None:
     """Compare-and-set a stage to a final-for-this-run status. None when the run no longer owns the stage."""
-    qs = Stage.objects.filter(pk=stage_id, status__in=list(from_statuses))
+    qs = Stage.objects.filter(pk=stage_id)
     if attempt is not None:
         qs = qs.filter(attempt=attempt)
-    now = timezone.now()
-    if not qs.update(status=to_status, failure_reason=reason[:2000], finished_at=now):
+    if not _stage_move(qs, from_statuses=from_statuses, to_status=to_status, failure_reason=reason[:2000],
+                       finished_at=timezone.now()):
         return None
     return Stage.objects.select_related("pipeline").get(pk=stage_id)
 
 
 def stage_succeed(*, stage_id: int, attempt: int) -> bool:
-    """The run succeeded: record it and move on (next stage, release ready after push, pipeline done after deploy)."""
+    """The run succeeded: record it and move on (next stage; after push the release is ready and the pipeline done)."""
     with transaction.atomic():
+        _lock_release_of_stage(stage_id)
         stage = _finish(stage_id, attempt, T.SUCCEEDED)
         if stage is None:
             return False
@@ -240,13 +232,11 @@ def stage_succeed(*, stage_id: int, attempt: int) -> bool:
         release_id = pipeline.release_id
         _stage_event(stage, release_id)
         if stage.name == StageName.PUSH:
-            Pipeline.objects.filter(pk=pipeline.pk, status=P.RUNNING).update(status=P.WAITING)
+            # CI is done: the pipeline ends here; the promotion's rollout is the deploy app's.
+            _pipeline_move(pipeline.pk, P.SUCCEEDED, from_statuses=[P.RUNNING], finished_at=timezone.now())
             release_worker_transition(release_id=release_id, from_statuses={R.PENDING, R.BUILDING},
                                       to_status=R.READY, actor_name=SYSTEM, action="pipeline.succeeded",
                                       reason="image built, scanned and pushed")
-        elif stage.name == StageName.DEPLOY:
-            Pipeline.objects.filter(pk=pipeline.pk, status=P.RUNNING).update(status=P.SUCCEEDED,
-                                                                            finished_at=timezone.now())
         else:
             following = STAGE_ORDER[STAGE_ORDER.index(stage.name) + 1]
             next_stage = pipeline.stages.get(name=following)
@@ -257,28 +247,23 @@ def stage_succeed(*, stage_id: int, attempt: int) -> bool:
 
 def stage_fail(*, stage_id: int, attempt: int | None, reason: str,
                from_statuses=(T.RUNNING,)) -> bool:
-    """A stage failed for good: the pipeline fails with label ci_failed, the release goes ci_failed (or, for the
-    deploy stage, failed) and the webhooks are told. The stage keeps its log."""
+    """A stage failed for good: the pipeline fails with label ci_failed, the release goes ci_failed and the
+    webhooks are told. The stage keeps its log."""
     reason = notify.redact(reason) or "failed without a reason"
     with transaction.atomic():
+        _lock_release_of_stage(stage_id)
         stage = _finish(stage_id, attempt, T.FAILED, reason, from_statuses)
         if stage is None:
             return False
         pipeline = stage.pipeline
         release_id = pipeline.release_id
         labels = sorted(set(pipeline.labels) | {CI_FAILED_LABEL})
-        Pipeline.objects.filter(pk=pipeline.pk).exclude(status__in=PIPELINE_TERMINAL).update(
-            status=P.FAILED, labels=labels, failure_reason=f"{stage.name}: {reason}"[:2000],
-            finished_at=timezone.now())
+        _pipeline_move(pipeline.pk, P.FAILED, labels=labels, failure_reason=f"{stage.name}: {reason}"[:2000],
+                       finished_at=timezone.now())
         _log_line(stage, release_id, f"stage failed: {reason}", LogLevel.ERROR)
-        if stage.name == StageName.DEPLOY:
-            transaction.on_commit(lambda: release_rollout_finished(
-                release_id=release_id, succeeded=False, reason=f"deploy stage failed: {reason}",
-                actor_name=SYSTEM))
-        else:
-            release_worker_transition(release_id=release_id, from_statuses={R.PENDING, R.BUILDING},
-                                      to_status=R.CI_FAILED, actor_name=SYSTEM, action="pipeline.failed",
-                                      reason=f"{stage.name} stage failed: {reason}")
+        release_worker_transition(release_id=release_id, from_statuses={R.PENDING, R.BUILDING},
+                                  to_status=R.CI_FAILED, actor_name=SYSTEM, action="pipeline.failed",
+                                  reason=f"{stage.name} stage failed: {reason}")
         _stage_event(stage, release_id)
         _enqueue_notification(stage.pk)
     return True
@@ -292,8 +277,8 @@ def stage_mark_failed(*, stage_id: int, reason: str) -> bool:
 def stage_release_for_retry(*, stage_id: int, attempt: int, reason: str) -> bool:
     """A transient error: hand the stage back (running -> pending) so the retried task can claim it again."""
     with transaction.atomic():
-        if not Stage.objects.filter(pk=stage_id, status=T.RUNNING, attempt=attempt).update(
-                status=T.PENDING, failure_reason=reason[:2000]):
+        if not _stage_move(Stage.objects.filter(pk=stage_id, attempt=attempt), from_statuses=[T.RUNNING],
+                           to_status=T.PENDING, failure_reason=reason[:2000]):
             return False
         stage_log_append(stage_id=stage_id, message=f"transient error, will retry: {reason}",
                          level=LogLevel.WARNING)
@@ -303,12 +288,13 @@ def stage_release_for_retry(*, stage_id: int, attempt: int, reason: str) -> bool
 def stage_block(*, stage_id: int, attempt: int, reason: str) -> bool:
     """The scan found a Critical finding: the release is blocked and its image is never pushed."""
     with transaction.atomic():
+        _lock_release_of_stage(stage_id)
         stage = _finish(stage_id, attempt, T.BLOCKED, reason)
         if stage is None:
             return False
         pipeline = stage.pipeline
-        Pipeline.objects.filter(pk=pipeline.pk).exclude(status__in=PIPELINE_TERMINAL).update(
-            status=P.BLOCKED, failure_reason=f"{stage.name}: {reason}"[:2000], finished_at=timezone.now())
+        _pipeline_move(pipeline.pk, P.BLOCKED, failure_reason=f"{stage.name}: {reason}"[:2000],
+                       finished_at=timezone.now())
         _log_line(stage, pipeline.release_id, f"release blocked: {reason}", LogLevel.ERROR)
         release_worker_transition(release_id=pipeline.release_id, from_statuses={R.PENDING, R.BUILDING},
                                   to_status=R.BLOCKED, actor_name=SYSTEM, action="pipeline.blocked",
@@ -324,7 +310,7 @@ def stage_wait_for_override(*, stage_id: int, attempt: int, reason: str) -> bool
         stage = _finish(stage_id, attempt, T.WAITING, reason)
         if stage is None:
             return False
-        Pipeline.objects.filter(pk=stage.pipeline_id, status=P.RUNNING).update(status=P.WAITING)
+        _pipeline_move(stage.pipeline_id, P.WAITING, from_statuses=[P.RUNNING])
         _log_line(stage, stage.pipeline.release_id, f"waiting for a scan override: {reason}", LogLevel.WARNING)
         _stage_event(stage, stage.pipeline.release_id)
     return True
@@ -334,8 +320,7 @@ def stage_wait_for_override(*, stage_id: int, attempt: int, reason: str) -> bool
 
 
 def _lock_pipeline(release_id: int) -> Pipeline:
-    if not Release.objects.filter(pk=release_id).exists():
-        raise NotFound(f"no release with id {release_id}")
+    release_lock(release_id)  # the lock order: service, release, then the pipeline
     pipeline = Pipeline.objects.select_for_update().filter(release_id=release_id).order_by("-id").first()
     if pipeline is None:
         raise NotFound(f"release #{release_id} has no pipeline")
@@ -353,15 +338,17 @@ def pipeline_retry_from_failed_stage(*, actor: Actor, release_id: int) -> Pipeli
         failed = pipeline.stages.filter(status=T.FAILED).order_by("position").first()
         if failed is None or failed.name not in _BUILD_NAMES:
             raise TransitionNotAllowed(
-                f"pipeline #{pipeline.pk} failed in its deploy stage; a failed deploy is final: create a new release")
+                f"pipeline #{pipeline.pk} failed outside its build stages; create a new release")
         release_status = Release.objects.values_list("status", flat=True).get(pk=release_id)
         if release_status != R.CI_FAILED:
             raise TransitionNotAllowed(f"release #{release_id} is {release_status}, not ci_failed; nothing to retry")
-        pipeline.stages.filter(position__gte=failed.position, status__in=[T.FAILED, T.PENDING]).update(
-            status=T.PENDING, task_id="", failure_reason="", started_at=None, finished_at=None, heartbeat_at=None)
+        fresh = dict(task_id="", failure_reason="", started_at=None, finished_at=None, heartbeat_at=None)
+        later = pipeline.stages.filter(position__gte=failed.position)
+        _stage_move(later, from_statuses=[T.FAILED], to_status=T.PENDING, **fresh)
+        later.filter(status=T.PENDING).update(**fresh)
         labels = [label for label in pipeline.labels if label != CI_FAILED_LABEL]
-        Pipeline.objects.filter(pk=pipeline.pk).update(status=P.RUNNING, labels=labels, failure_reason="",
-                                                       finished_at=None)
+        _pipeline_move(pipeline.pk, P.RUNNING, from_statuses=[P.FAILED], labels=labels, failure_reason="",
+                       finished_at=None)
         # One audit row for the retry: the release's ci_failed -> building, with the person who asked.
         release_worker_transition(release_id=release_id, from_statuses={R.CI_FAILED}, to_status=R.BUILDING,
                                   actor_name=actor.name, actor=actor, action="pipeline.retry",
@@ -393,8 +380,8 @@ def scan_override(*, actor: Actor, release_id: int, reason: str) -> Pipeline:
                                        f"{scan.status}; only High findings wait for an override (Critical ones "
                                        f"block for good)")
         _finish(scan.pk, None, T.SUCCEEDED, "", from_statuses=(T.WAITING,))
-        Pipeline.objects.filter(pk=pipeline.pk).update(status=P.RUNNING, scan_override_by=actor.name,
-                                                       scan_override_reason=reason)
+        _pipeline_move(pipeline.pk, P.RUNNING, from_statuses=[P.WAITING], scan_override_by=actor.name,
+                       scan_override_reason=reason)
         release = Release.objects.get(pk=release_id)
         audit_record(actor=actor, action="scan.override", object_type="pipeline", object_id=pipeline.pk,
                      release=release, from_state=T.WAITING, to_state=T.SUCCEEDED, reason=reason)

@@ -157,7 +157,7 @@ def gitlab_tag_push(*, token: str | None, event: str, payload: dict) -> tuple[Re
                         f"(ROLLGATE_GITLAB_PROJECT_TOKENS)")
     with transaction.atomic():
         # Lock the service so two deliveries of one tag at the same moment create one release.
-        AgentService.objects.select_for_update().filter(pk=service.pk).get()
+        AgentService.objects.select_for_update(no_key=True).filter(pk=service.pk).get()
         existing = Release.objects.filter(service=service, environment__name=environment, version__tag=tag,
                                           version__commit_sha=commit).first()
         if existing is not None:

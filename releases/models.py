@@ -19,6 +19,20 @@ from releases.choices import (
 )
 
 
+class VersionedRecord(models.Model):
+    """A document kept as numbered versions (values.yaml layers, SLA policies): a change adds the next number,
+    rows are never edited, and each names who wrote it."""
+
+    number = models.PositiveIntegerField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="+")
+    author_name = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
 class AgentService(models.Model):
     name = models.SlugField(max_length=63, unique=True, help_text="e.g. agent-infer")
     description = models.CharField(max_length=500, blank=True)

@@ -10,11 +10,37 @@ from django.utils import timezone
 
 from releases import audit_chain, policy
 from releases.choices import AWAITING_APPROVAL, CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
+from releases.errors import NotFound
 from releases.freeze import active_freeze, describe
 from releases.keyset import KeysetPage, keyset_page
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
 
 S = ReleaseStatus
+
+
+# --- lookups by name: one helper each, one error shape ------------------------------------------------------
+
+
+def _known(names) -> str:
+    return ", ".join(names) or "none yet"
+
+
+def service_by_name(name: str) -> AgentService:
+    """The service called ``name``; an unknown name is NotFound (404) naming the known services."""
+    found = AgentService.objects.filter(name=name).first()
+    if found is None:
+        known = _known(AgentService.objects.order_by("name").values_list("name", flat=True)[:50])
+        raise NotFound(f"no service named '{str(name)[:80]}'; known services: {known}", field="service")
+    return found
+
+
+def environment_by_name(name: str) -> Environment:
+    """The environment called ``name``; an unknown name is NotFound (404) naming the known environments."""
+    found = Environment.objects.filter(name=name).first()
+    if found is None:
+        known = _known(Environment.objects.order_by("position", "name").values_list("name", flat=True))
+        raise NotFound(f"no environment named '{str(name)[:80]}'; environments: {known}", field="environment")
+    return found
 
 
 def live_release(service: AgentService, environment: Environment) -> Release | None:

@@ -26,7 +26,8 @@ from releases.choices import (
 from releases.conventions import MOVING_TAGS, ConventionError, check_branch, check_tag_environment, parse_tag
 from releases.errors import ActionBlocked, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
-from releases.selectors import approval_summary, gray_ladder, live_release, traffic_refusal
+from releases.selectors import approval_summary, environment_by_name, gray_ladder, live_release, service_by_name, \
+    traffic_refusal
 from releases.signals import release_transitioned
 
 S = ReleaseStatus
@@ -148,9 +149,7 @@ def environment_update(*, actor: Actor, name: str, changes: dict) -> Environment
     """Change an environment's protection, approvals, freeze windows or auto-rollback (already validated)."""
     require_permission(actor, policy.ENVIRONMENT_MANAGE)
     with transaction.atomic():
-        environment = Environment.objects.select_for_update().filter(name=name).first()
-        if environment is None:
-            raise NotFound(f"no environment named '{name}'")
+        environment = Environment.objects.select_for_update(no_key=True).get(pk=environment_by_name(name).pk)
         before = {key: getattr(environment, key) for key in changes}
         for key, value in changes.items():
             if key not in ENVIRONMENT_EDITABLE:
@@ -204,14 +203,10 @@ def version_record_image(*, release_id: int, reference: str = "", digest: str = 
 def release_create(*, actor: Actor, service: str, environment: str, tag: str, commit: str,
                    branch: str = "") -> Release:
     require_permission(actor, policy.RELEASE_CREATE)
-    service_obj = AgentService.objects.filter(name=service).first()
-    if service_obj is None:
-        known = ", ".join(AgentService.objects.values_list("name", flat=True)[:20]) or "none yet"
-        raise InvalidInput(f"no service named '{service[:80]}'; known services: {known}", field="service")
-    env_obj = Environment.objects.filter(name=environment).first()
-    if env_obj is None:
-        known = ", ".join(Environment.objects.values_list("name", flat=True))
-        raise InvalidInput(f"no environment named '{environment[:80]}'; environments: {known}", field="environment")
+    try:  # the names come in the request body: an unknown one is bad input (400), in the lookups' words
+        service_obj, env_obj = service_by_name(service), environment_by_name(environment)
+    except NotFound as unknown:
+        raise InvalidInput(unknown.message, field=unknown.field) from None
     try:
         check_tag_environment(parse_tag(tag), env_obj.name)
         if branch:
@@ -251,13 +246,44 @@ def _publish(release: Release) -> None:
     )
 
 
-def _lock(release_id: int) -> Release:
-    """Lock the service row, then the release. Call inside transaction.atomic()."""
-    service_id = Release.objects.filter(pk=release_id).values_list("service_id", flat=True).first()
-    if service_id is None:
+# --- lock order ------------------------------------------------------------------------------------------------
+#
+# Every path that locks more than one of these rows takes them in this order, and only in this order:
+#
+#   1. the service (AgentService)      4. the SLA gate's rows (GateRecord, samples, reports)
+#   2. the release                     5. audit rows (inserted last; they only point at 1 and 2)
+#   3. the release's pipeline and stages, or its deploy Rollout
+#
+# People (promote, pause, approve, ...), the pipeline worker, the deploy tasks and the SLA gate all start their
+# transaction with release_lock() (the gate: sla.services._lock_release_rows, the same locks) before touching rows
+# further down the list. A path may start lower in the list (a worker transition
+# changes one release and no other: it locks the release without its service), but never goes back up.
+#
+# Service and release are locked FOR NO KEY UPDATE, not FOR UPDATE: they serialise every change to one service's
+# releases, yet they do not conflict with the FOR KEY SHARE locks that foreign-key checks take implicitly when a
+# row pointing at them is inserted (audit rows, approvals, pipelines, SLA samples). So an insert in another
+# transaction never waits on a person's transition, and the implicit locks cannot reverse the order.
+
+
+def release_lock(release_id: int, *, service: bool = True) -> Release:
+    """Lock the release's service row, then the release, in the documented order. Inside transaction.atomic().
+
+    service=False locks the release alone: for a change to this release only (a worker transition), which must
+    not serialise with every other release of the service (100 pipelines of one service run side by side)."""
+    if service:
+        service_id = Release.objects.filter(pk=release_id).values_list("service_id", flat=True).first()
+        if service_id is None:
+            raise NotFound(f"no release with id {release_id}")
+        AgentService.objects.select_for_update(no_key=True).filter(pk=service_id).get()
+    release = (Release.objects.select_for_update(no_key=True, of=("self",))
+               .select_related("service", "environment", "version")
+               .filter(pk=release_id).first())
+    if release is None:
         raise NotFound(f"no release with id {release_id}")
-    AgentService.objects.select_for_update().filter(pk=service_id).get()
-    return Release.objects.select_for_update().select_related("service", "environment", "version").get(pk=release_id)
+    return release
+
+
+_lock = release_lock
 
 
 def _check_edge(release: Release, to_status: str, verb: str) -> None:
@@ -270,8 +296,15 @@ def _check_edge(release: Release, to_status: str, verb: str) -> None:
 
 def _move(release: Release, *, to_status: str, actor: Actor, action: str, reason: str = "",
           gray_weight: int | None = None, details: dict | None = None) -> Release:
-    """Apply one checked transition: update, audit, publish on commit."""
+    """Apply one transition: check it against the map, update, audit, publish on commit. Every status write of a
+    release goes through here or through release_worker_transition, and both refuse an edge the map lacks."""
     from_status, from_weight = release.status, release.gray_weight
+    if to_status not in ALLOWED_TRANSITIONS[from_status]:
+        raise TransitionNotAllowed(
+            f"release #{release.pk} cannot go from {from_status} to {to_status}"
+            + (f": {from_status} is a final state" if not ALLOWED_TRANSITIONS[from_status] else
+               f"; from {from_status} it may go to {', '.join(sorted(ALLOWED_TRANSITIONS[from_status]))}"),
+            field="status")
     release.status = to_status
     release.status_reason = reason[:1000]
     release.status_changed_at = timezone.now()
@@ -437,7 +470,8 @@ def release_rollback(*, actor: Actor, release_id: int, comment: str = "", canary
         if previous is None or previous.status != S.SUPERSEDED:
             raise TransitionNotAllowed(f"cannot roll back release #{release.pk}: there is no earlier live release "
                                        f"in {release.environment.name} to return to")
-        previous = Release.objects.select_for_update().select_related("version").get(pk=previous.pk)
+        previous = Release.objects.select_for_update(no_key=True, of=("self",)).select_related("version").get(
+            pk=previous.pk)
         traffic_check(move=policy.MOVE_ROLLBACK, service=release.service, environment=release.environment,
                       tag=previous.version.tag)
         _move(release, to_status=S.ROLLED_BACK, actor=actor, action="release.rollback", reason=comment,
@@ -497,25 +531,20 @@ def release_worker_transition(*, release_id: int, from_statuses: set[str], to_st
                               actor: Actor | None = None) -> bool:
     """Compare-and-set for workers (pipeline stages, the SLA gate). Returns False when another worker or person
     moved the release first; the caller then stops quietly."""
-    illegal = [s for s in from_statuses if to_status not in ALLOWED_TRANSITIONS[s]]
+    illegal = sorted(s for s in from_statuses if to_status not in ALLOWED_TRANSITIONS[s])
     if illegal:
-        raise ValueError(f"{action}: {illegal} -> {to_status} is not in the transition map")
+        raise TransitionNotAllowed(f"{action}: {', '.join(illegal)} -> {to_status} is not in the transition map",
+                                   field="status")
     with transaction.atomic():
-        fields = {"status": to_status, "status_reason": reason[:1000], "status_changed_at": timezone.now()}
-        if gray_weight is not None:
-            fields["gray_weight"] = gray_weight
-        before = Release.objects.filter(pk=release_id, status__in=from_statuses).values("status", "gray_weight").first()
-        if before is None:
+        try:
+            # This release only: no other release's state is read or changed, so the service is not locked.
+            release = release_lock(release_id, service=False)
+        except NotFound:
             return False
-        updated = Release.objects.filter(pk=release_id, status=before["status"]).update(**fields)
-        if not updated:
-            return False
-        release = Release.objects.select_related("service", "environment").get(pk=release_id)
+        if release.status not in from_statuses:
+            return False  # another worker or a person moved it first
         actor = actor or Actor.system(actor_name)  # a person may start a worker transition (pipeline retry)
-        audit_record(actor=actor, action=action, object_type="release", object_id=release_id,
-                     release=release, from_state=before["status"], to_state=to_status, reason=reason,
-                     details={"from_weight": before["gray_weight"], "to_weight": release.gray_weight})
-        _announce(release, from_status=before["status"], from_weight=before["gray_weight"], actor=actor)
+        _move(release, to_status=to_status, actor=actor, action=action, reason=reason, gray_weight=gray_weight)
     return True
 
 

@@ -82,7 +82,7 @@ def agent_heartbeat(*, principal: AgentPrincipal, service: str, environment: str
 
 
 def _lock_state(service: AgentService, environment: Environment) -> RoutingState:
-    AgentService.objects.select_for_update().filter(pk=service.pk).get()
+    AgentService.objects.select_for_update(no_key=True).filter(pk=service.pk).get()
     state, _ = RoutingState.objects.get_or_create(service=service, environment=environment)
     return RoutingState.objects.select_for_update().get(pk=state.pk)
 

@@ -51,7 +51,7 @@ BANNER
 stop_agents() {
   # Normally local_agents has stopped them already; this catches one a deploy started while everything stopped.
   $PY manage.py local_agents --stop >/dev/null 2>&1 || true
-  left=$($PY -m pipelines.targets.local status 2>/dev/null | grep -c running || true)
+  left=$($PY -m deploy.targets.local status 2>/dev/null | grep -c running || true)
   if [ "${left:-0}" != 0 ]; then echo "warning: $left agent process group(s) still running" >&2; fi
   echo "all demo processes stopped"
 }

@@ -3,30 +3,24 @@
 Writes happen only in sla/services.py.  The Django-free core (catalog, prometheus, stats, policy, verdict,
 gate) knows nothing of these models; the services translate between the two.
 """
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from releases.models import AgentService, Environment, Release
+from releases.models import AgentService, Environment, Release, VersionedRecord
 
 REPORT_STATUSES = ("verified", "watching", "blocked", "rollbacked", "manual_review")
 REPORT_ACTIONS = ("ready_to_promote", "hold", "pause", "block_version", "rollback")
 
 
-class SlaPolicyVersion(models.Model):
+class SlaPolicyVersion(VersionedRecord):
     """One saved version of an environment's SLA policy (service=None: the full policy) or of a service's
     overrides on top of it (only the overridden fields).  Rows are never edited: a change is a new number."""
 
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="sla_policy_versions")
     service = models.ForeignKey(AgentService, null=True, blank=True, on_delete=models.PROTECT,
                                 related_name="sla_policy_versions")
-    number = models.PositiveIntegerField()
     policy = models.JSONField(help_text="full policy (environment) or overridden fields only (service)")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                               related_name="+")
-    author_name = models.CharField(max_length=150)
     comment = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["environment", "service", "-number"]

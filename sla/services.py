@@ -467,10 +467,9 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
 
 
 def _lock_release_rows(release_id: int, *, no_key: bool = True) -> bool:
-    """Lock the release's service row, then the release row.  FOR NO KEY UPDATE (the gate's writes: foreign-key
-    checks of other writers still pass); no_key=False takes FOR UPDATE as releases.services does, for a
-    transaction that goes on to call a release service (no lock upgrade half-way).  Call inside
-    transaction.atomic(); False when the release is gone."""
+    """Lock the release's service row, then the release row, FOR NO KEY UPDATE like releases.services.release_lock
+    (foreign-key checks of other writers still pass; the lock order is written down there).  no_key=False takes
+    FOR UPDATE.  Call inside transaction.atomic(); False when the release is gone."""
     service_id = Release.objects.filter(pk=release_id).values_list("service_id", flat=True).first()
     if service_id is None:
         return False
@@ -528,7 +527,7 @@ def gate_acknowledge(*, actor: Actor, release_id: int, decision: str, comment: s
     if len(comment) > limit:
         raise InvalidInput(f"a comment has at most {limit} characters, got {len(comment)}", field="comment")
     with transaction.atomic():
-        if not _lock_release_rows(release_id, no_key=False):
+        if not _lock_release_rows(release_id):  # NO KEY UPDATE, the same mode as the release services it calls
             raise NotFound(f"no release with id {release_id}")
         record = GateRecord.objects.select_for_update().filter(pk=release_id).first()
         state = GateState.from_dict(record.state) if record is not None and record.state else None

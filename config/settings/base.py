@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "csp",
     "releases",
     "pipelines",
+    "deploy",
     "sla",
     "routing",  # gray routing for schedulers (issue 6)
     "frontend",
@@ -241,7 +242,7 @@ ROLLGATE_METRICS_OPEN = env.bool("ROLLGATE_METRICS_OPEN", default=False)
 # The fleet page's header counts (canaries, waiting, need attention) are shared by every viewer for this long.
 ROLLGATE_FLEET_SUMMARY_CACHE_SECONDS = env.int("ROLLGATE_FLEET_SUMMARY_CACHE_SECONDS", default=5)
 ROLLGATE_TRACE_SERIES_RETENTION_SECONDS = env.int("ROLLGATE_TRACE_SERIES_RETENTION_SECONDS", default=3600)
-# Deploy targets (pipelines/deploy_*): the key that encrypts environment credentials at rest. No default here:
+# Deploy targets (deploy/): the key that encrypts environment credentials at rest. No default here:
 # local.py and test.py set one; production reads ROLLGATE_CREDENTIALS_KEY or ROLLGATE_CREDENTIALS_KEY_FILE.
 ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="")
 # --- SLA gate (sla app) ---------------------------------------------------------------------------------------

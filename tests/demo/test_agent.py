@@ -11,7 +11,7 @@ import pytest
 
 from demo.agent.behaviour import Behaviour, BehaviourError, behaviour_for, load_config
 from demo.agent.server import LATENCY_BUCKETS
-from pipelines.targets.local import REPO_ROOT, free_listening_socket
+from deploy.targets.local import REPO_ROOT, free_listening_socket
 
 LABELS = {"service": "agent-infer", "env": "staging"}
 

@@ -9,7 +9,7 @@ import threading
 import time
 
 from demo.traffic import REGIONS, TENANTS, LocalEndpoints, TrafficGenerator
-from pipelines.targets.local import REPO_ROOT
+from deploy.targets.local import REPO_ROOT
 from rollgate_client import Router, RoutingClient, RoutingTable
 
 

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from demo.prometheus import start_private_prometheus, write_config
-from pipelines.targets.local import LocalTarget, process_group_members
+from deploy.targets.local import LocalTarget, process_group_members
 from releases.choices import ReleaseStatus
 from releases.models import AuditEvent, Release
 from rollgate_client import RoutingClient

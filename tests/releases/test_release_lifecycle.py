@@ -159,9 +159,9 @@ def test_worker_compare_and_set_loses_quietly_when_someone_else_moved_first(make
     assert AuditEvent.objects.filter(release=release, action="pipeline.start").count() == 1
 
 
-def test_worker_transition_outside_the_map_is_a_programming_error(make_release):
+def test_worker_transition_outside_the_map_is_refused(make_release):
     release = make_release("v1.1.0", "staging")
-    with pytest.raises(ValueError, match="not in the transition map"):
+    with pytest.raises(TransitionNotAllowed, match="not in the transition map"):
         release_worker_transition(release_id=release.pk, from_statuses={S.READY}, to_status=S.SUPERSEDED,
                                   actor_name="pipeline", action="x")
 

@@ -13,7 +13,7 @@ from releases.services import Actor, release_create, release_promote, release_wo
 from sla import services
 from sla.models import GateRecord
 from sla.prometheus import PrometheusClient
-from sla.testing import AgentExporter, OpenMetricsHistory, PrometheusProcess, VersionTraffic
+from tests.sla.prometheus_fakes import AgentExporter, OpenMetricsHistory, PrometheusProcess, VersionTraffic
 
 from ..conftest import sha
 

@@ -12,7 +12,7 @@ import pytest
 from sla.gate import evaluate_many
 from sla.policy import SlaPolicy
 from sla.prometheus import PrometheusClient
-from sla.testing import free_port
+from tests.sla.prometheus_fakes import free_port
 from sla.verdict import GateState, GrayRelease, Outcome
 
 from .conftest import CANARY, ENV, STABLE

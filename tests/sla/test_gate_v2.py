@@ -21,7 +21,7 @@ from sla.gate import evaluate_many
 from sla.models import GateRecord
 from sla.policy import SlaPolicy
 from sla.prometheus import PrometheusClient
-from sla.testing import AgentExporter, PrometheusProcess
+from tests.sla.prometheus_fakes import AgentExporter, PrometheusProcess
 from sla.verdict import GateState, GrayRelease
 
 from ..conftest import sha

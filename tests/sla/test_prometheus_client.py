@@ -9,9 +9,9 @@ from sla.catalog import Metric, MetricCatalog, ReleaseSelector
 from sla.gate import evaluate_many, fetch_readings
 from sla.policy import SlaPolicy
 from sla.prometheus import PrometheusClient, PrometheusUnavailable, QueryError
-from sla.testing import free_port
 from sla.stats import CounterTotals
 from sla.verdict import GateState, GrayRelease
+from tests.sla.prometheus_fakes import free_port
 
 from .conftest import CANARY, ENV, STABLE
 

@@ -13,7 +13,7 @@ from releases.services import Actor
 from sla import services
 from sla.models import GateRecord, SlaReport, SlaSample
 from sla.tasks import evaluate_gray_releases
-from sla.testing import free_port
+from tests.sla.prometheus_fakes import free_port
 
 from .conftest import RAMP_CANARY, RAMP_ENV
 
