@@ -15,7 +15,6 @@ from releases import policy as access
 from releases import selectors as release_selectors
 from releases.api.base import KEYSET_PARAMETERS, KeysetPagination, StrictInputSerializer, requires
 from releases.keyset import keyset_page
-from releases.models import AgentService, Environment
 from releases.services import Actor
 from sla import selectors, services
 from sla.api.renderers import SlaReportCsvRenderer
@@ -309,6 +308,49 @@ class ReportRowOutput(DesignReportOutput):
     reasons = serializers.ListField(child=serializers.CharField())
 
 
+class ReportFindingOutput(FindingOutput):
+    window_s = serializers.IntegerField(allow_null=True, required=False, help_text="the window of its numbers")
+
+
+class ReportDetailOutput(ReportRowOutput):
+    """One snapshot in full: the design shape, every rule, the raw readings with their queries, the verdict."""
+
+    report = DesignReportOutput()
+    window_s = serializers.IntegerField(allow_null=True)
+    findings = ReportFindingOutput(many=True)
+    readings = serializers.DictField(help_text="canary and baseline: every metric's value, query, window and time")
+    verdict = serializers.DictField(help_text="sla.verdict.Verdict.to_dict(): summary, reasons, findings, state")
+
+
+class PolicyVersionOutput(serializers.Serializer):
+    number = serializers.IntegerField()
+    policy = serializers.DictField(help_text="full policy (environment) or the overridden fields (service)")
+    author = serializers.CharField()
+    comment = serializers.CharField(allow_blank=True)
+    created_at = serializers.CharField()
+
+
+class PrecedenceRowOutput(serializers.Serializer):
+    status = serializers.CharField()
+    action = serializers.CharField()
+    fired_by = serializers.CharField()
+
+
+class PolicyViewOutput(serializers.Serializer):
+    """The effective policy of an environment (or a service in it), its versions, the defaults, and how the
+    verdict decides (precedence table and the power formula)."""
+
+    environment = serializers.CharField()
+    service = serializers.CharField(allow_null=True)
+    number = serializers.IntegerField(help_text="latest saved version (0: the defaults)")
+    policy = serializers.DictField(help_text="every field of sla.policy.SlaPolicy with its effective value")
+    overrides = serializers.DictField(allow_null=True, help_text="a service's overridden fields (null for an env)")
+    defaults = serializers.DictField()
+    versions = PolicyVersionOutput(many=True)
+    precedence = PrecedenceRowOutput(many=True)
+    power_formula = serializers.CharField()
+
+
 class SlaReportListApi(APIView):
     """GET /api/sla/reports/ (JSON array, paginated) or /api/sla/reports.csv (?format=csv): stored snapshots."""
 
@@ -349,14 +391,15 @@ class SlaReportDetailApi(APIView):
 
     permission_classes = [requires(access.SLA_VIEW)]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=ReportDetailOutput)
     def get(self, request, report_id: int):
         report = selectors.report_get(user=request.user, report_id=report_id)
         if report is None:
             return Response({"detail": f"no SLA report with id {report_id}", "code": "not_found"}, status=404)
-        return Response({**selectors.report_row(report), "report": report.design_shape(),
-                         "window_s": selectors.report_window_s(report), "findings": selectors.report_findings(report),
-                         "readings": report.readings, "verdict": report.verdict})
+        return Response(ReportDetailOutput({
+            **selectors.report_row(report), "report": report.design_shape(),
+            "window_s": selectors.report_window_s(report), "findings": selectors.report_findings(report),
+            "readings": report.readings, "verdict": report.verdict}).data)
 
 
 class SlaPolicyApi(APIView):
@@ -380,35 +423,24 @@ class SlaPolicyApi(APIView):
         return [requires(action)()]
 
     def _scope(self, request, environment: str):
+        """The environment and (optional) service named in the URL and query: unknown names are 404s naming the
+        known ones (releases.selectors' one lookup helper)."""
         params = self.Params(data=request.query_params)
         params.is_valid(raise_exception=True)
-        env = Environment.objects.filter(name=environment).first()
-        if env is None:
-            known = ", ".join(Environment.objects.values_list("name", flat=True))
-            return None, None, Response({"detail": f"no environment named '{environment}'; environments: {known}",
-                                         "code": "not_found"}, status=404)
-        service = None
-        if params.validated_data["service"]:
-            service = AgentService.objects.filter(name=params.validated_data["service"]).first()
-            if service is None:
-                return None, None, Response(
-                    {"detail": f"service: no service named '{params.validated_data['service']}'", "code": "invalid",
-                     "errors": {"service": ["no such service"]}}, status=400)
-        return env, service, None
+        env = release_selectors.environment_by_name(environment)
+        name = params.validated_data["service"]
+        return env, (release_selectors.service_by_name(name) if name else None)
 
-    @extend_schema(parameters=[OpenApiParameter("service", str, required=False)], responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[OpenApiParameter("service", str, required=False)], responses=PolicyViewOutput)
     def get(self, request, environment: str):
-        env, service, error = self._scope(request, environment)
-        if error:
-            return error
-        return Response(selectors.policy_view(user=request.user, environment=env, service=service))
+        env, service = self._scope(request, environment)
+        return Response(PolicyViewOutput(selectors.policy_view(user=request.user, environment=env,
+                                                               service=service)).data)
 
     @extend_schema(request=InputSerializer, parameters=[OpenApiParameter("service", str, required=False)],
-                   responses=OpenApiTypes.OBJECT)
+                   responses=PolicyViewOutput)
     def put(self, request, environment: str):
-        env, service, error = self._scope(request, environment)
-        if error:
-            return error
+        env, service = self._scope(request, environment)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -417,5 +449,6 @@ class SlaPolicyApi(APIView):
                                          policy=data.validated_data["policy"], comment=data.validated_data["comment"])
         except PolicyInvalid as exc:
             raise serializers.ValidationError({"policy": {name: [rule] for name, rule in exc.errors.items()}})
-        return Response(selectors.policy_view(user=request.user, environment=env, service=service))
+        return Response(PolicyViewOutput(selectors.policy_view(user=request.user, environment=env,
+                                                               service=service)).data)
 

@@ -149,5 +149,6 @@ def test_policies_are_versioned_audited_and_validated(environments, service, ops
     refused = client_for(qa).put("/api/sla/policies/staging/", {"policy": {}}, format="json")
     assert refused.status_code == 403 and "ops" in refused.json()["detail"]
     assert client.get("/api/sla/policies/nowhere/").status_code == 404
-    assert client.get("/api/sla/policies/staging/", {"service": "ghost"}).status_code == 400
+    ghost = client.get("/api/sla/policies/staging/", {"service": "ghost"})  # one shape for unknown names
+    assert ghost.status_code == 404 and "known services:" in ghost.json()["detail"]
     assert client.put("/api/sla/policies/staging/", {"policy": [1, 2]}, format="json").status_code == 400
