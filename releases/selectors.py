@@ -8,7 +8,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
-from releases import audit_chain, policy
+from releases import audit_chain, filters, policy
 from releases.choices import AWAITING_APPROVAL, CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
 from releases.errors import NotFound
 from releases.freeze import active_freeze, describe
@@ -143,15 +143,8 @@ def release_list(*, user, service: str = "", environment: str = "", status: str 
         return Release.objects.none()
     qs = Release.objects.select_related("service", "environment", "version", "started_by",
                                         "previous_release__version")
-    if service:
-        qs = qs.filter(service__name=service)
-    if environment:
-        qs = qs.filter(environment__name=environment)
-    if status:
-        qs = qs.filter(status__in=status.split(","))
-    if tag:
-        qs = qs.filter(version__tag=tag)
-    return qs
+    return filters.apply(filters.ReleaseFilter, qs,
+                         {"service": service, "environment": environment, "status": status, "tag": tag})
 
 
 def release_get(*, user, release_id: int) -> Release | None:
@@ -165,21 +158,9 @@ def audit_list(*, user, release_id: int | None = None, actor: str = "", action: 
     # prior_hash: the hash of the row just before each one, so the API can flag rows that break the chain.
     prior = AuditEvent.objects.filter(id__lt=OuterRef("id")).order_by("-id").values("row_hash")[:1]
     qs = AuditEvent.objects.select_related("release", "service", "environment").annotate(prior_hash=Subquery(prior))
-    if release_id:
-        qs = qs.filter(release_id=release_id)
-    if actor:
-        qs = qs.filter(actor_name=actor)
-    if action:
-        qs = qs.filter(action=action)
-    if service:
-        qs = qs.filter(service__name=service)
-    if environment:
-        qs = qs.filter(environment__name=environment)
-    if since:
-        qs = qs.filter(created_at__gte=since)
-    if until:
-        qs = qs.filter(created_at__lt=until)
-    return qs
+    return filters.apply(filters.AuditEventFilter, qs,
+                         {"release_id": release_id, "actor": actor, "action": action, "service": service,
+                          "environment": environment, "since": since, "until": until})
 
 
 AUDIT_CHAIN_CACHE_SECONDS = 60

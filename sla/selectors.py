@@ -7,7 +7,9 @@ from django.db.models import QuerySet
 from django.db.models.fields.json import KeyTransform
 
 from releases import policy as access
+from releases.filters import apply as apply_filters
 from releases.models import AgentService, Environment, Release
+from sla.filters import SlaReportFilter
 from sla.models import GateRecord, SlaPolicyVersion, SlaReport, SlaSample
 from sla.policy import DEFAULT_POLICY
 from sla.services import policy_effective
@@ -64,19 +66,8 @@ def report_list(*, user, version: str = "", environment: str = "", service: str 
     qs = (SlaReport.objects.select_related("service", "environment").defer("readings", "verdict")
           .annotate(verdict_reasons=KeyTransform("reasons", "verdict"),
                     verdict_summary=KeyTransform("summary", "verdict")))
-    if version:
-        qs = qs.filter(version=version)
-    if environment:
-        qs = qs.filter(environment__name=environment)
-    if service:
-        qs = qs.filter(service__name=service)
-    if status:
-        qs = qs.filter(status__in=status.split(","))
-    if action:
-        qs = qs.filter(action__in=action.split(","))
-    if release_id:
-        qs = qs.filter(release_id=release_id)
-    return qs
+    return apply_filters(SlaReportFilter, qs, {"version": version, "environment": environment, "service": service,
+                                               "status": status, "action": action, "release_id": release_id})
 
 
 def report_get(*, user, report_id: int) -> SlaReport | None:

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "axes",  # login throttling: lockout per user and per address (issue 14)
     "drf_spectacular",
+    "django_filters",
     "channels",
     "csp",
     "releases",
