@@ -13,6 +13,7 @@ class ReleasesConfig(AppConfig):
         from django.db.models.signals import m2m_changed
 
         from releases import receivers
+        from releases.api import schema_extensions  # noqa: F401 (registers the drf-spectacular extension)
 
         user_locked_out.connect(receivers.audit_lockout, dispatch_uid="rollgate-audit-lockout")
         m2m_changed.connect(receivers.audit_group_change, sender=get_user_model().groups.through,

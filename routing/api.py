@@ -3,8 +3,10 @@
 The hot endpoints (the long-polled routing table, trace results, the metrics scrape) are async views in
 routing/async_views.py.
 """
+import dataclasses
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import authentication, exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
@@ -17,6 +19,7 @@ from releases.api.token_auth import HashedTokenAuthentication
 from releases.errors import Forbidden, NotFound
 from releases.models import AgentService, Environment
 from releases.services import Actor
+from rollgate_client.table import GrayRule
 from routing import auth, selectors, services
 from routing.models import AgentStatus
 
@@ -128,8 +131,12 @@ class AgentListApi(APIView):
 
     authentication_classes = AGENT_AUTH
 
-    @extend_schema(parameters=[OpenApiParameter(name, str, required=name in ("service", "environment"))
-                               for name in ("service", "environment", "version", "stale")],
+    @extend_schema(parameters=[OpenApiParameter("service", {"type": "string", "minLength": 1, "maxLength": 63},
+                                                required=True),
+                               OpenApiParameter("environment", {"type": "string", "minLength": 1, "maxLength": 30},
+                                                required=True),
+                               OpenApiParameter("version", {"type": "string", "maxLength": 100}),
+                               OpenApiParameter("stale", bool, description="false: leave out stale agents")],
                    responses=InstanceOutput(many=True))
     def get(self, request):
         service = request.query_params.get("service", "")[:63]
@@ -187,11 +194,20 @@ class RoutingSwitchBackApi(_RoutingChangeApi):
     change = staticmethod(services.routing_switch_back)
 
 
+@extend_schema_field({"type": "array", "description": "gray rules (rollgate_client GrayRule): each sets at least one of "
+                     "its lists",
+                     "items": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+                         name: {"type": "array", "items": {"type": "string"}}
+                         for name in (field.name for field in dataclasses.fields(GrayRule))}}})
+class GrayRulesField(serializers.JSONField):
+    """routing.services checks each rule with rollgate_client.GrayRule.from_dict; the schema says the shape."""
+
+
 class RoutingRulesApi(APIView):
     permission_classes = [requires(policy.ROUTING_MANAGE)]
 
     class InputSerializer(StrictInputSerializer):
-        rules = serializers.JSONField()
+        rules = GrayRulesField()
         comment = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
 
         class Meta:

@@ -138,3 +138,16 @@ def test_an_api_path_that_matches_no_route_answers_json_404(api):
     assert response.status_code == 404 and response.json()["code"] == "not_found"
     page = api.get("/no-such-page/")
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_a_form_body_is_refused_with_415_saying_json_is_expected(api):
+    """The API reads JSON only (and its schema says so): a form post is refused, never half-read."""
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    for path, item in schema["paths"].items():
+        for method in ("post", "put", "patch"):
+            if method in item:
+                assert set(item[method].get("requestBody", {}).get("content", {})) <= {"application/json"}, path
+                assert "415" in item[method]["responses"], f"{method.upper()} {path}: 415 not documented"
+    response = api.post("/api/releases/", {"service": "agent-infer", "environment": "staging", "tag": "v9"})
+    assert response.status_code == 415
+    assert "multipart/form-data" in response.json()["detail"]

@@ -1,6 +1,8 @@
+import re
+
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
@@ -60,11 +62,23 @@ def paginate(view, request, queryset, serializer_class) -> Response:
 
 MAX_OFFSET = 1000
 
+
+def comma_choices_field(choices, **kwargs) -> serializers.CharField:
+    """A query filter that takes a comma-separated list of `choices`; the schema carries the rule as a pattern so
+    schema-driven clients (and the schemathesis run) only send lists the view accepts."""
+    one = "|".join(re.escape(choice) for choice in choices)
+    # A subclass per list: DRF deep-copies declared fields by re-creating them, so an annotation must sit on a class.
+    field_class = extend_schema_field({"type": "string", "pattern": f"^(({one})(,({one}))*)?$",
+                                       "maxLength": kwargs.get("max_length", 200)})(
+        type("CommaChoicesField", (serializers.CharField,), {}))
+    return field_class(required=False, default="", **kwargs)
+
 KEYSET_PARAMETERS = [
-    OpenApiParameter("limit", OpenApiTypes.INT, description="rows per page, 1-1000 (default 100)"),
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1}, description="rows per page, 1-1000 (default 100; "
+                     "more is served as 1000)"),
     OpenApiParameter("cursor", OpenApiTypes.STR, description="opaque position from the Link header's rel=next or "
                      "rel=prev URL; pages stay fast at any depth"),
-    OpenApiParameter("offset", OpenApiTypes.INT, description=f"rows to skip, at most {MAX_OFFSET}: deeper pages "
+    OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}, description=f"rows to skip, at most {MAX_OFFSET}: deeper pages "
                      "are reached with `cursor`"),
     OpenApiParameter("count", OpenApiTypes.BOOL, description="true: also send the number of matching rows in "
                      "X-Total-Count (reads every matching row; not sent otherwise)"),
@@ -105,7 +119,10 @@ class KeysetPagination:
         cursor = request.query_params.get("cursor", "")
         if cursor and offset:
             raise ValidationError({"offset": ["cannot be combined with cursor"]})
-        if request.query_params.get("count", "").lower() in ("1", "true", "yes"):
+        count = request.query_params.get("count", "").lower()
+        if count not in ("", "1", "true", "yes", "0", "false", "no"):
+            raise ValidationError({"count": ["must be true or false"]})
+        if count in ("1", "true", "yes"):
             self.count = queryset.count()
         if offset:
             rows = list(queryset.order_by(f"-{self.field}", "-pk")[offset:offset + limit + 1])

@@ -2,6 +2,7 @@
 
 One view per action (HackSoft style); the logic is in releases/services.py and releases/selectors.py.
 """
+from django.conf import settings
 from django.db import connection
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
@@ -15,7 +16,8 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from releases import audit_chain, policy, selectors, services
-from releases.api.base import KEYSET_PARAMETERS, CommentInput, StrictInputSerializer, paginate_keyset, requires
+from releases.api.base import (KEYSET_PARAMETERS, CommentInput, StrictInputSerializer, comma_choices_field,
+                               paginate_keyset, requires)
 from releases.choices import ReleaseStatus
 from releases.freeze import validate_freeze_windows
 from releases.models import AgentService, Environment
@@ -90,6 +92,20 @@ class EnvironmentListApi(APIView):
         return Response(EnvironmentOutput(Environment.objects.prefetch_related("gray_phases"), many=True).data)
 
 
+@extend_schema_field({"type": "array", "description": "each window: {start, end, reason} (ISO 8601 times with a "
+                     "zone, end after start) or {weekdays: [0-6], from: HH:MM, to: HH:MM, reason} (to after from)",
+                     "items": {"type": "object", "properties": {
+                         "start": {"type": "string", "format": "date-time"},
+                         "end": {"type": "string", "format": "date-time"},
+                         "weekdays": {"type": "array", "minItems": 1,
+                                      "items": {"type": "integer", "minimum": 0, "maximum": 6}},
+                         "from": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                         "to": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                         "reason": {"type": "string", "maxLength": 200}}}})
+class FreezeWindowsField(serializers.JSONField):
+    """releases.freeze.validate_freeze_windows checks it; the schema says the shape."""
+
+
 class EnvironmentDetailApi(APIView):
     class InputSerializer(StrictInputSerializer):
         class Meta:
@@ -98,7 +114,7 @@ class EnvironmentDetailApi(APIView):
         protected = serializers.BooleanField(required=False)
         required_approvals = serializers.DictField(child=serializers.IntegerField(min_value=0, max_value=5),
                                                    required=False)
-        freeze_windows = serializers.JSONField(required=False)
+        freeze_windows = FreezeWindowsField(required=False)
         auto_rollback = serializers.BooleanField(required=False)
 
         def validate_required_approvals(self, value):
@@ -199,7 +215,8 @@ class ReleaseListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         service = serializers.CharField(required=False, max_length=63, default="")
         environment = serializers.CharField(required=False, max_length=30, default="")
-        status = serializers.CharField(required=False, max_length=200, default="")
+        status = comma_choices_field(ReleaseStatus.values, max_length=200,
+                                     help_text=f"comma-separated: {', '.join(ReleaseStatus.values)}")
         tag = serializers.CharField(required=False, max_length=100, default="")
 
         def validate_status(self, value):
@@ -271,9 +288,16 @@ class ReleaseApproveApi(_ReleaseActionApi):
         services.release_approve(actor=actor, release_id=release_id, comment=data["comment"])
 
 
+class RejectInput(CommentInput):
+    comment = serializers.CharField(max_length=settings.ROLLGATE_MAX_COMMENT_LENGTH, error_messages={
+        "required": "a rejection needs a reason in the comment",
+        "blank": "a rejection needs a reason in the comment"})
+
+
 @_action_schema
 class ReleaseRejectApi(_ReleaseActionApi):
     permission = policy.RELEASE_REJECT
+    input_serializer = RejectInput
 
     def perform(self, actor, release_id, data):
         services.release_reject(actor=actor, release_id=release_id, comment=data["comment"])

@@ -13,7 +13,8 @@ from rest_framework.views import APIView
 
 from releases import policy as access
 from releases import selectors as release_selectors
-from releases.api.base import KEYSET_PARAMETERS, KeysetPagination, StrictInputSerializer, requires
+from releases.api.base import (KEYSET_PARAMETERS, KeysetPagination, StrictInputSerializer, comma_choices_field,
+                               requires)
 from releases.keyset import keyset_page
 from releases.services import Actor
 from sla import selectors, services
@@ -64,10 +65,10 @@ class ReportFilters(serializers.Serializer):
     version = _tag_field(required=False)
     environment = _name_field()
     service = _name_field()
-    status = serializers.CharField(required=False, default="", max_length=100,
-                                   help_text=f"comma-separated: {', '.join(REPORT_STATUSES)}")
-    action = serializers.CharField(required=False, default="", max_length=100,
-                                   help_text=f"comma-separated: {', '.join(REPORT_ACTIONS)}")
+    status = comma_choices_field(REPORT_STATUSES, max_length=100,
+                                 help_text=f"comma-separated: {', '.join(REPORT_STATUSES)}")
+    action = comma_choices_field(REPORT_ACTIONS, max_length=100,
+                                 help_text=f"comma-separated: {', '.join(REPORT_ACTIONS)}")
 
     def validate_status(self, value):
         unknown = [s for s in value.split(",") if s and s not in REPORT_STATUSES]
@@ -357,7 +358,9 @@ class SlaReportListApi(APIView):
     permission_classes = [requires(access.SLA_VIEW)]
     renderer_classes = [JSONRenderer, SlaReportCsvRenderer]
 
-    @extend_schema(parameters=[ReportFilters, *KEYSET_PARAMETERS], responses=ReportRowOutput(many=True),
+    @extend_schema(parameters=[ReportFilters, *KEYSET_PARAMETERS],
+                   responses={(200, "application/json"): ReportRowOutput(many=True),
+                              (200, "text/csv"): OpenApiTypes.STR},
                    operation_id="sla_reports_list")
     def get(self, request, format=None):
         filters = ReportFilters(data=request.query_params)
@@ -380,7 +383,9 @@ class SlaReportListApi(APIView):
 class SlaReportCsvApi(SlaReportListApi):
     """GET /api/sla/reports.csv — the same list as CSV: every matching row, streamed; one export per user at a time."""
 
-    @extend_schema(parameters=[ReportFilters], responses={(200, "text/csv"): OpenApiTypes.STR},
+    # The URL's .csv fixes the format; a ?format= is ignored, so it is not a parameter of this operation.
+    @extend_schema(parameters=[ReportFilters, OpenApiParameter("format", exclude=True)],
+                   responses={(200, "text/csv"): OpenApiTypes.STR},
                    operation_id="sla_reports_csv")
     def get(self, request, format=None):
         return super().get(request, format=format)
@@ -431,13 +436,13 @@ class SlaPolicyApi(APIView):
         name = params.validated_data["service"]
         return env, (release_selectors.service_by_name(name) if name else None)
 
-    @extend_schema(parameters=[OpenApiParameter("service", str, required=False)], responses=PolicyViewOutput)
+    @extend_schema(parameters=[Params], responses=PolicyViewOutput)
     def get(self, request, environment: str):
         env, service = self._scope(request, environment)
         return Response(PolicyViewOutput(selectors.policy_view(user=request.user, environment=env,
                                                                service=service)).data)
 
-    @extend_schema(request=InputSerializer, parameters=[OpenApiParameter("service", str, required=False)],
+    @extend_schema(request=InputSerializer, parameters=[Params],
                    responses=PolicyViewOutput)
     def put(self, request, environment: str):
         env, service = self._scope(request, environment)
