@@ -14,35 +14,21 @@ import os
 import statistics
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 
 import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
+from fleet_page import throwaway_database  # noqa: E402  (one throwaway-database helper for both benches)
 
 SERVICES = 1000
 RUNS = 7
-
-
-@contextmanager
-def throwaway_database(suffix: str):
-    """A migrated database of its own, named after the configured one, dropped afterwards."""
-    if connection.vendor != "postgresql":
-        sys.exit("set DATABASE_URL to a PostgreSQL database (the benchmark measures the real thing)")
-    base = settings.DATABASES["default"]["NAME"]
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"{base}_{suffix}"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    try:
-        yield settings.DATABASES["default"]["NAME"]
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 def build_fleet(count: int):
