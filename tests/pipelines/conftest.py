@@ -45,7 +45,8 @@ class Workers:
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, **extra_env) -> subprocess.Popen:
+    def start(self, queues: str = "celery,gate", **extra_env) -> subprocess.Popen:
+        """A solo worker on ``queues`` (both by default: builds and the gate queue's traffic moves and sweeps)."""
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
                "DATABASE_URL": worker_database_url(), "REDIS_URL": settings.REDIS_URL,
                "ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS": "0.1,0.2", "PYTHONUNBUFFERED": "1",
@@ -53,7 +54,7 @@ class Workers:
         name = f"w{len(self.processes)}-{uuid.uuid4().hex[:6]}@127.0.0.1"
         log_file = open(self.log_dir / f"worker-{len(self.processes)}.log", "wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-n", name, "-l", "info",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-Q", queues, "-n", name, "-l", "info",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         process.log_path = log_file.name
