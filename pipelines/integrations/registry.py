@@ -154,6 +154,8 @@ def _push_once(client, ref: ImageReference, insecure: bool, log: LogFn) -> str:
                 pushed_digest = aux["Digest"]
     except docker.errors.APIError as exc:
         raise RuntimeError(f"engine refused the push: {exc.explanation or exc}") from exc
+    except RuntimeError:
+        raise  # our own reason, from the stream above
     except Exception as exc:  # noqa: BLE001 - requests, urllib3 and socket errors all end a push the same way
         # The engine relays the registry: when the engine's answer stops, the registry behind it is the usual
         # cause, so the reason names the registry (the local socket's name says nothing to the reader).
