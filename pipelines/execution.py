@@ -94,17 +94,20 @@ def stage_execute(*, stage_id: int, task_id: str) -> RunResult:
         with _Heartbeat(stage.pk, stage.attempt):
             runners.runner_for(stage.name)(ctx)
     except runners.StageBlocked as exc:
+        reason = str(exc)
         _record(f"stage {stage.pk} blocked", lambda: services.stage_block(
-            stage_id=stage.pk, attempt=stage.attempt, reason=str(exc)))
-        return RunResult("blocked", str(exc))
+            stage_id=stage.pk, attempt=stage.attempt, reason=reason))
+        return RunResult("blocked", reason)
     except runners.StageNeedsOverride as exc:
+        reason = str(exc)
         _record(f"stage {stage.pk} waiting", lambda: services.stage_wait_for_override(
-            stage_id=stage.pk, attempt=stage.attempt, reason=str(exc)))
-        return RunResult("waiting", str(exc))
+            stage_id=stage.pk, attempt=stage.attempt, reason=reason))
+        return RunResult("waiting", reason)
     except runners.StageFailed as exc:
+        reason = str(exc)
         _record(f"stage {stage.pk} failed", lambda: services.stage_fail(
-            stage_id=stage.pk, attempt=stage.attempt, reason=str(exc)))
-        return RunResult("failed", str(exc))
+            stage_id=stage.pk, attempt=stage.attempt, reason=reason))
+        return RunResult("failed", reason)
     except (runners.TransientStageError, DatabaseError) as exc:
         durable.reconnect()
         reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, DatabaseError) else str(exc)

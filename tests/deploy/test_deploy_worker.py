@@ -40,7 +40,7 @@ def worker():
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
            "REDIS_URL": settings.REDIS_URL}
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "--pool=solo", "--concurrency=1",
+        [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-Q", "celery,gate", "--pool=solo", "--concurrency=1",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO", "-n", "deploy-test@%h"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -24,8 +24,8 @@ FAST_SWEEP = {"ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS": 4, "ROLLGATE_SWEEP_IN
 
 
 def create(stack: Stack, token: str, tag: str) -> httpx.Response:
-    return httpx.post(f"{stack.url}/api/releases/", headers={"Authorization": f"Token {token}"}, timeout=30,
-                      json={"service": "agent-infer", "environment": "staging", "tag": tag, "commit": sha()})
+    return stack.post(token, "/api/releases/", {"service": "agent-infer", "environment": "staging", "tag": tag,
+                                                 "commit": sha()})
 
 
 @pytest.mark.parametrize("appendonly", [False, True], ids=["no-persistence-killed", "append-only-restarted"])
