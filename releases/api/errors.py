@@ -20,7 +20,19 @@ RETRY_AFTER_S = 5
 
 
 def outage_body(exc: BaseException) -> dict | None:
-    """The 503 body for an outage of a component the API needs; None when ``exc`` is not one."""
+    """The 503 body for an outage of a component the API needs; None when ``exc`` is not one. The chain of causes
+    counts too: a session read that fails on a dead connection surfaces as another error raised while handling it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        body = _outage_of(exc)
+        if body is not None:
+            return body
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _outage_of(exc: BaseException) -> dict | None:
     if isinstance(exc, CommitOutcomeUnknown):
         return {"detail": "the database connection broke while your change was being saved, and whether it was "
                           "stored cannot be known yet: reload and check before trying again",

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -74,8 +75,10 @@ class PrivateCluster:
     """A PostgreSQL cluster of its own (pg_createcluster on a free port, data in a temp directory), trust auth on
     loopback; dropped with its data when the test ends."""
 
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
+    def __init__(self, directory: Path | None = None):
+        # The postgres user must reach the data directory: not under pytest's private (0700) temp tree.
+        self.directory = Path(tempfile.mkdtemp(prefix="rollgate-pg-"))
+        self.directory.chmod(0o755)
         self.port = free_port()
         self.name = f"rgfault{uuid.uuid4().hex[:8]}"
         self.version = sorted(os.path.basename(p) for p in glob.glob("/usr/lib/postgresql/*"))[-1]
@@ -118,4 +121,4 @@ class PrivateCluster:
 
     def drop(self) -> None:
         subprocess.run(["pg_dropcluster", "--stop", self.version, self.name], capture_output=True, timeout=60)
-        shutil.rmtree(self.directory / "data", ignore_errors=True)
+        shutil.rmtree(self.directory, ignore_errors=True)
