@@ -31,7 +31,8 @@ def journal_lines(path: Path, stage_id: int) -> list[list[str]]:
     return [line.split() for line in path.read_text().splitlines() if line.split()[0] == str(stage_id)]
 
 
-def kill_mid_build(tmp_path: Path, api_users, *, whole_worker: bool, build_seconds: float = 25.0) -> dict:
+def kill_mid_build(tmp_path: Path, api_users, *, whole_worker: bool, build_seconds: float = 25.0,
+                   tag: str = "v9.0.0") -> dict:
     """Start a stack (two build workers, the gate worker, beat) with shipped settings, create a release, kill
     the process running its build mid-way. Returns what happened and when."""
     redis = PrivateRedis(tmp_path / "redis").start()
@@ -46,7 +47,7 @@ def kill_mid_build(tmp_path: Path, api_users, *, whole_worker: bool, build_secon
         stack.beat()
         time.sleep(3)  # workers connected
         stack.web()  # through the API: the work goes to this stack's Redis
-        release = Release.objects.get(pk=create_release(stack, stack.token("dev", "pw-dev"), "v9.0.0"))
+        release = Release.objects.get(pk=create_release(stack, stack.token("dev", "pw-dev"), tag))
         build = Stage.objects.get(pipeline__release=release, name="build")
         started = wait_for(lambda: [line for line in journal_lines(journal, build.pk) if line[2] == "start"],
                            timeout=60, what="the build to start")
