@@ -6,12 +6,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
 from django.conf import settings
 from django.db import connections
+
+from tests.conftest import app_database_url
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -27,13 +28,10 @@ def free_port() -> int:
 
 
 def database_url() -> str:
-    db = settings.DATABASES["default"]
+    """The test database as the app role (tests/conftest.py): the server runs with the rights production gives it."""
     if connections["default"].vendor != "postgresql":
         pytest.skip("browser tests need PostgreSQL (set DATABASE_URL): the server process shares the test database")
-    auth = quote(db.get("USER") or "postgres")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    return app_database_url()
 
 
 @pytest.fixture(scope="session")

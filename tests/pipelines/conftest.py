@@ -14,18 +14,17 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 
 from releases.models import AgentService
+from tests.conftest import app_database_url
 from tests.pipelines.integrations.conftest import build_context, engine, registry  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def worker_database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    """The test database as the app role (tests/conftest.py): workers run with the rights production gives them."""
+    return app_database_url()
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "condition"):
