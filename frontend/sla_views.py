@@ -37,11 +37,15 @@ def release_sla_section(request, release_id: int):
         raise Http404("no such release")
     allowed = bool(policy.can(request.user, policy.SLA_VIEW))
     sla = selectors.release_sla(user=request.user, release=release) if allowed else {}
+    timeline = selectors.release_timeline(user=request.user, release=release) if allowed else None
+    if timeline is not None:
+        timeline["shown"] = any(step["at"] for step in timeline["steps"][:3]) or timeline["failed"] \
+            or timeline["lead_time_s"] is not None
     can_resume = bool(policy.can(request.user, policy.RELEASE_RESUME))
     can_rollback = bool(policy.can(request.user, policy.RELEASE_ROLLBACK))
     settlers = sorted(set(policy.roles_with(policy.RELEASE_RESUME)) | set(policy.roles_with(policy.RELEASE_ROLLBACK)))
     return render(request, "frontend/sla/_release_sla.html", {
-        "release": release, "allowed": allowed, "sla": sla, "is_canary": release.status in CANARY_STATUSES, "can_resume": can_resume, "can_rollback": can_rollback,
+        "release": release, "allowed": allowed, "sla": sla, "timeline": timeline, "is_canary": release.status in CANARY_STATUSES, "can_resume": can_resume, "can_rollback": can_rollback,
         "can_settle": can_resume or can_rollback, "settlers": settlers,
         "resumers": policy.roles_with(policy.RELEASE_RESUME), "rollbackers": policy.roles_with(policy.RELEASE_ROLLBACK),
         "max_comment": settings.ROLLGATE_MAX_COMMENT_LENGTH,

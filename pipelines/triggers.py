@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils.dateparse import parse_datetime
 
 from releases.choices import Role, VersionKind
 from releases.conventions import TAG_CONVENTIONS, ConventionError, parse_tag
@@ -117,6 +118,25 @@ def service_for_project(project: dict, repository: dict) -> AgentService:
                        field="project")
 
 
+def _commit_time(payload: dict, commit: str):
+    """The time of the tagged commit, from the push event's `commits` list (GitLab sends each commit's id and
+    ISO 8601 timestamp); None when the event does not carry it. A malformed timestamp is bad input."""
+    commits = payload.get("commits")
+    if not isinstance(commits, list):
+        return None
+    for entry in commits:
+        if isinstance(entry, dict) and entry.get("id") == commit and entry.get("timestamp"):
+            try:
+                when = parse_datetime(entry["timestamp"][:40]) if isinstance(entry["timestamp"], str) else None
+            except ValueError:  # well formed but not a date (month 13)
+                when = None
+            if when is None or when.tzinfo is None:
+                raise InvalidInput("commits[].timestamp: must be an ISO 8601 time with its offset, as GitLab sends "
+                                   "it (e.g. 2026-11-02T10:15:00+01:00)", field="commits")
+            return when
+    return None
+
+
 def gitlab_tag_push(*, token: str | None, event: str, payload: dict) -> tuple[Release | None, str]:
     """Handle one GitLab webhook delivery. Returns (release or None, what happened in words).
 
@@ -163,5 +183,5 @@ def gitlab_tag_push(*, token: str | None, event: str, payload: dict) -> tuple[Re
         if existing is not None:
             return existing, f"release #{existing.pk} already exists for {service.name} {tag}"
         release = release_create(actor=_gitlab_actor(), service=service.name, environment=environment, tag=tag,
-                                 commit=commit)
+                                 commit=commit, committed_at=_commit_time(payload, commit))
     return release, f"release #{release.pk} created: {service.name} {tag} -> {environment}"

@@ -104,6 +104,9 @@ class Version(models.Model):
     branch = models.CharField(max_length=200, blank=True)
     image_reference = models.CharField(max_length=400, blank=True)
     image_digest = models.CharField(max_length=100, blank=True)
+    committed_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="when the commit was made (GitLab webhook or release create); DORA lead time starts here")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -7,6 +7,7 @@ Worker transitions (pipelines, SLA gate) use compare-and-set and return quietly 
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -165,8 +166,10 @@ def environment_update(*, actor: Actor, name: str, changes: dict) -> Environment
 # --- versions and release creation ---------------------------------------------------------------------------
 
 
-def version_bind(*, service: AgentService, tag: str, commit_sha: str, branch: str = "") -> Version:
-    """The Version for this tag; one tag binds one commit (dev-latest moves and gets a row per commit)."""
+def version_bind(*, service: AgentService, tag: str, commit_sha: str, branch: str = "",
+                 committed_at=None) -> Version:
+    """The Version for this tag; one tag binds one commit (dev-latest moves and gets a row per commit).
+    committed_at (when known) is kept on the version; an existing version without one gets it."""
     kind = parse_tag(tag).kind
     existing = Version.objects.filter(service=service, tag=tag)
     if tag in MOVING_TAGS:
@@ -179,13 +182,17 @@ def version_bind(*, service: AgentService, tag: str, commit_sha: str, branch: st
                 f"a tag binds exactly one commit, so tag the new commit with a new version (e.g. a -r1 rebuild)",
                 field="commit",
             )
+        if committed_at is not None and version.committed_at is None:
+            Version.objects.filter(pk=version.pk, committed_at__isnull=True).update(committed_at=committed_at)
+            version.committed_at = committed_at
         return version
     try:
         with transaction.atomic():
             return Version.objects.create(service=service, tag=tag, kind=kind, commit_sha=commit_sha, branch=branch,
-                                          image_reference=service.image_for(tag))
+                                          image_reference=service.image_for(tag), committed_at=committed_at)
     except IntegrityError:  # a concurrent request bound the tag first: answer as if we had lost the race above
-        return version_bind(service=service, tag=tag, commit_sha=commit_sha, branch=branch)
+        return version_bind(service=service, tag=tag, commit_sha=commit_sha, branch=branch,
+                            committed_at=committed_at)
 
 
 def version_record_image(*, release_id: int, reference: str = "", digest: str = "") -> None:
@@ -201,7 +208,7 @@ def version_record_image(*, release_id: int, reference: str = "", digest: str = 
 
 
 def release_create(*, actor: Actor, service: str, environment: str, tag: str, commit: str,
-                   branch: str = "") -> Release:
+                   branch: str = "", committed_at=None) -> Release:
     require_permission(actor, policy.RELEASE_CREATE)
     try:  # the names come in the request body: an unknown one is bad input (400), in the lookups' words
         service_obj, env_obj = service_by_name(service), environment_by_name(environment)
@@ -215,14 +222,19 @@ def release_create(*, actor: Actor, service: str, environment: str, tag: str, co
         raise InvalidInput(error.message, field=error.field)
 
     with transaction.atomic():
-        version = version_bind(service=service_obj, tag=tag, commit_sha=commit, branch=branch)
+        if committed_at is not None and committed_at > timezone.now() + timedelta(minutes=5):
+            raise InvalidInput("committed_at: must not be in the future (a commit's time, as git records it)",
+                               field="committed_at")
+        version = version_bind(service=service_obj, tag=tag, commit_sha=commit, branch=branch,
+                               committed_at=committed_at)
         release = Release.objects.create(
             service=service_obj, environment=env_obj, version=version, started_by=actor.user,
             previous_release=live_release(service_obj, env_obj),
         )
         audit_record(actor=actor, action="release.create", object_type="release", object_id=release.pk,
                      release=release, to_state=release.status,
-                     details={"tag": tag, "commit": commit, "branch": branch})
+                     details={"tag": tag, "commit": commit, "branch": branch,
+                              **({"committed_at": committed_at.isoformat()} if committed_at else {})})
         _announce(release, from_status="", from_weight=0, actor=actor)  # pipelines start the build on this
     return release
 

@@ -5,10 +5,13 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 from django.db.models.fields.json import KeyTransform
+from django.utils import timezone
 
 from releases import policy as access
+from releases import selectors as release_selectors
 from releases.filters import apply as apply_filters
 from releases.models import AgentService, Environment, Release
+from sla import dora
 from sla.filters import SlaReportFilter
 from sla.models import GateRecord, SlaPolicyVersion, SlaReport, SlaSample
 from sla.policy import DEFAULT_POLICY
@@ -176,3 +179,23 @@ def latest_verdicts(*, release_ids: list[int]) -> dict[int, dict]:
     rows = GateRecord.objects.filter(release_id__in=release_ids).exclude(status="").values_list(
         "release_id", "status", "action")
     return {release_id: {"verdict": status, "action": action} for release_id, status, action in rows}
+
+
+# --- DORA and time to safety (sla/dora.py computes; these apply who may see what) ---------------------------
+
+
+def dora_report(*, user, service: str = "", environment: str = "", since: datetime | None = None,
+                now: datetime | None = None) -> list[dict]:
+    """Weekly DORA rows over the releases the user may see (sla.view and release.view), see sla.dora."""
+    if not access.can(user, access.SLA_VIEW):
+        return []
+    now = now or timezone.now()
+    since = since or dora.default_since(now)
+    releases = release_selectors.release_list(user=user, service=service, environment=environment)
+    return dora.dora_weeks(dora.releases_in_period(releases, since=since), since=since, now=now)
+
+
+def release_timeline(*, user, release: Release) -> dict | None:
+    if not access.can(user, access.SLA_VIEW):
+        return None
+    return dora.release_timeline(release)

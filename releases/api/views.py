@@ -157,6 +157,7 @@ class ReleaseOutput(serializers.Serializer):
     tag = serializers.CharField(source="version.tag")
     version_kind = serializers.CharField(source="version.kind")
     commit = serializers.CharField(source="version.commit_sha")
+    committed_at = serializers.DateTimeField(source="version.committed_at", allow_null=True)
     branch = serializers.CharField(source="version.branch")
     image = serializers.CharField(source="version.image_reference")
     image_digest = serializers.CharField(source="version.image_digest")
@@ -211,6 +212,9 @@ class ReleaseListApi(APIView):
         commit = serializers.RegexField(r"^[0-9a-f]{40}$", error_messages={
             "invalid": "must be the full 40-character lowercase hex git commit sha"})
         branch = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+        committed_at = serializers.DateTimeField(
+            required=False, allow_null=True, default=None,
+            help_text="when the commit was made (ISO 8601); the start of the DORA lead time for changes")
 
     class FilterSerializer(serializers.Serializer):
         service = serializers.CharField(required=False, max_length=63, default="")

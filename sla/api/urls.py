@@ -9,5 +9,7 @@ urlpatterns = [
     path("sla/reports/", views.SlaReportListApi.as_view(), name="api-sla-reports"),
     path("sla/reports.csv", views.SlaReportCsvApi.as_view(), {"format": "csv"}, name="api-sla-reports-csv"),
     path("sla/reports/<int:report_id>/", views.SlaReportDetailApi.as_view(), name="api-sla-report"),
+    path("dora/", views.DoraApi.as_view(), name="api-dora"),
+    path("dora.csv", views.DoraCsvApi.as_view(), {"format": "csv"}, name="api-dora-csv"),
     path("sla/policies/<slug:environment>/", views.SlaPolicyApi.as_view(), name="api-sla-policy"),
 ]

@@ -1,13 +1,19 @@
 """REST API of the SLA gate. Views parse input, ask the policy, call one selector or service, serialise."""
+import csv
+import io
+import json
+from datetime import timedelta
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.http import StreamingHttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,7 +23,7 @@ from releases.api.base import (KEYSET_PARAMETERS, KeysetPagination, StrictInputS
                                requires)
 from releases.keyset import keyset_page
 from releases.services import Actor
-from sla import selectors, services
+from sla import dora, selectors, services
 from sla.api.renderers import SlaReportCsvRenderer
 from sla.models import REPORT_ACTIONS, REPORT_STATUSES
 from sla.policy import PolicyInvalid
@@ -457,3 +463,103 @@ class SlaPolicyApi(APIView):
         return Response(PolicyViewOutput(selectors.policy_view(user=request.user, environment=env,
                                                                service=service)).data)
 
+
+
+# --- DORA and time to safety ------------------------------------------------------------------------------------
+
+DORA_MAX_WEEKS = 104  # two years of weeks: bounds the work of one request
+
+
+class DoraFilters(serializers.Serializer):
+    service = _name_field()
+    environment = _name_field()
+    since = serializers.DateTimeField(
+        required=False, default=None, allow_null=True, input_formats=["iso-8601", "%Y-%m-%d"],
+        help_text=f"first week to report (a date or ISO 8601 time; its Monday is used); default: "
+                  f"{dora.DEFAULT_WEEKS} weeks ago; an earlier date starts {DORA_MAX_WEEKS} weeks back; a future "
+                  f"one answers no rows",
+        error_messages={"invalid": "must be a date (2026-11-02) or an ISO 8601 time"})
+
+    def validate_since(self, value):
+        # Clamped, not refused: an earlier date starts at the oldest reportable week; a future one has no weeks.
+        if value is None:
+            return value
+        return max(value, timezone.now() - timedelta(weeks=DORA_MAX_WEEKS))
+
+
+class DoraRowOutput(serializers.Serializer):
+    """One service, environment and week (Monday, UTC). Medians in seconds; null when there was nothing to
+    measure that week."""
+
+    service = serializers.CharField()
+    environment = serializers.CharField()
+    week = serializers.DateField(help_text="the Monday the week starts on (UTC)")
+    deployments = serializers.IntegerField(help_text="releases that went live (deployment frequency)")
+    lead_time_median_s = serializers.FloatField(allow_null=True, help_text="commit -> live, median")
+    lead_time_count = serializers.IntegerField(help_text="deployments whose commit time is known")
+    changes = serializers.IntegerField(help_text="releases that reached traffic (gray or live)")
+    failures = serializers.IntegerField(help_text="of those, rolled back or blocked later")
+    change_failure_rate = serializers.FloatField(allow_null=True, help_text="failures / changes")
+    time_to_restore_median_s = serializers.FloatField(allow_null=True,
+                                                      help_text="breach onset -> traffic back on stable, median")
+    restores = serializers.IntegerField(help_text="failures whose breach onset is known")
+    restore_unknown = serializers.IntegerField(help_text="failures without a gate sample showing the breach")
+
+
+class DoraCsvRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        out = io.StringIO()
+        writer = csv.writer(out)
+        if isinstance(data, dict):  # an error answer: keep it readable as CSV
+            writer.writerow(["detail"])
+            writer.writerow([data.get("detail", "") or json.dumps(data)])
+        return out.getvalue().encode()
+
+
+def _dora_csv_lines(rows):
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(dora.DORA_COLUMNS)
+    yield out.getvalue()
+    for start in range(0, len(rows), CSV_CHUNK):
+        out = io.StringIO()
+        writer = csv.writer(out)
+        for row in rows[start:start + CSV_CHUNK]:
+            writer.writerow(["" if row[c] is None else row[c] for c in dora.DORA_COLUMNS])
+        yield out.getvalue()
+
+
+class DoraApi(APIView):
+    """GET /api/dora/ (JSON) or /api/dora.csv (?format=csv): weekly DORA figures and time to restore per service
+    and environment (see sla/dora.py for every definition)."""
+
+    permission_classes = [requires(access.SLA_VIEW)]
+    renderer_classes = [JSONRenderer, DoraCsvRenderer]
+
+    @extend_schema(parameters=[DoraFilters],
+                   responses={(200, "application/json"): DoraRowOutput(many=True),
+                              (200, "text/csv"): OpenApiTypes.STR},
+                   operation_id="dora_list")
+    def get(self, request, format=None):
+        filters = DoraFilters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rows = selectors.dora_report(user=request.user, **filters.validated_data)
+        if request.accepted_renderer.format == "csv":
+            response = StreamingHttpResponse(_dora_csv_lines(rows), content_type="text/csv")
+            response["Content-Disposition"] = 'attachment; filename="dora.csv"'
+            return response
+        return Response(DoraRowOutput(rows, many=True).data)
+
+
+class DoraCsvApi(DoraApi):
+    """GET /api/dora.csv — the same rows as CSV, streamed."""
+
+    @extend_schema(parameters=[DoraFilters, OpenApiParameter("format", exclude=True)],
+                   responses={(200, "text/csv"): OpenApiTypes.STR},
+                   operation_id="dora_csv")
+    def get(self, request, format=None):
+        return super().get(request, format=format)

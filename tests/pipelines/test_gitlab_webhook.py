@@ -107,3 +107,23 @@ def test_malformed_deliveries_get_400_naming_the_field_and_record_nothing(gitlab
     too_long = tag_push(tag="v1.0.0-gray-" + "A" * 200)
     assert post(too_long).status_code == 400
     assert nothing_recorded()
+
+
+def test_commit_time_from_the_push_event_is_kept_for_the_lead_time(gitlab_service, environments):
+    payload = tag_push("v2.3.0-rc1", commit="c" * 40)
+    payload["commits"] = [{"id": "b" * 40, "timestamp": "2026-10-01T08:00:00+00:00"},
+                          {"id": "c" * 40, "timestamp": "2026-10-02T09:30:00+02:00"}]
+    response = post(payload)
+    assert response.status_code == 201, response.content
+    version = Release.objects.get(pk=response.json()["release_id"]).version
+    assert version.committed_at.isoformat() == "2026-10-02T07:30:00+00:00"  # the tagged commit's, in UTC
+    plain = post(tag_push("v2.4.0-rc1", commit="d" * 40))  # GitLab sends no commits for a tag: unknown
+    assert Release.objects.get(pk=plain.json()["release_id"]).version.committed_at is None
+
+
+def test_malformed_commit_time_is_400_naming_commits(gitlab_service, environments):
+    payload = tag_push("v2.5.0-rc1", commit="e" * 40)
+    payload["commits"] = [{"id": "e" * 40, "timestamp": "yesterday"}]
+    response = post(payload)
+    assert response.status_code == 400 and response.json()["detail"].startswith("commits[].timestamp: ")
+    assert not Release.objects.exists()
