@@ -5,7 +5,10 @@ A batch is a JSON list of objects (at most ``MAX_BATCH_SIZE``)::
     {"trace_id": "t-1", "agent_id": "agent-338", "version": "v3.3.1", "ok": true,
      "latency_ms": 812.5, "callback_ok": true, "tokens": 1534}
 
-``callback_ok`` may be null or left out when the trace had no callback.  Unknown fields are
+``callback_ok`` may be null or left out when the trace had no callback.  LLM agents may add, per trace (each
+optional, null when not measured): ``eval_score`` (0-1, from whatever evaluator the team runs), ``tool_calls`` and
+``tool_errors`` (whole numbers, errors <= calls), ``steps`` (agent loop iterations), ``ttft_ms`` (time to first
+token), ``tokens_in`` / ``tokens_out`` and ``cost`` (in the team's currency).  Unknown fields are
 refused, so a typo such as ``latency`` is reported instead of silently losing the latency.
 
 Partial-batch rule: one malformed item does not sink the batch.  ``validate_batch`` keeps the
@@ -27,9 +30,15 @@ MAX_BATCH_SIZE = 1000
 MAX_ID_LENGTH = 200
 MAX_LATENCY_MS = 24 * 3600 * 1000  # one day; anything longer is a unit mistake
 MAX_TOKENS = 10**9
+MAX_STEPS = 10**6
+MAX_COST = 10**6  # per trace; more is a unit mistake (cents as dollars, a whole bill)
 
 _REQUIRED_FIELDS = ("trace_id", "agent_id", "version", "ok", "latency_ms", "tokens")
-_ALL_FIELDS = frozenset(_REQUIRED_FIELDS + ("callback_ok",))
+# Optional quality fields of LLM agents: name -> (kind, upper bound); "fraction" 0-1, "count" whole, "number" real.
+QUALITY_FIELDS = {"eval_score": ("fraction", 1), "tool_calls": ("count", MAX_STEPS), "tool_errors": ("count", MAX_STEPS),
+                  "steps": ("count", MAX_STEPS), "ttft_ms": ("number", MAX_LATENCY_MS),
+                  "tokens_in": ("count", MAX_TOKENS), "tokens_out": ("count", MAX_TOKENS), "cost": ("number", MAX_COST)}
+_ALL_FIELDS = frozenset(_REQUIRED_FIELDS + ("callback_ok",) + tuple(QUALITY_FIELDS))
 
 
 class BatchRejectedError(ValueError):
@@ -49,9 +58,17 @@ class TraceResult:
     latency_ms: float
     tokens: int
     callback_ok: bool | None = None
+    eval_score: float | None = None
+    tool_calls: int | None = None
+    tool_errors: int | None = None
+    steps: int | None = None
+    ttft_ms: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "trace_id": self.trace_id,
             "agent_id": self.agent_id,
             "version": self.version,
@@ -60,6 +77,10 @@ class TraceResult:
             "callback_ok": self.callback_ok,
             "tokens": self.tokens,
         }
+        for name in QUALITY_FIELDS:  # only the measured ones: older servers refuse unknown fields
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        return data
 
 
 def _item_errors(item: Any, index: int) -> list[str]:
@@ -94,6 +115,22 @@ def _item_errors(item: Any, index: int) -> list[str]:
         tokens = item["tokens"]
         if isinstance(tokens, bool) or not isinstance(tokens, int) or not 0 <= tokens <= MAX_TOKENS:
             errors.append(f"{where}.tokens: must be a whole number from 0 to {MAX_TOKENS}, got {tokens!r:.60}")
+    for name, (kind, upper) in QUALITY_FIELDS.items():
+        value = item.get(name)
+        if value is None:
+            continue
+        if kind == "count":
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= upper:
+                errors.append(f"{where}.{name}: must be a whole number from 0 to {upper}, got {value!r:.60}")
+        elif (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+              or not 0 <= value <= upper):
+            errors.append(f"{where}.{name}: must be a number from 0 to {upper}, got {value!r:.60}")
+    calls, tool_errors = item.get("tool_calls"), item.get("tool_errors")
+    if (isinstance(calls, int) and isinstance(tool_errors, int) and not isinstance(calls, bool)
+            and not isinstance(tool_errors, bool) and tool_errors > calls):
+        errors.append(f"{where}.tool_errors: must not exceed tool_calls ({calls}), got {tool_errors}")
+    if tool_errors is not None and calls is None:
+        errors.append(f"{where}.tool_errors: needs tool_calls (the error rate is errors / calls)")
     return errors
 
 
@@ -123,6 +160,8 @@ def validate_batch(
                 latency_ms=float(item["latency_ms"]),
                 tokens=item["tokens"],
                 callback_ok=item.get("callback_ok"),
+                **{name: (float(item[name]) if QUALITY_FIELDS[name][0] != "count" else item[name])
+                   for name in QUALITY_FIELDS if item.get(name) is not None},
             )
         )
     return valid, errors_by_index

@@ -7,6 +7,16 @@ Names follow the SLA metric catalog contract (sla/catalog.py: MetricNames / Labe
     agent_callback_total{service,env,version,outcome="ok|error"}              counter (traces with a callback)
     agent_tokens_total{service,env,version}                                   counter
 
+LLM quality (only for versions whose results carry the optional fields; rollgate_client.results.QUALITY_FIELDS):
+
+    agent_eval_score_sum / _count{service,env,version}                         summary (mean eval score)
+    agent_eval_score_squared_total{service,env,version}                        counter (sum of squares: variance)
+    agent_tool_calls_total / agent_tool_errors_total{service,env,version}      counters
+    agent_steps_bucket{service,env,version,le} / _sum / _count                 histogram (agent loop iterations)
+    agent_ttft_seconds_bucket{service,env,version,le} / _sum / _count          histogram (time to first token)
+    agent_tokens_in_total / agent_tokens_out_total{service,env,version}        counters
+    agent_cost_total{service,env,version}                                      counter (cost of the traces)
+
 One batch is aggregated in Python first and written with one pipelined round trip (HINCRBY / HINCRBYFLOAT on one
 hash); a scrape reads the hash once (HGETALL) and renders the text exposition format.
 
@@ -30,6 +40,22 @@ REQUESTS = "agent_requests_total"
 LATENCY = "agent_request_latency_seconds"
 CALLBACKS = "agent_callback_total"
 TOKENS = "agent_tokens_total"
+
+EVAL_SCORE = "agent_eval_score"
+EVAL_SQUARED = "agent_eval_score_squared_total"
+TOOL_CALLS = "agent_tool_calls_total"
+TOOL_ERRORS = "agent_tool_errors_total"
+STEPS = "agent_steps"
+TTFT = "agent_ttft_seconds"
+TOKENS_IN = "agent_tokens_in_total"
+TOKENS_OUT = "agent_tokens_out_total"
+COST = "agent_cost_total"
+STEP_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 30, 40, 50, 75, 100)
+TTFT_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+_TTFT_BOUNDS_MS = tuple(bound * 1000 for bound in TTFT_BUCKETS_S)
+_BUCKETED = {"stp": STEP_BUCKETS, "ttf": TTFT_BUCKETS_S}
+_SUMMED_INTS = {"tok", "evn", "tc", "te", "tin", "tout", "stpsum"}
+_SUMMED_FLOATS = {"latsum", "evs", "evq", "cost", "ttfsum"}
 
 # Seconds. Fixed for every version, so the gate compares like with like (changing them splits the series).
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -55,6 +81,25 @@ def aggregate(service: str, environment: str, results: Iterable[TraceResult]) ->
             ints[_field("tok", label)] += r.tokens
         ints[_field("lat", label, bucket_of(bounds, r.latency_ms))] += 1
         sums[_field("latsum", label)] += r.latency_ms / 1000.0
+        if r.eval_score is not None:
+            ints[_field("evn", label)] += 1
+            sums[_field("evs", label)] += r.eval_score
+            sums[_field("evq", label)] += r.eval_score * r.eval_score
+        if r.tool_calls is not None:
+            ints[_field("tc", label)] += r.tool_calls
+            ints[_field("te", label)] += r.tool_errors or 0
+        if r.steps is not None:
+            ints[_field("stp", label, bucket_of(STEP_BUCKETS, r.steps))] += 1
+            ints[_field("stpsum", label)] += r.steps
+        if r.ttft_ms is not None:
+            ints[_field("ttf", label, bucket_of(_TTFT_BOUNDS_MS, r.ttft_ms))] += 1
+            sums[_field("ttfsum", label)] += r.ttft_ms / 1000.0
+        if r.tokens_in is not None:
+            ints[_field("tin", label)] += r.tokens_in
+        if r.tokens_out is not None:
+            ints[_field("tout", label)] += r.tokens_out
+        if r.cost is not None:
+            sums[_field("cost", label)] += r.cost
     return ints, sums
 
 
@@ -74,9 +119,9 @@ def _text(value) -> str:
 
 def _label_of(field: str) -> str | None:
     kind, *rest = field.split(SEP)
-    if kind in ("req", "cb", "lat") and len(rest) == 4:
+    if kind in ("req", "cb", "lat", "stp", "ttf") and len(rest) == 4:
         return SEP.join(rest[:3])
-    if kind in ("tok", "latsum") and len(rest) == 3:
+    if (kind in _SUMMED_INTS or kind in _SUMMED_FLOATS) and len(rest) == 3:
         return SEP.join(rest)
     return None
 
@@ -128,6 +173,8 @@ def render(raw: dict) -> str:
     tokens: dict[tuple, int] = {}
     buckets: dict[tuple, list[int]] = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
     latency_sums: dict[tuple, float] = {}
+    quality_buckets: dict[str, dict[tuple, list[int]]] = {kind: defaultdict(lambda: [0] * 64) for kind in ("stp", "ttf")}
+    quality: dict[str, dict[tuple, float]] = defaultdict(dict)
     for raw_field, raw_value in raw.items():
         field = raw_field.decode() if isinstance(raw_field, bytes) else raw_field
         value = raw_value.decode() if isinstance(raw_value, bytes) else raw_value
@@ -144,6 +191,11 @@ def render(raw: dict) -> str:
             tokens[tuple(rest)] = int(value)
         elif kind == "latsum" and len(rest) == 3:
             latency_sums[tuple(rest)] = float(value)
+        elif kind in quality_buckets and len(rest) == 4:
+            if rest[3].isdigit() and int(rest[3]) <= len(_BUCKETED[kind]):
+                quality_buckets[kind][tuple(rest[:3])][int(rest[3])] = int(value)
+        elif (kind in _SUMMED_INTS or kind in _SUMMED_FLOATS) and len(rest) == 3:
+            quality[kind][tuple(rest)] = float(value)
 
     out: list[str] = []
     out += [f"# HELP {REQUESTS} Traces reported to Rollgate, by outcome (ok or error).", f"# TYPE {REQUESTS} counter"]
@@ -168,4 +220,44 @@ def render(raw: dict) -> str:
     out += [f"# HELP {TOKENS} Model tokens of reported traces.", f"# TYPE {TOKENS} counter"]
     for key in sorted(set(tokens) | set(requests)):
         out.append(f"{TOKENS}{_labels(*key)} {tokens.get(key, 0)}")
+    out += _render_quality(quality, quality_buckets)
     return "\n".join(out) + "\n"
+
+
+def _histogram(name: str, bounds, per_key: dict[tuple, list[int]], sums: dict[tuple, float], scale: float) -> list[str]:
+    out = []
+    for key in sorted(per_key):
+        counts, cumulative = per_key[key], 0
+        for index, bound in enumerate(bounds):
+            cumulative += counts[index]
+            out.append(f"{name}_bucket{_labels(*key, le=_number(bound))} {cumulative}")
+        cumulative += counts[len(bounds)]
+        out.append(f'{name}_bucket{_labels(*key, le="+Inf")} {cumulative}')
+        out.append(f"{name}_sum{_labels(*key)} {_number(round(sums.get(key, 0.0) * scale, 6))}")
+        out.append(f"{name}_count{_labels(*key)} {cumulative}")
+    return out
+
+
+def _render_quality(quality: dict[str, dict[tuple, float]], buckets: dict[str, dict[tuple, list[int]]]) -> list[str]:
+    """The LLM quality series; a version appears only in the families its results carried."""
+    out = [f"# HELP {EVAL_SCORE} Evaluator scores (0-1) of reported traces.", f"# TYPE {EVAL_SCORE} summary"]
+    for key in sorted(quality["evn"]):
+        out.append(f"{EVAL_SCORE}_sum{_labels(*key)} {_number(round(quality['evs'].get(key, 0.0), 6))}")
+        out.append(f"{EVAL_SCORE}_count{_labels(*key)} {_number(quality['evn'][key])}")
+    out += [f"# HELP {EVAL_SQUARED} Sum of squared evaluator scores (for the variance).",
+            f"# TYPE {EVAL_SQUARED} counter"]
+    out += [f"{EVAL_SQUARED}{_labels(*key)} {_number(round(quality['evq'].get(key, 0.0), 6))}"
+            for key in sorted(quality["evn"])]
+    for name, kind, help_text in ((TOOL_CALLS, "tc", "Tool calls of reported traces."),
+                                  (TOOL_ERRORS, "te", "Failed tool calls of reported traces."),
+                                  (TOKENS_IN, "tin", "Prompt (input) tokens of reported traces."),
+                                  (TOKENS_OUT, "tout", "Completion (output) tokens of reported traces."),
+                                  (COST, "cost", "Cost of reported traces.")):
+        keys = sorted(quality["tc"] if kind == "te" else quality[kind])  # errors: 0 wherever calls exist
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+        out += [f"{name}{_labels(*key)} {_number(round(quality[kind].get(key, 0), 6))}" for key in keys]
+    out += [f"# HELP {STEPS} Agent loop iterations per trace.", f"# TYPE {STEPS} histogram"]
+    out += _histogram(STEPS, STEP_BUCKETS, buckets["stp"], quality["stpsum"], 1.0)
+    out += [f"# HELP {TTFT} Time to first token of reported traces.", f"# TYPE {TTFT} histogram"]
+    out += _histogram(TTFT, TTFT_BUCKETS_S, buckets["ttf"], quality["ttfsum"], 1.0)
+    return out
