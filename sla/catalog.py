@@ -20,6 +20,12 @@ series                                                   type       meaning
 ``process_resident_memory_bytes{service,env,version}``   gauge      resident memory of each agent process
 =======================================================  =========  =============================================
 
+LLM quality series (optional: a service that does not send them simply has no quality readings, and the quality
+rules pass it by): ``agent_eval_score_sum``/``_count`` and ``agent_eval_score_squared_total`` (evaluator scores
+0-1), ``agent_tool_calls_total``/``agent_tool_errors_total``, the histograms ``agent_steps`` (loop iterations)
+and ``agent_ttft_seconds`` (time to first token), ``agent_cost_total``.  routing/metrics.py exports them from
+trace results.
+
 Counters may be created lazily (a version that never failed may have no ``outcome="error"`` series); the
 templates below treat a missing error series as zero *when the total exists*, so "no failures" and "no data"
 stay distinguishable.
@@ -62,6 +68,13 @@ class MetricNames:
     log_errors: str = "agent_log_errors_total"
     crashes: str = "agent_crashes_total"
     resident_memory: str = "process_resident_memory_bytes"
+    eval_score: str = "agent_eval_score"  # summary: _sum and _count
+    eval_score_squared: str = "agent_eval_score_squared_total"
+    tool_calls: str = "agent_tool_calls_total"
+    tool_errors: str = "agent_tool_errors_total"
+    steps_histogram: str = "agent_steps"
+    ttft_histogram: str = "agent_ttft_seconds"
+    cost: str = "agent_cost_total"
 
     @property
     def latency_buckets(self) -> str:
@@ -87,6 +100,17 @@ class Metric(str, Enum):
     REQUEST_COUNTER_TOTALS = "request_counter_totals"  # raw counters by outcome, no window (sequential test)
     LATENCY_BUCKET_TOTALS = "latency_bucket_totals"  # raw cumulative bucket counters, no window (sequential test)
     SCRAPE_GAP = "scrape_gap"  # seconds: the longest time in the window without a fresh sample of the version
+    # LLM quality (sla/quality.py): canary vs stable
+    EVAL_SCORE_MEAN = "eval_score_mean"
+    EVAL_SCORE_SQUARES_MEAN = "eval_score_squares_mean"  # with the mean: the variance for the test
+    EVAL_SCORE_COUNT = "eval_score_count"
+    TOOL_ERROR_RATE = "tool_error_rate"
+    TOOL_CALL_COUNT = "tool_call_count"
+    TOOL_ERROR_COUNT = "tool_error_count"
+    STEPS_P95 = "steps_p95"
+    TTFT_P95 = "ttft_p95"  # seconds
+    COST_PER_SUCCESS = "cost_per_success"  # cost of every trace / successful traces
+    SUCCESS_COUNT = "success_count"
 
 
 # memory_spike_ratio = canary peak memory / stable mean memory: it spans two versions, so it is derived in
@@ -206,6 +230,26 @@ class MetricCatalog:
             return f"sum{by_outcome} ({n.requests}{{{matchers}}})"
         if metric is Metric.LATENCY_BUCKET_TOTALS:
             return f"sum{by_le} ({n.latency_buckets}{{{matchers}}})"
+        if metric is Metric.EVAL_SCORE_MEAN:
+            return f"{total(n.eval_score + '_sum')} / {total(n.eval_score + '_count')}"
+        if metric is Metric.EVAL_SCORE_SQUARES_MEAN:
+            return f"{total(n.eval_score_squared)} / {total(n.eval_score + '_count')}"
+        if metric is Metric.EVAL_SCORE_COUNT:
+            return total(n.eval_score + "_count")
+        if metric is Metric.TOOL_ERROR_RATE:
+            return f"{total(n.tool_errors)} / {total(n.tool_calls)}"
+        if metric is Metric.TOOL_CALL_COUNT:
+            return total(n.tool_calls)
+        if metric is Metric.TOOL_ERROR_COUNT:
+            return total(n.tool_errors)
+        if metric in (Metric.STEPS_P95, Metric.TTFT_P95):
+            name = n.steps_histogram if metric is Metric.STEPS_P95 else n.ttft_histogram
+            return f"histogram_quantile({self.latency_quantile}, sum{by_le} (increase({name}_bucket{{{matchers}}}{w})))"
+        if metric is Metric.COST_PER_SUCCESS:
+            ok = f'{lb.outcome}="{lb.outcome_ok}"'
+            return f"{total(n.cost)} / {total(n.requests, ok)}"
+        if metric is Metric.SUCCESS_COUNT:
+            return total(n.requests, f'{lb.outcome}="{lb.outcome_ok}"')
         if metric is Metric.SCRAPE_GAP:
             # At each step of the window: the age of the freshest sample of the version (min over its series,
             # so a replaced pod's stale series does not count); the largest such age is the longest hole.
@@ -254,3 +298,18 @@ WINDOWED_METRICS: tuple[Metric, ...] = (
     Metric.MEMORY_MEAN_BYTES,
     Metric.SCRAPE_GAP,
 )
+
+# The LLM quality metrics (sla/quality.py); fetched with the others, one HTTP request each per batch.
+QUALITY_METRICS: tuple[Metric, ...] = (
+    Metric.EVAL_SCORE_MEAN,
+    Metric.EVAL_SCORE_SQUARES_MEAN,
+    Metric.EVAL_SCORE_COUNT,
+    Metric.TOOL_ERROR_RATE,
+    Metric.TOOL_CALL_COUNT,
+    Metric.TOOL_ERROR_COUNT,
+    Metric.STEPS_P95,
+    Metric.TTFT_P95,
+    Metric.COST_PER_SUCCESS,
+    Metric.SUCCESS_COUNT,
+)
+WINDOWED_METRICS = WINDOWED_METRICS + QUALITY_METRICS

@@ -15,6 +15,11 @@ Defaults (design document, chapters 8 and 9; the precedence table is in sla/verd
   * healthy for 1 hour                        -> healthy, allowed into the production main path;
   * a first snapshot within 30 minutes of the deploy, then one per evaluation interval, plus one for every
     verdict that changes something.
+LLM quality (sla/quality.py; only for services whose trace results carry the fields), canary vs stable in the window:
+  * mean eval score lower by >= 0.05 and significantly lower (Welch z, stop_significance) -> ramp paused;
+  * tool error rate higher by >= 5 points and significantly higher (two-proportion z)      -> rollback;
+  * cost per successful task > stable's + 30 %                                              -> manual_review;
+  each needs at least ``min_quality_sample`` scored traces (tool calls, successful traces) on both sides.
 ``sequential_action: rollback`` restores chapter 7's "batch trace errors -> rollback" as a policy choice.
 
 Every duration is in seconds (``from_dict`` also accepts "90s", "10m", "1h"), so demos and tests can run a
@@ -89,6 +94,12 @@ class SlaPolicy:
     floor_sequential_factors: tuple[float, ...] = (1.5, 3.0)  # failure rate x (1 - floor) the floor CUSUM looks for
     power: float = 0.8  # promote only when the phase's canary sample could show the guarded regressions
 
+    # -- LLM quality (sla/quality.py) ---------------------------------------------------------------------------
+    pause_eval_score_drop: float = 0.05  # canary mean eval score <= stable's - this, significantly -> pause
+    rollback_tool_error_increase: float = 0.05  # canary tool error rate >= stable's + this, significantly -> rollback
+    review_cost_increase: float = 0.30  # canary cost per successful task > stable's * (1 + this) -> manual_review
+    min_quality_sample: int = 100  # scored traces / tool calls / successful traces needed on each side
+
     # -- trouble ----------------------------------------------------------------------------------------------
     nodata_status: str = "watching"  # what a canary without any series means
     prometheus_errors_before_manual_review: int = 3
@@ -128,8 +139,11 @@ class SlaPolicy:
             positive(name)
         for name in ("advance_min_success_rate", "pause_below_success_rate", "review_callback_failure_rate"):
             fraction(name)
-        for name in ("advance_max_p95_increase", "rollback_p95_increase", "log_error_threshold"):
+        for name in ("advance_max_p95_increase", "rollback_p95_increase", "log_error_threshold",
+                     "review_cost_increase"):
             non_negative(name)
+        for name in ("pause_eval_score_drop", "rollback_tool_error_increase"):
+            fraction(name)
         for name in ("block_failed_traces", "rollback_crash_count"):
             positive(name)
         if _is_number(self.rollback_memory_spike_ratio) and self.rollback_memory_spike_ratio > 1:
@@ -137,7 +151,7 @@ class SlaPolicy:
         else:
             errors["rollback_memory_spike_ratio"] = f"must be a ratio > 1, got {self.rollback_memory_spike_ratio!r}"
         for name in ("min_sample_size", "min_callback_sample_size", "sequential_horizon_events",
-                     "prometheus_errors_before_manual_review"):
+                     "prometheus_errors_before_manual_review", "min_quality_sample"):
             positive_int(name)
         fraction("significance", allow_zero=False)
         fraction("stop_significance", allow_zero=False)
@@ -224,7 +238,7 @@ class SlaPolicy:
 
 
 _INT_FIELDS = {"min_sample_size", "min_callback_sample_size", "sequential_horizon_events",
-               "prometheus_errors_before_manual_review"}
+               "prometheus_errors_before_manual_review", "min_quality_sample"}
 
 
 def _coerce(name: str, raw):

@@ -70,6 +70,19 @@ def failure_rate_worse(canary_failures: float, canary_total: float,
     return TestResult("two-proportion z", z, float(scipy_stats.norm.sf(z)))
 
 
+def mean_lower(canary_mean: float, canary_var: float, canary_n: float,
+               baseline_mean: float, baseline_var: float, baseline_n: float) -> TestResult:
+    """One-sided Welch z-test on two means (large samples), H1: canary mean < baseline mean."""
+    if canary_n < 2 or baseline_n < 2:
+        return TestResult("Welch z on means", 0.0, 1.0)
+    variance = max(canary_var, 0.0) / canary_n + max(baseline_var, 0.0) / baseline_n
+    if variance <= 0:
+        diff = baseline_mean - canary_mean
+        return TestResult("Welch z on means", math.inf if diff > 0 else 0.0, 0.0 if diff > 0 else 1.0)
+    z = (baseline_mean - canary_mean) / math.sqrt(variance)
+    return TestResult("Welch z on means", z, float(scipy_stats.norm.sf(z)))
+
+
 def success_rate_below(successes: float, total: float, floor: float) -> TestResult:
     """Exact one-sided binomial test, H1: true success rate < floor."""
     n = int(round(total))

@@ -26,6 +26,9 @@ verified        ready_to_promote  every advance rule passed, the phase ran one e
                                   phase's canary sample had the power to show the guarded regressions
 ==============  ================  ===============================================================================
 
+The LLM quality rules (sla/quality.py) fire at the same levels: an eval score regression pauses, a tool error
+regression rolls back, cost per successful task beyond +30 % asks for a manual review.
+
 Every fired rule stays in `findings`; the verdict opens with one plain sentence (`summary`).  The function does
 no I/O; the gate (sla.gate) fetches readings, the controller (sla.services) persists `next_state` and, when
 `snapshot_due`, the report.
@@ -36,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from sla import explain, rules
+from sla import explain, quality, rules
 from sla.catalog import Metric
 from sla.findings import Effect, Finding, GateState, GrayRelease, Outcome, ReleaseReadings
 from sla.policy import SlaPolicy
@@ -154,6 +157,7 @@ def evaluate(policy: SlaPolicy, canary: ReleaseReadings, baseline: ReleaseReadin
     findings += rules.resource_rules(policy, release, canary, baseline)
     if not low_traffic:
         findings += rules.window_rules(policy, release, canary, baseline, total, failed)
+    findings += quality.quality_rules(policy, release, canary, baseline)  # LLM answer quality, tools, cost
     findings = _pause_before_block(findings, release, policy)
 
     findings, manual_review = _sticky_manual_review(findings, state, release, now)

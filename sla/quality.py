@@ -1,0 +1,133 @@
+"""LLM quality rules: canary vs stable on what HTTP success cannot see (sla.verdict.evaluate calls them).
+
+An agent can answer every request with 200 while its answers get worse, its tool calls fail more or it costs more
+per task.  When the trace results carry the optional quality fields (rollgate_client.results.QUALITY_FIELDS), the
+catalog's quality metrics (sla.catalog.QUALITY_METRICS) compare the canary with the stable release over the
+evaluation window:
+
+===================================  ==============  ================================================================
+rule                                 effect          fires when (defaults in sla/policy.py)
+===================================  ==============  ================================================================
+``eval_score_regression``            pause           mean eval score lower by >= ``pause_eval_score_drop`` (0.05)
+                                                     and significantly lower (one-sided Welch z, ``stop_significance``)
+``tool_error_regression``            rollback        tool error rate higher by >= ``rollback_tool_error_increase``
+                                                     (5 points) and significantly higher (two-proportion z)
+``cost_per_success``                 manual_review   cost per successful task > stable's x (1 + ``review_cost_increase``)
+``steps_p95``, ``ttft_p95``          (shown)         p95 of agent loop iterations and of time to first token, canary
+                                                     and stable, for people; no action
+===================================  ==============  ================================================================
+
+Each comparison needs ``min_quality_sample`` scored traces (tool calls, successful traces) on both sides; below
+that, or without the series at all, the rule says why it did not judge and never fires.  Pure: no I/O.
+"""
+from __future__ import annotations
+
+from sla import explain
+from sla.catalog import Metric
+from sla.findings import Effect, Finding, GrayRelease, ReleaseReadings
+from sla.policy import SlaPolicy
+from sla.stats import failure_rate_worse, mean_lower
+
+
+def _values(readings: ReleaseReadings, *metrics: Metric):
+    return tuple(readings.value(m) for m in metrics)
+
+
+def eval_score_rule(policy: SlaPolicy, release: GrayRelease, canary: ReleaseReadings,
+                    baseline: ReleaseReadings) -> Finding | None:
+    mean_c, squares_c, n_c = _values(canary, Metric.EVAL_SCORE_MEAN, Metric.EVAL_SCORE_SQUARES_MEAN,
+                                     Metric.EVAL_SCORE_COUNT)
+    mean_s, squares_s, n_s = _values(baseline, Metric.EVAL_SCORE_MEAN, Metric.EVAL_SCORE_SQUARES_MEAN,
+                                     Metric.EVAL_SCORE_COUNT)
+    if mean_c is None or mean_s is None or squares_c is None or squares_s is None:
+        return None  # this service sends no eval scores (or the stable does not): nothing to compare
+    query = canary.query(Metric.EVAL_SCORE_MEAN)
+    limit = mean_s - policy.pause_eval_score_drop
+    if (n_c or 0) < policy.min_quality_sample or (n_s or 0) < policy.min_quality_sample:
+        return Finding("eval_score_regression", None,
+                       f"mean eval score {mean_c:.3f} ({explain.count(n_c)} scored traces) vs "
+                       f"{release.baseline_version}'s {mean_s:.3f} ({explain.count(n_s)}): fewer than "
+                       f"{policy.min_quality_sample} scored traces on a side, not judged yet",
+                       measured=mean_c, threshold=limit, query=query)
+    test = mean_lower(mean_c, squares_c - mean_c * mean_c, n_c, mean_s, squares_s - mean_s * mean_s, n_s)
+    drop = mean_s - mean_c
+    fired = drop >= policy.pause_eval_score_drop and test.significant(policy.stop_significance)
+    comparison = (f"mean eval score {mean_c:.3f} vs {release.baseline_version}'s {mean_s:.3f} "
+                  f"({'-' if drop >= 0 else '+'}{abs(drop):.3f}; pause at -{policy.pause_eval_score_drop:g}; "
+                  f"{test.describe()})")
+    return Finding("eval_score_regression", Effect.PAUSE if fired else None,
+                   ("answer quality regressed: " + comparison + "; HTTP success does not show it") if fired
+                   else comparison,
+                   measured=mean_c, threshold=limit, query=query,
+                   headline=(f"{release.version}'s answers got worse: mean eval score {mean_c:.2f} vs "
+                             f"{release.baseline_version}'s {mean_s:.2f} over {explain.count(n_c)} scored traces "
+                             f"({test.describe()}), although its requests still succeed") if fired else None)
+
+
+def tool_error_rule(policy: SlaPolicy, release: GrayRelease, canary: ReleaseReadings,
+                    baseline: ReleaseReadings) -> Finding | None:
+    calls_c, errors_c = _values(canary, Metric.TOOL_CALL_COUNT, Metric.TOOL_ERROR_COUNT)
+    calls_s, errors_s = _values(baseline, Metric.TOOL_CALL_COUNT, Metric.TOOL_ERROR_COUNT)
+    if calls_c is None or calls_s is None or errors_c is None or errors_s is None:
+        return None
+    query = canary.query(Metric.TOOL_ERROR_RATE)
+    if calls_c < policy.min_quality_sample or calls_s < policy.min_quality_sample:
+        return Finding("tool_error_regression", None,
+                       f"{explain.count(calls_c)} canary and {explain.count(calls_s)} stable tool calls: fewer than "
+                       f"{policy.min_quality_sample} on a side, not judged yet", query=query, unit=explain.RATIO)
+    rate_c, rate_s = errors_c / calls_c, errors_s / calls_s
+    limit = rate_s + policy.rollback_tool_error_increase
+    test = failure_rate_worse(errors_c, calls_c, errors_s, calls_s)
+    fired = rate_c >= limit and test.significant(policy.stop_significance)
+    comparison = (f"tool error rate {explain.pct(rate_c)} of {explain.count(calls_c)} calls vs "
+                  f"{release.baseline_version}'s {explain.pct(rate_s)} (rollback at {explain.pct(limit)}; "
+                  f"{test.describe()})")
+    return Finding("tool_error_regression", Effect.ROLLBACK if fired else None,
+                   comparison + (": canary traffic cut, roll back" if fired else ""),
+                   measured=rate_c, threshold=limit, query=query, unit=explain.RATIO,
+                   headline=(f"{release.version}'s tool calls failed {explain.pct(rate_c)} of the time vs "
+                             f"{explain.pct(rate_s)} on {release.baseline_version}") if fired else None)
+
+
+def cost_rule(policy: SlaPolicy, release: GrayRelease, canary: ReleaseReadings,
+              baseline: ReleaseReadings) -> Finding | None:
+    cost_c, ok_c = _values(canary, Metric.COST_PER_SUCCESS, Metric.SUCCESS_COUNT)
+    cost_s, ok_s = _values(baseline, Metric.COST_PER_SUCCESS, Metric.SUCCESS_COUNT)
+    if cost_c is None or cost_s is None:
+        return None
+    query = canary.query(Metric.COST_PER_SUCCESS)
+    limit = cost_s * (1 + policy.review_cost_increase)
+    if (ok_c or 0) < policy.min_quality_sample or (ok_s or 0) < policy.min_quality_sample:
+        return Finding("cost_per_success", None,
+                       f"cost per successful task {cost_c:.4g} vs {cost_s:.4g}: fewer than "
+                       f"{policy.min_quality_sample} successful traces on a side, not judged yet",
+                       measured=cost_c, threshold=limit, query=query)
+    fired = cost_c > limit
+    comparison = (f"cost per successful task {cost_c:.4g} vs {release.baseline_version}'s {cost_s:.4g} "
+                  f"({'>' if fired else '<='} +{policy.review_cost_increase * 100:g} % = {limit:.4g})")
+    return Finding("cost_per_success", Effect.MANUAL_REVIEW if fired else None,
+                   comparison + ("; a person decides whether the quality is worth it" if fired else ""),
+                   measured=cost_c, threshold=limit, query=query,
+                   headline=(f"{release.version} costs {cost_c / cost_s:.2f}x {release.baseline_version} per "
+                             f"successful task") if fired else None)
+
+
+def _shown(rule: str, label: str, metric: Metric, canary, baseline, release, *, scale: float, unit: str):
+    value, stable = canary.value(metric), baseline.value(metric)
+    if value is None:
+        return None
+    text = (f"{label} {explain.show(value * scale, unit)}" +
+            (f" vs {release.baseline_version}'s {explain.show(stable * scale, unit)}" if stable is not None else ""))
+    return Finding(rule, None, text, measured=value * scale,
+                   threshold=None if stable is None else stable * scale, query=canary.query(metric), unit=unit)
+
+
+def quality_rules(policy: SlaPolicy, release: GrayRelease, canary: ReleaseReadings,
+                  baseline: ReleaseReadings) -> list[Finding]:
+    found = [eval_score_rule(policy, release, canary, baseline), tool_error_rule(policy, release, canary, baseline),
+             cost_rule(policy, release, canary, baseline),
+             _shown("steps_p95", "agent steps p95", Metric.STEPS_P95, canary, baseline, release, scale=1.0,
+                    unit=explain.STAT),
+             _shown("ttft_p95", "time to first token p95", Metric.TTFT_P95, canary, baseline, release, scale=1000.0,
+                    unit=explain.MS)]
+    return [f for f in found if f is not None]

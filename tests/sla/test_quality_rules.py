@@ -1,0 +1,90 @@
+"""The LLM quality rules on chosen readings (sla/quality.py): when each fires, when it only reports, and the
+policy fields that set them (the end-to-end run with a real Prometheus is tests/sla/test_quality_gate.py)."""
+from datetime import datetime, timezone
+
+import pytest
+
+from sla.catalog import Metric
+from sla.findings import Effect, GrayRelease, ReleaseReadings
+from sla.policy import DEFAULT_POLICY, PolicyInvalid, SlaPolicy
+from sla.prometheus import Reading
+from sla.quality import quality_rules
+
+AT = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+RELEASE = GrayRelease("agent-infer", "prod", "v2.1.0", "v2.0.0")
+
+
+def readings(*, mean=None, sd=0.1, n=0, calls=None, tool_errors=0, cost=None, ok=1000, steps=None, ttft=None):
+    values = {Metric.SUCCESS_COUNT: ok}
+    if mean is not None:
+        values.update({Metric.EVAL_SCORE_MEAN: mean, Metric.EVAL_SCORE_SQUARES_MEAN: mean * mean + sd * sd,
+                       Metric.EVAL_SCORE_COUNT: n})
+    if calls is not None:
+        values.update({Metric.TOOL_CALL_COUNT: calls, Metric.TOOL_ERROR_COUNT: tool_errors,
+                       Metric.TOOL_ERROR_RATE: tool_errors / calls if calls else None})
+    if cost is not None:
+        values[Metric.COST_PER_SUCCESS] = cost
+    if steps is not None:
+        values[Metric.STEPS_P95] = steps
+    if ttft is not None:
+        values[Metric.TTFT_P95] = ttft
+    return ReleaseReadings(at=AT, metrics={m: Reading(v, f"q_{m.value}", 600, AT) for m, v in values.items()})
+
+
+def by_rule(findings):
+    return {f.rule: f for f in findings}
+
+
+@pytest.mark.parametrize("canary_mean, n, sd, fires", [
+    (0.74, 300, 0.1, True),     # -0.08 over 300 scored traces: pause
+    (0.86, 150, 0.05, True),    # -0.05 exactly at the threshold, tight scores: pause
+    (0.88, 2000, 0.1, False),   # -0.03: significant but smaller than the 0.05 the policy guards
+    (0.84, 120, 0.45, False),   # -0.07 but the scores are too noisy to tell (p > stop_significance)
+    (0.70, 60, 0.1, False),     # -0.21 with 60 scored traces: below min_quality_sample, not judged
+])
+def test_eval_score_drop_pauses_only_when_large_enough_and_significant(canary_mean, n, sd, fires):
+    stable_mean = {0.74: 0.82, 0.86: 0.91, 0.88: 0.91, 0.84: 0.91, 0.70: 0.91}[canary_mean]
+    found = by_rule(quality_rules(DEFAULT_POLICY, RELEASE, readings(mean=canary_mean, n=n, sd=sd),
+                                  readings(mean=stable_mean, n=5000, sd=sd)))
+    rule = found["eval_score_regression"]
+    assert (rule.effect is Effect.PAUSE) == fires, rule.text
+    if fires:
+        assert "HTTP success does not show it" in rule.text and rule.headline.startswith("v2.1.0's answers got worse")
+    if n < DEFAULT_POLICY.min_quality_sample:
+        assert "not judged yet" in rule.text
+
+
+def test_tool_error_regression_rolls_back_and_a_small_rise_does_not():
+    stable = readings(calls=6000, tool_errors=120)  # 2 %
+    worse = by_rule(quality_rules(DEFAULT_POLICY, RELEASE, readings(calls=900, tool_errors=90), stable))
+    assert worse["tool_error_regression"].effect is Effect.ROLLBACK  # 10 % vs 2 %
+    assert "canary traffic cut" in worse["tool_error_regression"].text
+    slight = by_rule(quality_rules(DEFAULT_POLICY, RELEASE, readings(calls=900, tool_errors=36), stable))
+    assert slight["tool_error_regression"].effect is None  # 4 %: below 2 % + 5 points
+
+
+@pytest.mark.parametrize("ratio, fires", [(1.5, True), (1.31, True), (1.2, False), (0.7, False)])
+def test_cost_per_successful_task_over_thirty_percent_asks_a_person(ratio, fires):
+    found = by_rule(quality_rules(DEFAULT_POLICY, RELEASE, readings(cost=0.004 * ratio), readings(cost=0.004)))
+    assert (found["cost_per_success"].effect is Effect.MANUAL_REVIEW) == fires
+
+
+def test_steps_and_ttft_are_shown_and_never_decide():
+    found = by_rule(quality_rules(DEFAULT_POLICY, RELEASE, readings(steps=14.0, ttft=2.4),
+                                  readings(steps=4.0, ttft=0.3)))
+    assert found["steps_p95"].effect is None and found["steps_p95"].measured == 14.0
+    assert found["ttft_p95"].effect is None and found["ttft_p95"].measured == 2400.0
+    assert "time to first token p95 2,400 ms vs v2.0.0's 300 ms" == found["ttft_p95"].text
+
+
+def test_services_without_quality_series_get_no_quality_findings():
+    assert quality_rules(DEFAULT_POLICY, RELEASE, readings(), readings()) == []
+
+
+def test_policy_sets_the_quality_thresholds_and_refuses_bad_ones():
+    strict = SlaPolicy.from_dict({"pause_eval_score_drop": 0.02, "min_quality_sample": 50})
+    found = by_rule(quality_rules(strict, RELEASE, readings(mean=0.88, n=2000), readings(mean=0.91, n=5000)))
+    assert found["eval_score_regression"].effect is Effect.PAUSE  # -0.03 now pauses
+    with pytest.raises(PolicyInvalid) as bad:
+        SlaPolicy.from_dict({"pause_eval_score_drop": 1.5, "review_cost_increase": -1, "min_quality_sample": 0})
+    assert set(bad.value.errors) == {"pause_eval_score_drop", "review_cost_increase", "min_quality_sample"}
