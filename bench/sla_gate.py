@@ -29,6 +29,12 @@ Prints:
                           the canary's sample since the phase began was below the power criterion, re-derived
                           here independently from the documented formula.  Goal 0.
   false_pause_rate        the healthy canaries of false_rollback_rate: share with any pause verdict.  Goal <= 0.02.
+  quality_regression_decision_s
+                          real Prometheus (1 s scrape) scraping routing/metrics.py's exposition of trace results
+                          (the same aggregation /metrics/traces serves): 100 traces/s, 5 % on the canary, every
+                          trace succeeds with the same latency, tools and cost; eval scores ~ N(0.82, 0.1) on both,
+                          then the canary's mean drops to 0.74; seconds from the drop to the first stop verdict
+                          (default policy; quality_regression_action prints it).  Goal <= 60.
 The first-stop figures count the first verdict that stops the canary (pause, block_version or rollback): an
 error regression pauses by default (design table), so bad_canary_decision_s is the time to that pause.
 """
@@ -423,7 +429,100 @@ def bench_throughput(releases_count: int, repeats: int) -> float:
         prometheus.stop()
 
 
-PARTS = ("bad", "false", "underpowered", "live", "throughput")
+# --------------------------------------------------------------------------------------------------------------
+# 4. LLM answer quality regression, live, through the trace-results exporter
+# --------------------------------------------------------------------------------------------------------------
+
+def bench_quality_regression(*, healthy_s: float, limit_s: float = 180.0) -> tuple[float, str]:
+    import http.server
+
+    from rollgate_client.results import TraceResult
+    from routing import metrics as trace_metrics
+
+    rng = np.random.default_rng(11)
+    raw: dict[str, float] = {}
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            with lock:
+                body = trace_metrics.render({k: str(v) for k, v in raw.items()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    prometheus = PrometheusProcess(targets=[f"127.0.0.1:{server.server_address[1]}"], scrape_interval_s=1).prepare()
+    onset = {"t": None}
+    stop = threading.Event()
+    tick_s = 0.1
+    number = [0]
+
+    def traces(version: str, count: int, mean: float):
+        out = []
+        for score in np.clip(rng.normal(mean, 0.1, size=count), 0, 1):
+            number[0] += 1
+            out.append(TraceResult(trace_id=f"t{number[0]}", agent_id="a", version=version, ok=True,
+                                   latency_ms=float(rng.lognormal(np.log(250), 0.4)), tokens=900,
+                                   eval_score=float(score), tool_calls=3, tool_errors=int(rng.random() < 0.02),
+                                   steps=int(rng.integers(2, 7)), ttft_ms=float(rng.lognormal(np.log(200), 0.3)),
+                                   tokens_in=700, tokens_out=200, cost=0.002))
+        return out
+
+    def drive():
+        while not stop.is_set():
+            batch = traces("v2", int(rng.poisson(5 * tick_s)), 0.74 if onset["t"] is not None else 0.82)
+            batch += traces("v1", int(rng.poisson(95 * tick_s)), 0.82)
+            ints, sums = trace_metrics.aggregate("quality", ENV, batch)
+            with lock:
+                for field, amount in list(ints.items()) + list(sums.items()):
+                    raw[field] = raw.get(field, 0) + amount
+            stop.wait(tick_s)
+
+    policy = SlaPolicy()
+    release = GrayRelease("quality", ENV, "v2", "v1")
+    driver = threading.Thread(target=drive, daemon=True)
+    try:
+        prometheus.start()
+        driver.start()
+        prometheus.wait_for_series('agent_eval_score_count{service="quality"}', timeout_s=20)
+        client = PrometheusClient(prometheus.url)
+        start = now_utc()
+        state = GateState(deployed_at=start - timedelta(minutes=30), phase_started_at=start - timedelta(minutes=30))
+        began = time.monotonic()
+        try:
+            while time.monotonic() - began < healthy_s + limit_s:
+                if onset["t"] is None and time.monotonic() - began >= healthy_s:
+                    onset["t"] = time.monotonic()
+                [verdict] = evaluate_many(client, lambda r: policy, [(release, state)], at=now_utc())
+                state = verdict.next_state
+                if verdict.action in STOP_ACTIONS:
+                    if onset["t"] is None:
+                        raise AssertionError(f"stopped before the drop: {verdict.summary}")
+                    rules = sorted({f.rule for f in verdict.findings if f.effect is not None
+                                    and f.effect.action == verdict.action})
+                    return time.monotonic() - onset["t"], f"{verdict.action}({'+'.join(rules)})"
+                time.sleep(1.0)
+        finally:
+            client.close()
+        return float("inf"), "none"
+    finally:
+        stop.set()
+        if driver.is_alive():
+            driver.join(timeout=2)
+        prometheus.stop()
+        server.shutdown()
+        server.server_close()
+
+
+PARTS = ("bad", "false", "underpowered", "live", "throughput", "quality")
 
 
 def main() -> None:
@@ -460,6 +559,11 @@ def main() -> None:
 
     if "throughput" in args.only:
         print(f"evaluations_per_s {bench_throughput(200, 3 if args.quick else 10):.1f}")
+
+    if "quality" in args.only:
+        seconds, action = bench_quality_regression(healthy_s=30 if args.quick else 90)
+        print(f"quality_regression_decision_s {seconds:.2f}")
+        print(f"quality_regression_action {action}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Evaluate many gray releases with a fixed number of Prometheus queries.
 
 Releases are grouped by their policy's evaluation window (the window is part of the PromQL); each group costs
-one HTTP request per catalog metric (14 today), whatever the number of releases in it, because every query is
+one HTTP request per catalog metric (26 today with the LLM quality ones), whatever the number of releases in it, because every query is
 aggregated ``by (service, env, version)`` over a selector matching all canaries and their stable baselines.
 All queries of one call are evaluated at the same instant, so a verdict never mixes readings from different
 moments.  A Prometheus failure turns into readings with ``error`` set for every release of the group, which
@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
-from sla.catalog import WINDOWED_METRICS, Metric, MetricCatalog, ReleaseSelector
+from sla.catalog import QUALITY_METRICS, WINDOWED_METRICS, Metric, MetricCatalog, ReleaseSelector
 from sla.policy import SlaPolicy
 from sla.prometheus import PrometheusClient, PrometheusError
 from sla.stats import CounterTotals
@@ -25,14 +25,21 @@ DEFAULT_CATALOG = MetricCatalog()
 
 
 def fetch_readings(prom: PrometheusClient, selectors: Sequence[ReleaseSelector], *, window_s: float,
-                   at: datetime, catalog: MetricCatalog = DEFAULT_CATALOG) -> dict[tuple, ReleaseReadings]:
-    """Readings for every selector, keyed by (service, env, version). Raises PrometheusError."""
+                   at: datetime, catalog: MetricCatalog = DEFAULT_CATALOG,
+                   quality_window_s: float | None = None) -> dict[tuple, ReleaseReadings]:
+    """Readings for every selector, keyed by (service, env, version). Raises PrometheusError.
+    The LLM quality metrics use `quality_window_s` (default: the same window)."""
     window = int(round(window_s))
+    quality_window = int(round(quality_window_s)) if quality_window_s else window
     labels = catalog.labels
-    queries = {metric: catalog.grouped(metric, selectors, window) for metric in WINDOWED_METRICS}
+    queries = {metric: catalog.grouped(metric, selectors, window) for metric in WINDOWED_METRICS
+               if metric not in QUALITY_METRICS or quality_window == window}
     for raw in (Metric.REQUEST_COUNTER_TOTALS, Metric.LATENCY_BUCKET_TOTALS):
         queries[raw] = catalog.grouped(raw, selectors, window)
     results = prom.instant_many(queries, window_s=window, at=at)
+    if quality_window != window:
+        results.update(prom.instant_many({m: catalog.grouped(m, selectors, quality_window) for m in QUALITY_METRICS},
+                                         window_s=quality_window, at=at))
 
     def key_of(sample_labels: dict) -> tuple:
         return tuple(sample_labels.get(name, "") for name in labels.release_key)
@@ -65,7 +72,7 @@ def fetch_readings(prom: PrometheusClient, selectors: Sequence[ReleaseSelector],
             continue
 
         def own(metric: Metric) -> str:  # what a person pastes into Prometheus: this release's series only
-            return catalog.for_release(metric, selector, window)
+            return catalog.for_release(metric, selector, quality_window if metric in QUALITY_METRICS else window)
 
         readings[key] = ReleaseReadings(
             at=at,
@@ -94,18 +101,19 @@ def evaluate_batch(prom: PrometheusClient, policy_for: Callable[[GrayRelease], S
     """One Evaluation per (release, state), in input order."""
     at = at or datetime.now(timezone.utc)
     policies = [policy_for(release) for release, _ in releases]
-    by_window: dict[float, list[int]] = defaultdict(list)
+    by_window: dict[tuple[float, float], list[int]] = defaultdict(list)
     for index, policy in enumerate(policies):
-        by_window[policy.evaluation_window_s].append(index)
+        by_window[(policy.evaluation_window_s, policy.quality_window_s)].append(index)
 
     out: list[Evaluation | None] = [None] * len(releases)
-    for window_s, indexes in by_window.items():
+    for (window_s, quality_window_s), indexes in by_window.items():
         selectors = []
         for i in indexes:
             release = releases[i][0]
             selectors += [release.canary, release.baseline]
         try:
-            readings = fetch_readings(prom, selectors, window_s=window_s, at=at, catalog=catalog)
+            readings = fetch_readings(prom, selectors, window_s=window_s, at=at, catalog=catalog,
+                                      quality_window_s=quality_window_s)
             error = None
         except PrometheusError as exc:
             readings, error = {}, str(exc)

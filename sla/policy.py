@@ -19,7 +19,8 @@ LLM quality (sla/quality.py; only for services whose trace results carry the fie
   * mean eval score lower by >= 0.05 and significantly lower (Welch z, stop_significance) -> ramp paused;
   * tool error rate higher by >= 5 points and significantly higher (two-proportion z)      -> rollback;
   * cost per successful task > stable's + 30 %                                              -> manual_review;
-  each needs at least ``min_quality_sample`` scored traces (tool calls, successful traces) on both sides.
+  each needs at least ``min_quality_sample`` scored traces (tool calls, successful traces) on both sides, over
+  the quality metrics' own ``quality_window_s`` (60 s).
 ``sequential_action: rollback`` restores chapter 7's "batch trace errors -> rollback" as a policy choice.
 
 Every duration is in seconds (``from_dict`` also accepts "90s", "10m", "1h"), so demos and tests can run a
@@ -99,6 +100,9 @@ class SlaPolicy:
     rollback_tool_error_increase: float = 0.05  # canary tool error rate >= stable's + this, significantly -> rollback
     review_cost_increase: float = 0.30  # canary cost per successful task > stable's * (1 + this) -> manual_review
     min_quality_sample: int = 100  # scored traces / tool calls / successful traces needed on each side
+    # The quality metrics' own window: a regression shows in a mean only once it fills most of the window, so a
+    # shorter window than the error/latency one decides in about a minute (the tests still need the sample).
+    quality_window_s: float = 60
 
     # -- trouble ----------------------------------------------------------------------------------------------
     nodata_status: str = "watching"  # what a canary without any series means
@@ -135,7 +139,7 @@ class SlaPolicy:
                 errors[name] = f"must be a whole number >= 1, got {value!r}"
 
         for name in ("evaluation_window_s", "evaluation_interval_s", "first_snapshot_within_s", "healthy_after_s",
-                     "max_scrape_gap_s"):
+                     "max_scrape_gap_s", "quality_window_s"):
             positive(name)
         for name in ("advance_min_success_rate", "pause_below_success_rate", "review_callback_failure_rate"):
             fraction(name)
