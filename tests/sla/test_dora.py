@@ -60,6 +60,10 @@ def base():
 
 @pytest.fixture
 def history(environments, service, dev, base):
+    return seed_history(dev, base)
+
+
+def seed_history(dev, base):
     """agent-infer in prod (and one staging release), agent-plan in prod; the expected figures are in the tests."""
     AgentService.objects.create(name="agent-plan", image_repository="registry.example.com/agent/agent-plan")
     h, d, m = History(dev), timedelta(days=1), timedelta(minutes=1)
