@@ -17,12 +17,14 @@ for pkg in "${missing[@]}"; do
     prometheus) command -v prometheus >/dev/null && continue ;;  # the demo and the SLA tests run private instances
     gcc|make|git|curl) command -v "$pkg" >/dev/null && continue ;;
     chromium) test -x /usr/bin/chromium && continue ;;
+    prometheus-alertmanager) command -v prometheus-alertmanager >/dev/null && continue ;;
   esac
   filtered+=("$pkg")
 done
 if [ ${#filtered[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "please install: ${filtered[*]} (or run as root)" >&2; exit 1; fi
   echo "installing Debian packages: ${filtered[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${filtered[@]}" >/dev/null
+  # Another apt run (unattended upgrades, a second checkout) may hold the lock: wait for it instead of failing.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${filtered[@]}" >/dev/null
 fi

@@ -301,3 +301,27 @@ ROLLGATE_CREDENTIAL_FILE_DIRS = env.list("ROLLGATE_CREDENTIAL_FILE_DIRS", defaul
 # Shared cache (login throttling counts across web processes).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                       "KEY_PREFIX": "rollgate"}}
+
+# === Issue 17: running Rollgate as platform teams run their tools ===============================================
+# (one block, additive: Alertmanager receiver, Prometheus client options, own metrics and logs, proxy settings, SSO)
+INSTALLED_APPS += ["alerts"]  # noqa: F405 — the Alertmanager receiver (alerts/)
+
+# --- Alertmanager receiver: POST /api/alerts/alertmanager ---------------------------------------------------------
+# Alertmanager's webhook_config sends "Authorization: Bearer <this>" (http_config.authorization.credentials).
+# Unset: the receiver answers 403.
+ROLLGATE_ALERTMANAGER_TOKEN = env_secret("ROLLGATE_ALERTMANAGER_TOKEN", default="")
+# Which alert labels name the service, the environment and (optionally) the version a canary runs.
+ROLLGATE_ALERTMANAGER_LABELS = {"service": "service", "environment": "env", "version": "version",
+                                **env.json("ROLLGATE_ALERTMANAGER_LABELS", default={})}
+# Alertmanager's "firing"/"resolved" is its own enum in the API schema (not one of the release statuses).
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["AlertStatusEnum"] = "alerts.models.AlertStatus"
+# What a firing alert does to the matching canary, per environment ("*": every other one): pause or rollback.
+ROLLGATE_ALERTMANAGER_ACTIONS = env.json("ROLLGATE_ALERTMANAGER_ACTIONS", default={"*": "pause"})
+_bad_actions = {name: action for name, action in ROLLGATE_ALERTMANAGER_ACTIONS.items()
+                if action not in ("pause", "rollback")}
+if _bad_actions or not isinstance(ROLLGATE_ALERTMANAGER_ACTIONS, dict):
+    raise RuntimeError(f"ROLLGATE_ALERTMANAGER_ACTIONS: each environment's action must be pause or rollback, got "
+                       f"{_bad_actions}")
+if set(ROLLGATE_ALERTMANAGER_LABELS) != {"service", "environment", "version"}:
+    raise RuntimeError("ROLLGATE_ALERTMANAGER_LABELS: keys are service, environment and version (values: label "
+                       f"names), got {sorted(ROLLGATE_ALERTMANAGER_LABELS)}")
