@@ -325,3 +325,23 @@ if _bad_actions or not isinstance(ROLLGATE_ALERTMANAGER_ACTIONS, dict):
 if set(ROLLGATE_ALERTMANAGER_LABELS) != {"service", "environment", "version"}:
     raise RuntimeError("ROLLGATE_ALERTMANAGER_LABELS: keys are service, environment and version (values: label "
                        f"names), got {sorted(ROLLGATE_ALERTMANAGER_LABELS)}")
+
+# --- Prometheus access (SLA gate): TLS verified by default, auth, headers, one Prometheus per environment ---------
+# PROMETHEUS_URL (above) is the default. A private CA: PROMETHEUS_CA_BUNDLE=/path/ca.pem. PROMETHEUS_TLS_VERIFY=false
+# only for a lab. Auth: PROMETHEUS_BEARER_TOKEN(_FILE), or PROMETHEUS_USERNAME + PROMETHEUS_PASSWORD(_FILE).
+# PROMETHEUS_HEADERS='{"X-Scope-OrgID": "team-a"}' adds headers to every query.
+PROMETHEUS_TLS_VERIFY = env.bool("PROMETHEUS_TLS_VERIFY", default=True)
+PROMETHEUS_CA_BUNDLE = env.str("PROMETHEUS_CA_BUNDLE", default="")
+PROMETHEUS_BEARER_TOKEN = env_secret("PROMETHEUS_BEARER_TOKEN", default="")
+PROMETHEUS_USERNAME = env.str("PROMETHEUS_USERNAME", default="")
+PROMETHEUS_PASSWORD = env_secret("PROMETHEUS_PASSWORD", default="")
+PROMETHEUS_HEADERS = env.json("PROMETHEUS_HEADERS", default={})
+# Per environment (clusters usually have one Prometheus each), any of: url, tls_verify, ca_bundle, bearer_token_file,
+# username, password_file, headers; what an environment leaves out comes from the PROMETHEUS_* defaults above.
+# ROLLGATE_PROMETHEUS_ENVIRONMENTS='{"prod": {"url": "https://prometheus.prod:9090", "ca_bundle": "/etc/ca.pem",
+#   "bearer_token_file": "/run/secrets/prom-prod"}}'  (or the same JSON in the file ROLLGATE_PROMETHEUS_ENVIRONMENTS_FILE)
+ROLLGATE_PROMETHEUS_ENVIRONMENTS = env.json("ROLLGATE_PROMETHEUS_ENVIRONMENTS", default={})
+if env.str("ROLLGATE_PROMETHEUS_ENVIRONMENTS_FILE", default=""):
+    import json as _json
+
+    ROLLGATE_PROMETHEUS_ENVIRONMENTS = _json.loads(Path(env.str("ROLLGATE_PROMETHEUS_ENVIRONMENTS_FILE")).read_text())

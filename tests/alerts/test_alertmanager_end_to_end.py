@@ -9,7 +9,7 @@ from alerts.models import AlertEvent
 from releases.choices import ReleaseStatus
 from releases.models import AuditEvent, Release
 from releases.services import Actor, release_promote
-from tests.alerts.monitoring import AlertmanagerProcess, PrometheusWithRules, wait_until
+from tests.monitoring import AlertmanagerProcess, PrometheusWithRules, wait_until
 
 TOKEN = "am-e2e-token-51c2"
 FIRING_S = 12

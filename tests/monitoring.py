@@ -50,10 +50,12 @@ class _Process:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"rollgate-{self.name}-"))
         self.port = free_port()
         self.process: subprocess.Popen | None = None
+        self.scheme = "http"
+        self.ready_request: dict = {}  # requests arguments for the readiness probe (verify=, auth=)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def log(self) -> str:
@@ -67,7 +69,7 @@ class _Process:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: {self.log}")
             try:
-                return requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+                return requests.get(f"{self.url}/-/ready", timeout=1, **self.ready_request).status_code == 200
             except requests.RequestException:
                 return False
 
@@ -116,7 +118,9 @@ class PrometheusWithRules(_Process):
     log_level = "warn"
 
     def start(self, *, rule_files: list[Path] = (), targets: list[str] = (), alertmanager_url: str = "",
-              scrape_config: dict | None = None) -> "PrometheusWithRules":
+              scrape_config: dict | None = None, web_config: dict | None = None,
+              ready_request: dict | None = None) -> "PrometheusWithRules":
+        """web_config: Prometheus' --web.config.file (TLS, basic auth); ready_request: how to probe it then."""
         config: dict = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                         "rule_files": [str(path) for path in rule_files]}
         jobs = []
@@ -129,7 +133,13 @@ class PrometheusWithRules(_Process):
             config["alerting"] = {"alertmanagers": [{"static_configs": [
                 {"targets": [alertmanager_url.removeprefix("http://")]}]}]}
         (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self._start([require("prometheus", "prometheus"), f"--config.file={self.workdir / 'prometheus.yml'}",
+        extra = []
+        if web_config:
+            (self.workdir / "web.yml").write_text(yaml.safe_dump(web_config))
+            extra.append(f"--web.config.file={self.workdir / 'web.yml'}")
+            self.scheme = "https" if "tls_server_config" in web_config else "http"
+            self.ready_request = ready_request or {}
+        self._start([require("prometheus", "prometheus"), f"--config.file={self.workdir / 'prometheus.yml'}", *extra,
                      f"--storage.tsdb.path={self.workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.port}",
                      # The first notification can race the Alertmanager's discovery and be dropped: resend soon.
                      "--rules.alert.resend-delay=1s", "--log.level=" + self.log_level])
