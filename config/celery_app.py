@@ -1,6 +1,6 @@
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 # Production unless told otherwise: `make run`/`make test` choose local/test settings themselves.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
@@ -8,3 +8,23 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 app = Celery("rollgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@signals.task_prerun.connect
+def _log_context(task_id=None, task=None, kwargs=None, **_):
+    """Every log line of a task carries its name, id and the release it works on (config/logs.py)."""
+    from config.logs import bind_task_context
+
+    bind_task_context(task_id=task_id or "", task_name=getattr(task, "name", ""), kwargs=kwargs)
+
+
+@signals.task_success.connect
+def _measure(sender=None, result=None, **_):
+    """Breach to stable (/metrics): a stopped canary's traffic is back on the stable (observability/hooks.py)."""
+    from observability.hooks import TRAFFIC_BACK, traffic_back_on_stable
+
+    name = getattr(sender, "name", "")
+    if name in TRAFFIC_BACK:
+        request = sender.request
+        release_id = (request.args or [None])[0] if request.args else (request.kwargs or {}).get("release_id")
+        traffic_back_on_stable(task_name=name, release_id=release_id, result=result)

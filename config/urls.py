@@ -11,6 +11,7 @@ urlpatterns = [
     path("monitor/", include("sla.api.monitor_urls")),
     path("api/", include("pipelines.urls")),  # pipelines (issue 3)
     path("api/", include("alerts.urls")),  # Alertmanager receiver (issue 17)
+    path("", include("observability.urls")),  # /metrics, /api/health/live, /api/health/ready (issue 17)
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
     path("", include("frontend.urls")),

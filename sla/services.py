@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -37,7 +38,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from releases import events, policy as access
+from releases import events, metrics, policy as access
 from releases.choices import ReleaseStatus
 from releases.errors import DomainError, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Environment, Release
@@ -270,11 +271,17 @@ def gate_evaluate(candidates: list[Candidate], *, at: datetime | None = None,
     for environment, indexes in by_environment.items():
         prom = prometheus_client_for(environment, url=prometheus_url,
                                      timeout_s=settings.SLA_PROMETHEUS_TIMEOUT_SECONDS)
+        started = time.monotonic()
         try:
             evaluations = evaluate_batch(prom, lambda gray: by_id[gray.release_id].policy,
                                          [(candidates[i].gray, candidates[i].state) for i in indexes], at=at)
         finally:
             prom.close()
+        # Rollgate's own /metrics: how long each environment's batch took, and how many could not read Prometheus.
+        metrics.observe("gate_evaluation_seconds", time.monotonic() - started, environment=environment)
+        failed = sum(1 for evaluation in evaluations if evaluation.canary.error)
+        if failed:
+            metrics.increment("gate_evaluation_errors", failed, environment=environment)
         for index, evaluation in zip(indexes, evaluations):
             out[index] = evaluation
     return out

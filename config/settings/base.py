@@ -345,3 +345,17 @@ if env.str("ROLLGATE_PROMETHEUS_ENVIRONMENTS_FILE", default=""):
     import json as _json
 
     ROLLGATE_PROMETHEUS_ENVIRONMENTS = _json.loads(Path(env.str("ROLLGATE_PROMETHEUS_ENVIRONMENTS_FILE")).read_text())
+
+# --- Rollgate's own observability: /metrics, health, structured logs --------------------------------------------
+INSTALLED_APPS += ["observability"]  # noqa: F405 — /metrics, /api/health/live, /api/health/ready
+# Request id, actor and release id on every log line of a request (after authentication: it names the user).
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "config.logs.RequestContextMiddleware")
+# One JSON object per log line (timestamp, level, logger, event, request_id, release_id, actor); "console" for people.
+ROLLGATE_LOG_FORMAT = env.str("ROLLGATE_LOG_FORMAT", default="json")
+from config.logs import logging_config  # noqa: E402
+
+LOGGING = logging_config(fmt=ROLLGATE_LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING too (JSON), not Celery's own format
+# The Celery queues whose length /metrics reports (the lead's issue 13 adds "gate" for the SLA gate and traffic).
+ROLLGATE_METRICS_QUEUES = env.list("ROLLGATE_METRICS_QUEUES", default=["celery", "gate"])

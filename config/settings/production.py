@@ -34,7 +34,7 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 # Behind a TLS-terminating proxy: X-Forwarded-Proto is believed only from ROLLGATE_TRUSTED_PROXIES
 # (config/client_address.py drops it from anyone else).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# The health check answers over plain HTTP too (load balancers probe the pod directly).
-SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
+# The health checks and /metrics answer over plain HTTP too (kubelet probes and Prometheus reach the pod directly).
+SECURE_REDIRECT_EXEMPT = [r"^api/health/", r"^metrics$"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = False
