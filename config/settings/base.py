@@ -359,3 +359,9 @@ LOGGING = logging_config(fmt=ROLLGATE_LOG_FORMAT, level=env.str("LOG_LEVEL", def
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING too (JSON), not Celery's own format
 # The Celery queues whose length /metrics reports (the lead's issue 13 adds "gate" for the SLA gate and traffic).
 ROLLGATE_METRICS_QUEUES = env.list("ROLLGATE_METRICS_QUEUES", default=["celery", "gate"])
+
+# --- Proxies and TLS (README, "Deploy on Kubernetes"): one list of trusted proxies for uvicorn and Django ----------
+# uvicorn reads FORWARDED_ALLOW_IPS itself (its --forwarded-allow-ips); when ROLLGATE_TRUSTED_PROXIES is unset, the
+# same list is Rollgate's, so the two layers never disagree about who may set X-Forwarded-For / -Proto.
+if not ROLLGATE_TRUSTED_PROXIES and env.str("FORWARDED_ALLOW_IPS", default="") not in ("", "*"):
+    ROLLGATE_TRUSTED_PROXIES = env.list("FORWARDED_ALLOW_IPS")
