@@ -28,3 +28,14 @@ def _measure(sender=None, result=None, **_):
         request = sender.request
         release_id = (request.args or [None])[0] if request.args else (request.kwargs or {}).get("release_id")
         traffic_back_on_stable(task_name=name, release_id=release_id, result=result)
+
+
+@signals.beat_init.connect
+def _one_beat(sender=None, **_):
+    """Only the beat holding the Redis lease schedules (config/beat_lock.py); others stand by until it is free."""
+    from config import beat_lock
+
+    if os.environ.get("ROLLGATE_BEAT_LOCK", "1") == "0":
+        return
+    token = beat_lock.acquire()
+    beat_lock.keep(token)

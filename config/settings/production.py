@@ -1,5 +1,7 @@
 """Production: what runs unless DJANGO_SETTINGS_MODULE says otherwise (manage.py, asgi, wsgi and Celery default to
 it). It refuses to start without its secrets, and serves HTTPS only: HSTS, redirect, secure cookies, a CSP."""
+from pathlib import Path
+
 from .base import *  # noqa: F401,F403
 from .base import BASE_DIR, env, env_secret
 
@@ -46,4 +48,6 @@ if not CSRF_TRUSTED_ORIGINS and ROLLGATE_PUBLIC_URL.startswith("https://"):  # n
 # The health checks and /metrics answer over plain HTTP too (kubelet probes and Prometheus reach the pod directly).
 SECURE_REDIRECT_EXEMPT = [r"^api/health/", r"^metrics$"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The image collects static files at build time and ships without node_modules (no Node.js at run time).
+STATICFILES_DIRS = [(prefix, path) for prefix, path in STATICFILES_DIRS if Path(path).is_dir()]  # noqa: F405
 WHITENOISE_USE_FINDERS = False
