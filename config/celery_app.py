@@ -33,9 +33,12 @@ def _measure(sender=None, result=None, **_):
 @signals.beat_init.connect
 def _one_beat(sender=None, **_):
     """Only the beat holding the Redis lease schedules (config/beat_lock.py); others stand by until it is free."""
-    from config import beat_lock
+    import atexit
+
+    from config.beat_lock import acquire, keep, release
 
     if os.environ.get("ROLLGATE_BEAT_LOCK", "1") == "0":
         return
-    token = beat_lock.acquire()
-    beat_lock.keep(token)
+    token = acquire()
+    keep(token)
+    atexit.register(release, token)  # a clean stop frees the lease at once (a crash: it expires)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
@@ -16,6 +17,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("frontend.urls")),
 ]
+
+# Single sign-on (OpenID Connect), when configured: /oidc/authenticate/ and /oidc/callback/ (issue 17).
+if settings.ROLLGATE_OIDC_ENABLED:
+    urlpatterns.insert(0, path("oidc/", include("mozilla_django_oidc.urls")))
 
 # API paths that match no route answer JSON in the error shape (documented for every operation), not HTML.
 handler404 = "releases.api.errors.not_found_handler"

@@ -365,3 +365,28 @@ ROLLGATE_METRICS_QUEUES = env.list("ROLLGATE_METRICS_QUEUES", default=["celery",
 # same list is Rollgate's, so the two layers never disagree about who may set X-Forwarded-For / -Proto.
 if not ROLLGATE_TRUSTED_PROXIES and env.str("FORWARDED_ALLOW_IPS", default="") not in ("", "*"):
     ROLLGATE_TRUSTED_PROXIES = env.list("FORWARDED_ALLOW_IPS")
+
+# --- Single sign-on: OpenID Connect (mozilla-django-oidc; releases/sso.py). Local accounts keep working. ---------
+# On when OIDC_RP_CLIENT_ID is set. The provider's endpoints come from its discovery document
+# (<issuer>/.well-known/openid-configuration): authorization, token, userinfo and jwks.
+ROLLGATE_OIDC_ENABLED = bool(env.str("OIDC_RP_CLIENT_ID", default=""))
+ROLLGATE_OIDC_PROVIDER_NAME = env.str("ROLLGATE_OIDC_PROVIDER_NAME", default="single sign-on")
+ROLLGATE_OIDC_USERNAME_CLAIM = env.str("ROLLGATE_OIDC_USERNAME_CLAIM", default="preferred_username")
+# The claim holding the person's groups, and which Rollgate role each group gives:
+# ROLLGATE_OIDC_ROLE_MAP='{"release-managers": "release_manager", "sre": "ops", "qa": "qa"}'
+ROLLGATE_OIDC_ROLE_CLAIM = env.str("ROLLGATE_OIDC_ROLE_CLAIM", default="groups")
+ROLLGATE_OIDC_ROLE_MAP = env.json("ROLLGATE_OIDC_ROLE_MAP", default={})
+if ROLLGATE_OIDC_ENABLED:
+    INSTALLED_APPS += ["mozilla_django_oidc"]  # noqa: F405
+    AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "releases.sso.RollgateOIDCBackend"]
+    OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID")
+    OIDC_RP_CLIENT_SECRET = env_secret("OIDC_RP_CLIENT_SECRET", default="")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+    OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT")
+    OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT")
+    OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT")
+    OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+    OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default=f"openid email profile {ROLLGATE_OIDC_ROLE_CLAIM}")
+    OIDC_VERIFY_SSL = env.bool("OIDC_VERIFY_SSL", default=True)
+    OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=10.0)
+    LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
