@@ -4,7 +4,6 @@ import hmac
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -70,7 +69,6 @@ class AlertmanagerWebhookApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    parser_classes = [JSONParser]
 
     def get_authenticate_header(self, request):
         return 'Bearer realm="rollgate-alertmanager"'  # a wrong token is 401 with this header, not a bare 403

@@ -174,3 +174,12 @@ def test_malformed_webhook_is_400_naming_the_field(canary, mutate, field):
     assert field in response.json()["errors"]
     canary.refresh_from_db()
     assert canary.status == ReleaseStatus.GRAY
+
+
+@pytest.mark.parametrize("value,rule", [("bad\u0000label", "NUL"), ("x" * 70000, "65536")])
+def test_hostile_strings_in_labels_are_400(canary, value, rule):
+    body = webhook(alert(service=value))
+    response = post(body)
+    assert response.status_code == 400 and rule in response.content.decode()
+    canary.refresh_from_db()
+    assert canary.status == ReleaseStatus.GRAY and not AlertEvent.objects.exists()
