@@ -140,7 +140,12 @@ async def test_live_sockets_count_open_websockets(qa, rm):
         return communicator
 
     def sockets():
-        return value(scrape(), "rollgate_live_sockets")
+        from django.db import connection
+
+        try:
+            return value(scrape(), "rollgate_live_sockets")
+        finally:
+            connection.close()  # this runs in asgiref's worker thread: leave no connection open at teardown
 
     first, second = await opened(qa), await opened(rm)
     assert await sync_to_async(sockets)() == 2
