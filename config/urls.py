@@ -24,3 +24,4 @@ if settings.ROLLGATE_OIDC_ENABLED:
 
 # API paths that match no route answer JSON in the error shape (documented for every operation), not HTML.
 handler404 = "releases.api.errors.not_found_handler"
+handler500 = "releases.api.errors.server_error_handler"
