@@ -4,7 +4,8 @@ Two beats (a second replica, a rolling update that overlaps, a developer's `make
 would each send every periodic task, and the SLA gate would judge every canary twice per tick. So when beat starts
 (the beat_init signal, config/celery_app.py) it takes the lease `<prefix>:beat-lease` (SET NX with a TTL) or waits
 as a standby until the holder stops renewing; the holder renews every third of the TTL from a thread and exits the
-process at once if it ever loses the lease, so at most one beat schedules at any time. `python -m
+process at once if another beat holds the lease, so at most one beat schedules at any time. While Redis is
+unreachable nobody can take the lease (or send tasks); a lease that Redis lost in a restart is taken back. `python -m
 config.beat_lock --check` is the container health check: healthy while this process holds the lease or stands by.
 """
 import os
@@ -17,8 +18,14 @@ from pathlib import Path
 
 LEASE_SECONDS = float(os.environ.get("ROLLGATE_BEAT_LEASE_SECONDS", "30"))
 STATE_FILE = Path(os.environ.get("ROLLGATE_BEAT_STATE_FILE", "/tmp/rollgate-beat-state"))
-# Renew the lease by compare-and-set: only the holder's own token may extend it.
-_RENEW = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"""
+# Renew the lease by compare-and-set: the holder's own token extends it (1); a lease that vanished (Redis restarted
+# without persistence) is taken back (2); another beat's token means this one lost it (0).
+_RENEW = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) return 1 end
+if not holder then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
+return 0
+"""
 
 
 def lease_key() -> str:
@@ -70,25 +77,22 @@ def release(token: str) -> None:
 
 
 def keep(token: str, *, on_lost=None) -> threading.Thread:
-    """Renew the lease from a daemon thread; on_lost (default: exit the process) when it is gone."""
+    """Renew the lease from a daemon thread; on_lost (default: exit the process) when another beat holds it."""
 
     def lost():
-        print("beat: lost the lease; stopping so that only one beat schedules", file=sys.stderr, flush=True)
+        print("beat: another beat holds the lease; stopping so that only one beat schedules", file=sys.stderr,
+              flush=True)
         os._exit(3)
 
     def loop():
-        failures = 0
         while True:
             time.sleep(LEASE_SECONDS / 3)
             try:
                 if not renew(token):
                     return (on_lost or lost)()
-                failures = 0
                 _note("holder")
-            except Exception:  # noqa: BLE001 - Redis unreachable: the lease may expire, so stop in time
-                failures += 1
-                if failures >= 2:
-                    return (on_lost or lost)()
+            except Exception:  # noqa: BLE001 - Redis unreachable: nobody can take the lease; try again
+                continue
 
     thread = threading.Thread(target=loop, name="beat-lease", daemon=True)
     thread.start()

@@ -12,13 +12,14 @@ import time
 import redis
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Min
+from django.db.models import Count, F, Min, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
 from deploy.models import Rollout, RolloutStatus
-from pipelines.models import Pipeline, PipelineStatus, Stage
+from pipelines.models import Pipeline, PipelineStatus, Stage, StageStatus
 from releases import metrics
 from releases.models import AuditEvent, Release
 
@@ -106,11 +107,27 @@ class RollgateCollector:
         number of messages in each Celery queue."""
         now = timezone.now()
         lag = GaugeMetricFamily("rollgate_queue_oldest_waiting_seconds",
-                                "Age of the oldest work waiting for a worker (0 when none waits)", labels=["work"])
-        oldest_pipeline = Pipeline.objects.filter(status=PipelineStatus.PENDING).aggregate(t=Min("created_at"))["t"]
-        oldest_rollout = Rollout.objects.filter(status=RolloutStatus.PENDING).aggregate(t=Min("created_at"))["t"]
-        for work, oldest in (("pipeline", oldest_pipeline), ("rollout", oldest_rollout)):
-            lag.add_metric([work], (now - oldest).total_seconds() if oldest else 0.0)
+                                "Age of the oldest work waiting for a worker (0 when none waits): pipelines not "
+                                "started, stages queued and not claimed, rollouts not started, traffic changes "
+                                "queued and not applied", labels=["work"])
+        oldest = {
+            "pipeline": Pipeline.objects.filter(status=PipelineStatus.PENDING).aggregate(t=Min("created_at"))["t"],
+            "stage": Stage.objects.filter(status=StageStatus.PENDING, queued_at__isnull=False)
+            .aggregate(t=Min("queued_at"))["t"],
+            "rollout": Rollout.objects.filter(status=RolloutStatus.PENDING)
+            .aggregate(t=Min(Coalesce("queued_at", "created_at")))["t"],
+            "traffic": Rollout.objects.filter(traffic_applied_seq__lt=F("traffic_seq"), traffic_queued_at__isnull=False)
+            .aggregate(t=Min("traffic_queued_at"))["t"],
+        }
+        for work, at in oldest.items():
+            lag.add_metric([work], max(0.0, (now - at).total_seconds()) if at else 0.0)
+        redrives = CounterMetricFamily("rollgate_redrives", "Work the sweepers queued again because its message was "
+                                       "lost or its worker stopped (issue 13)", labels=["work"])
+        redrives.add_metric(["stage"], Stage.objects.aggregate(n=Sum("redrives"))["n"] or 0)
+        totals = Rollout.objects.aggregate(rollout=Sum("redrives"), traffic=Sum("traffic_redrives"))
+        redrives.add_metric(["rollout"], totals["rollout"] or 0)
+        redrives.add_metric(["traffic"], totals["traffic"] or 0)
+        yield redrives
         yield lag
         length = GaugeMetricFamily("rollgate_queue_messages", "Messages waiting in each Celery queue (Redis)",
                                    labels=["queue"])

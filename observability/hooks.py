@@ -35,8 +35,8 @@ def traffic_back_on_stable(*, task_name: str, release_id, result) -> float | Non
     stop = (AuditEvent.objects.filter(release_id=release_id,
                                       to_state__in=(ReleaseStatus.ROLLED_BACK, ReleaseStatus.BLOCKED))
             .select_related("environment").order_by("-id").first())
-    if stop is None:
-        return None
+    if stop is None or not metrics.first_time(f"breach-to-stable:{stop.pk}"):
+        return None  # not a stop, or a redelivered task already measured
     cause = "person" if stop.actor_id is not None else stop.actor_name
     started = stop.created_at
     if cause == "alertmanager":

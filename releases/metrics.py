@@ -59,6 +59,15 @@ def observe(name: str, value: float, *, buckets=DURATION_BUCKETS, **labels) -> N
         logger.warning("metric %s not observed: %s", name, type(error).__name__)
 
 
+def first_time(name: str, *, ttl_seconds: int = 7 * 86400) -> bool:
+    """True the first time `name` is asked about (within ttl): an observation made once even when the work that
+    triggers it is delivered twice (a redriven message). On a Redis error: True (better twice than never)."""
+    try:
+        return bool(_client(settings.REDIS_URL).set(_key("once", name), 1, nx=True, ex=ttl_seconds))
+    except redis.RedisError:
+        return True
+
+
 def process_gauge_set(name: str, value: float) -> None:
     """This process's value of a gauge summed over processes (open sockets); refresh it at least every minute."""
     owner = f"{socket.gethostname()}:{os.getpid()}"

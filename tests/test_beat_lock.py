@@ -86,3 +86,19 @@ def test_health_check_reads_the_state_file(tmp_path, monkeypatch):
     assert check() == 0
     (tmp_path / "state").write_text(f"holder {time.time() - 600:.0f}\n")
     assert check() == 1  # stale: the beat stopped renewing
+
+
+def test_a_lease_lost_in_a_redis_restart_is_taken_back_and_a_stolen_one_stops_the_beat(tmp_path, clean_lease):
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    key = f"{settings.ROLLGATE_CHANNEL_PREFIX}:beat-lease"
+    beat = Beat("holder", tmp_path)
+    try:
+        wait_until(lambda: beat.sent() >= 1, timeout_s=40, what=lambda: f"beat scheduling: {beat.log()[-2000:]}")
+        client.delete(key)  # what a Redis restart without persistence does
+        wait_until(lambda: client.get(key) is not None, timeout_s=10, what="the lease taken back")
+        assert beat.process.poll() is None and client.get(key).decode().endswith(client.get(key).decode()[-8:])
+        client.set(key, "another-beat:1:deadbeef", px=30_000)  # another beat got it
+        wait_until(lambda: beat.process.poll() is not None, timeout_s=10, what="the beat stopping")
+        assert beat.process.returncode == 3 and "another beat holds the lease" in beat.log()
+    finally:
+        beat.stop()
