@@ -169,3 +169,15 @@ def test_only_the_workers_get_a_kubernetes_token(rendered):
         deployer = name in ("rollgate-worker", "rollgate-gate-worker")
         assert spec["serviceAccountName"] == ("rollgate-deployer" if deployer else "rollgate-web"), name
         assert spec["automountServiceAccountToken"] is deployer, name
+
+
+def test_the_migration_job_migrates_as_the_owner_and_refreshes_the_app_role(rendered):
+    _, docs = rendered
+    job = by_kind(docs, "Job")["rollgate-migrate"]["spec"]["template"]["spec"]
+    container = job["containers"][0]
+    script = " ".join(container["command"])
+    assert "manage.py migrate --noinput" in script and 'db_app_role "$ROLLGATE_APP_DB_ROLE"' in script
+    owner = next(item for item in container["env"] if item["name"] == "DATABASE_URL")
+    assert owner["valueFrom"]["secretKeyRef"] == {"name": "rollgate", "key": "MIGRATE_DATABASE_URL", "optional": True}
+    assert job["restartPolicy"] == "OnFailure" and by_kind(docs, "ConfigMap")["rollgate"]["data"][
+        "ROLLGATE_APP_DB_ROLE"] == "rollgate_app"
