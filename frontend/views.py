@@ -26,6 +26,13 @@ class LoginView(auth_views.LoginView):
     template_name = "frontend/login.html"
     redirect_authenticated_user = True
 
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        # Single sign-on (issue 17): a link to the identity provider next to the local login form.
+        context["sso_name"] = settings.ROLLGATE_OIDC_PROVIDER_NAME if settings.ROLLGATE_OIDC_ENABLED else ""
+        context["sso_failed"] = self.request.GET.get("sso") == "failed"
+        return context
+
 
 @page_requires(policy.RELEASE_VIEW)
 def fleet(request):

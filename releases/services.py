@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
+from structlog import get_logger
+from structlog.contextvars import bind_contextvars
 
 from releases import audit_chain, events, policy
 from releases.tokens import token_digest
@@ -31,6 +33,7 @@ from releases.selectors import approval_summary, environment_by_name, gray_ladde
 from releases.signals import release_transitioned
 
 S = ReleaseStatus
+_audit_log = get_logger("rollgate.audit")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,12 @@ def audit_record(
         event.prev_hash = AuditEvent.objects.order_by("-id").values_list("row_hash", flat=True).first() or ""
         event.row_hash = audit_chain.row_hash(event, event.prev_hash)
         event.save(force_insert=True)
+    # Later log lines of this request or task say who acted and on what; the row is logged once it is committed.
+    bind_contextvars(actor=actor.name, **({"release_id": release.pk} if release is not None else {}))
+    line = {"audit_id": event.pk, "object_type": object_type, "object_id": str(object_id), "from_state": from_state,
+            "to_state": to_state, "environment": environment.name if environment else None,
+            "service": service.name if service else None}
+    transaction.on_commit(lambda: _audit_log.info(action, **line))
     events.send_event_on_commit(
         [events.AUDIT_GROUP], "audit.created",
         {"audit_id": event.pk, "action": action, "release_id": release.pk if release else None},
