@@ -54,6 +54,7 @@ class StageOutput(serializers.Serializer):
 class ScanOverrideOutput(serializers.Serializer):
     by = serializers.CharField()
     reason = serializers.CharField()
+    overridden = serializers.CharField(help_text="what the override accepted: High findings, unverified checks")
 
 
 class PipelineOutput(serializers.Serializer):

@@ -14,7 +14,7 @@ from releases.sealed import SealedTextField
 class PipelineStatus(models.TextChoices):
     PENDING = "pending", "Pending"  # created, first stage queued
     RUNNING = "running", "Running"
-    WAITING = "waiting", "Waiting"  # for a scan override
+    WAITING = "waiting", "Waiting"  # for a scan override (High findings or an unverified scan)
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"  # labelled ci_failed; may be retried from the failed stage
     BLOCKED = "blocked", "Blocked"  # a Critical scan finding: never pushed, never retried
@@ -47,7 +47,7 @@ BUILD_STAGES = STAGE_ORDER
 class StageStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
-    WAITING = "waiting", "Waiting for an override"  # scan found High findings
+    WAITING = "waiting", "Waiting for an override"  # scan found High findings or could not verify the image
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     BLOCKED = "blocked", "Blocked"  # scan found a Critical finding
@@ -76,6 +76,8 @@ class Pipeline(models.Model):
     failure_reason = models.CharField(max_length=2000, blank=True)
     scan_override_by = models.CharField(max_length=150, blank=True)
     scan_override_reason = models.TextField(blank=True)
+    scan_override_findings = models.CharField(max_length=2000, blank=True,
+                                              help_text="what the override accepted (High findings, unverified checks)")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -54,7 +54,8 @@ def pipeline_summary(pipeline: Pipeline, *, tail: int = LOG_TAIL) -> dict:
         "status": pipeline.status,
         "labels": pipeline.labels,
         "failure_reason": pipeline.failure_reason,
-        "scan_override": ({"by": pipeline.scan_override_by, "reason": pipeline.scan_override_reason}
+        "scan_override": ({"by": pipeline.scan_override_by, "reason": pipeline.scan_override_reason,
+                           "overridden": pipeline.scan_override_findings}
                           if pipeline.scan_override_by else None),
         "created_at": pipeline.created_at.isoformat(),
         "started_at": pipeline.started_at.isoformat() if pipeline.started_at else None,

@@ -305,7 +305,8 @@ def stage_block(*, stage_id: int, attempt: int, reason: str) -> bool:
 
 
 def stage_wait_for_override(*, stage_id: int, attempt: int, reason: str) -> bool:
-    """The scan found High findings: the pipeline waits for a release_manager override before pushing."""
+    """The scan found High findings or could not verify the image: the pipeline waits for a release_manager
+    override (with a written reason) before pushing."""
     with transaction.atomic():
         stage = _finish(stage_id, attempt, T.WAITING, reason)
         if stage is None:
@@ -362,7 +363,9 @@ def pipeline_retry_from_failed_stage(*, actor: Actor, release_id: int) -> Pipeli
 
 
 def scan_override(*, actor: Actor, release_id: int, reason: str) -> Pipeline:
-    """A release_manager accepts the High findings of a scan, in writing; the image is then pushed."""
+    """A release_manager accepts, in writing, what a scan could not clear (High findings, or checks that could not
+    be verified: scanner missing, no vulnerability data); the image is then pushed. Critical findings block for
+    good and cannot be overridden. The override is audited, shown on the release page and in approval evidence."""
     require_permission(actor, policy.SCAN_OVERRIDE)
     reason = (reason or "").strip()
     if len(reason) < OVERRIDE_REASON_MIN:
@@ -377,16 +380,18 @@ def scan_override(*, actor: Actor, release_id: int, reason: str) -> Pipeline:
                                        f"building release continue to its push")
         if scan.status != T.WAITING:
             raise TransitionNotAllowed(f"nothing to override: the scan stage of pipeline #{pipeline.pk} is "
-                                       f"{scan.status}; only High findings wait for an override (Critical ones "
-                                       f"block for good)")
+                                       f"{scan.status}; only High findings and unverified checks wait for an "
+                                       f"override (Critical ones block for good)")
+        overridden = scan.failure_reason  # what the scan could not clear, in its words
         _finish(scan.pk, None, T.SUCCEEDED, "", from_statuses=(T.WAITING,))
         _pipeline_move(pipeline.pk, P.RUNNING, from_statuses=[P.WAITING], scan_override_by=actor.name,
-                       scan_override_reason=reason)
+                       scan_override_reason=reason, scan_override_findings=overridden[:2000])
         release = Release.objects.get(pk=release_id)
         audit_record(actor=actor, action="scan.override", object_type="pipeline", object_id=pipeline.pk,
-                     release=release, from_state=T.WAITING, to_state=T.SUCCEEDED, reason=reason)
+                     release=release, from_state=T.WAITING, to_state=T.SUCCEEDED, reason=reason,
+                     details={"overridden": overridden})
         scan.status = T.SUCCEEDED
-        _log_line(scan, release_id, f"High findings overridden by {actor.name}: {reason}", LogLevel.WARNING)
+        _log_line(scan, release_id, f"scan overridden by {actor.name} ({overridden}): {reason}", LogLevel.WARNING)
         _stage_event(scan, release_id)
         push = pipeline.stages.get(name=StageName.PUSH)
         if push.status == T.PENDING:
