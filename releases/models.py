@@ -61,6 +61,11 @@ class Environment(models.Model):
     required_approvals = models.JSONField(
         default=dict, blank=True, help_text='approvals per role before promotion, e.g. {"release_manager": 1, "qa": 1}'
     )
+    gray_step_approvals = models.JSONField(
+        default=dict, blank=True,
+        help_text='approvals per role before the ramp moves to a rung, e.g. {"50": {"qa": 1}, "100": '
+                  '{"release_manager": 1}}; the ramp (a person or the SLA gate) waits at the rung below until given',
+    )
     freeze_windows = models.JSONField(
         default=list,
         blank=True,

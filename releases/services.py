@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from releases import audit_chain, events, policy
+from releases import audit_chain, events, policy, protection
 from releases.tokens import token_digest
 from releases.choices import (
     ALLOWED_TRANSITIONS,
@@ -142,11 +142,12 @@ def service_create(*, actor: Actor, name: str, image_repository: str, descriptio
     return service
 
 
-ENVIRONMENT_EDITABLE = ("protected", "required_approvals", "freeze_windows", "auto_rollback")
+ENVIRONMENT_EDITABLE = ("protected", "required_approvals", "gray_step_approvals", "freeze_windows", "auto_rollback")
 
 
 def environment_update(*, actor: Actor, name: str, changes: dict) -> Environment:
-    """Change an environment's protection, approvals, freeze windows or auto-rollback (already validated)."""
+    """Change an environment's protection, approvals (before promotion and at gray steps), freeze windows or
+    auto-rollback. The protection rules (releases.protection) are checked on the environment as it would be."""
     require_permission(actor, policy.ENVIRONMENT_MANAGE)
     with transaction.atomic():
         environment = Environment.objects.select_for_update(no_key=True).get(pk=environment_by_name(name).pk)
@@ -154,7 +155,14 @@ def environment_update(*, actor: Actor, name: str, changes: dict) -> Environment
         for key, value in changes.items():
             if key not in ENVIRONMENT_EDITABLE:
                 raise InvalidInput(f"{key}: cannot be changed here", field=key)
+            if key == "required_approvals":
+                value = protection.check_required_approvals(value)
+            elif key == "gray_step_approvals":
+                value = protection.check_step_approvals(value, ladder=gray_ladder(environment))
             setattr(environment, key, value)
+            changes[key] = value
+        protection.check_protection(protected=environment.protected,
+                                    required_approvals=environment.required_approvals or {}, changed=set(changes))
         environment.save(update_fields=list(changes))
         audit_record(actor=actor, action="environment.update", object_type="environment", object_id=environment.pk,
                      environment=environment, details={"before": before, "after": changes})

@@ -15,10 +15,11 @@ from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from releases import audit_chain, policy, selectors, services
+from releases import audit_chain, policy, protection, selectors, services
 from releases.api.base import (KEYSET_PARAMETERS, CommentInput, StrictInputSerializer, comma_choices_field,
                                paginate_keyset, requires)
 from releases.choices import ReleaseStatus
+from releases.errors import DomainError
 from releases.freeze import validate_freeze_windows
 from releases.models import AgentService, Environment
 from releases.services import Actor
@@ -77,7 +78,8 @@ class EnvironmentOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Environment
-        fields = ["id", "name", "namespace", "position", "protected", "required_approvals", "freeze_windows",
+        fields = ["id", "name", "namespace", "position", "protected", "required_approvals", "gray_step_approvals",
+                  "freeze_windows",
                   "auto_rollback", "deploy_target", "gray_phases"]
 
     def get_gray_phases(self, env) -> list[int]:
@@ -117,13 +119,15 @@ class EnvironmentDetailApi(APIView):
         freeze_windows = FreezeWindowsField(required=False)
         auto_rollback = serializers.BooleanField(required=False)
 
-        def validate_required_approvals(self, value):
-            from releases.choices import Role
+        gray_step_approvals = serializers.DictField(
+            child=serializers.DictField(child=serializers.IntegerField(min_value=0, max_value=5)), required=False,
+            help_text='approvals before the ramp moves to a rung: {"50": {"qa": 1}, "100": {"release_manager": 1}}')
 
-            unknown = sorted(set(value) - set(Role.values))
-            if unknown:
-                raise serializers.ValidationError(f"unknown role {', '.join(unknown)}; roles: {', '.join(Role.values)}")
-            return {role: count for role, count in value.items() if count}
+        def validate_required_approvals(self, value):
+            try:
+                return protection.check_required_approvals(value)
+            except DomainError as error:
+                raise serializers.ValidationError(error.message.removeprefix("required_approvals: "))
 
         def validate_freeze_windows(self, value):
             try:
