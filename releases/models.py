@@ -142,6 +142,8 @@ class Release(models.Model):
         help_text="the live release this one replaces; restored on rollback",
     )
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    idempotency_key = models.CharField(
+        max_length=200, blank=True, help_text="the Idempotency-Key header of the request that created it, if any")
     created_at = models.DateTimeField(auto_now_add=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)
 
@@ -170,6 +172,9 @@ class Release(models.Model):
                 name="one_canary_release",
             ),
             models.CheckConstraint(condition=Q(gray_weight__lte=100), name="release_gray_weight_max_100"),
+            # A retried request with the same Idempotency-Key finds the release the first one made.
+            models.UniqueConstraint(fields=["started_by", "idempotency_key"], condition=~Q(idempotency_key=""),
+                                    name="release_idempotency_key_per_user"),
         ]
 
     def __str__(self) -> str:

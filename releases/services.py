@@ -19,12 +19,13 @@ from releases.choices import (
     ALLOWED_TRANSITIONS,
     CANARY_STATUSES,
     OPEN_FOR_APPROVAL,
+    OPEN_RELEASE_STATUSES,
     ApprovalDecision,
     DeployTargetKind,
     ReleaseStatus,
 )
 from releases.conventions import MOVING_TAGS, ConventionError, check_branch, check_tag_environment, parse_tag
-from releases.errors import ActionBlocked, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from releases.errors import ActionBlocked, DuplicateRelease, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
 from releases.selectors import approval_summary, environment_by_name, gray_ladder, live_release, service_by_name, \
     traffic_refusal
@@ -209,7 +210,21 @@ def version_record_image(*, release_id: int, reference: str = "", digest: str = 
 
 
 def release_create(*, actor: Actor, service: str, environment: str, tag: str, commit: str,
-                   branch: str = "") -> Release:
+                   branch: str = "", idempotency_key: str = "", details: dict | None = None) -> Release:
+    """A new release of (service, tag, commit) to an environment; its pipeline starts on commit.
+
+    Refused (409 naming it) when the same version is already open in that environment. With an idempotency key
+    (the API's Idempotency-Key header), the same request sent again returns the release the first one made;
+    `release_create_idempotent` says which happened."""
+    return release_create_idempotent(actor=actor, service=service, environment=environment, tag=tag, commit=commit,
+                                     branch=branch, idempotency_key=idempotency_key, details=details)[0]
+
+
+def release_create_idempotent(*, actor: Actor, service: str, environment: str, tag: str, commit: str,
+                              branch: str = "", idempotency_key: str = "",
+                              details: dict | None = None) -> tuple[Release, bool]:
+    """release_create, returning (release, replayed): replayed is True when the idempotency key found the
+    release an earlier identical request made (nothing new is created or audited then)."""
     require_permission(actor, policy.RELEASE_CREATE)
     try:  # the names come in the request body: an unknown one is bad input (400), in the lookups' words
         service_obj, env_obj = service_by_name(service), environment_by_name(environment)
@@ -223,16 +238,39 @@ def release_create(*, actor: Actor, service: str, environment: str, tag: str, co
         raise InvalidInput(error.message, field=error.field)
 
     with transaction.atomic():
+        # The service lock (first in the lock order) serialises creations of one service's releases, so two
+        # identical requests cannot both pass the duplicate check below.
+        AgentService.objects.select_for_update(no_key=True).filter(pk=service_obj.pk).get()
+        if idempotency_key and actor.user is not None:
+            earlier = (Release.objects.select_related("service", "environment", "version")
+                       .filter(started_by=actor.user, idempotency_key=idempotency_key).first())
+            if earlier is not None:
+                same = (earlier.service_id, earlier.environment_id, earlier.version.tag, earlier.version.commit_sha) \
+                    == (service_obj.pk, env_obj.pk, tag, commit)
+                if not same:
+                    raise TransitionNotAllowed(
+                        f"Idempotency-Key '{idempotency_key[:60]}' was already used for release #{earlier.pk} "
+                        f"({earlier.service.name} {earlier.version.tag} to {earlier.environment.name}); use a new "
+                        f"key for a different request", field="Idempotency-Key", extra={"release_id": earlier.pk})
+                return earlier, True
+        duplicate = (Release.objects.select_related("version")
+                     .filter(service=service_obj, environment=env_obj, version__tag=tag, version__commit_sha=commit,
+                             status__in=sorted(OPEN_RELEASE_STATUSES)).order_by("-pk").first())
+        if duplicate is not None:
+            raise DuplicateRelease(
+                f"release #{duplicate.pk} of {service_obj.name} {tag} (commit {commit[:12]}) to {env_obj.name} is "
+                f"already open ({duplicate.status}); follow it instead of starting another",
+                extra={"release_id": duplicate.pk})
         version = version_bind(service=service_obj, tag=tag, commit_sha=commit, branch=branch)
         release = Release.objects.create(
             service=service_obj, environment=env_obj, version=version, started_by=actor.user,
-            previous_release=live_release(service_obj, env_obj),
+            previous_release=live_release(service_obj, env_obj), idempotency_key=idempotency_key[:200],
         )
         audit_record(actor=actor, action="release.create", object_type="release", object_id=release.pk,
                      release=release, to_state=release.status,
-                     details={"tag": tag, "commit": commit, "branch": branch})
+                     details={"tag": tag, "commit": commit, "branch": branch, **(details or {})})
         _announce(release, from_status="", from_weight=0, actor=actor)  # pipelines start the build on this
-    return release
+    return release, False
 
 
 # --- transitions ---------------------------------------------------------------------------------------------

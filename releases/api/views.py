@@ -5,7 +5,8 @@ One view per action (HackSoft style); the logic is in releases/services.py and r
 from django.conf import settings
 from django.db import connection
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -241,14 +242,25 @@ class ReleaseListApi(APIView):
         return paginate_keyset(self, request, selectors.release_list(user=request.user, **filters.validated_data),
                                ReleaseOutput)
 
-    @extend_schema(request=InputSerializer, responses={201: ReleaseDetailOutput})
+    @extend_schema(request=InputSerializer, responses={201: ReleaseDetailOutput, 200: ReleaseDetailOutput},
+                   parameters=[OpenApiParameter(
+                       "Idempotency-Key", OpenApiTypes.STR, location=OpenApiParameter.HEADER, required=False,
+                       description="any unique string (1-200 printable ASCII characters, e.g. a UUID): the same "
+                                   "request sent again with the same key answers 200 with the release the first one "
+                                   "made (header Idempotent-Replayed: true) instead of creating another")])
     def post(self, request):
+        key = request.headers.get("Idempotency-Key", "")
+        if key and (len(key) > 200 or not all(" " <= char <= "~" for char in key)):
+            raise ValidationError({"Idempotency-Key": ["must be 1-200 printable ASCII characters, e.g. a UUID"]})
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        release = services.release_create(actor=Actor.of(request.user), **data.validated_data)
+        release, replayed = services.release_create_idempotent(actor=Actor.of(request.user), idempotency_key=key,
+                                                               **data.validated_data)
         release = selectors.release_get(user=request.user, release_id=release.pk)
-        return Response(ReleaseDetailOutput(release, context={"request": request}).data,
-                        status=status.HTTP_201_CREATED)
+        body = ReleaseDetailOutput(release, context={"request": request}).data
+        if replayed:
+            return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class ReleaseDetailApi(APIView):
