@@ -57,12 +57,19 @@ class ScanOverrideOutput(serializers.Serializer):
     overridden = serializers.CharField(help_text="what the override accepted: High findings, unverified checks")
 
 
+class ReusedImageOutput(serializers.Serializer):
+    release_id = serializers.IntegerField(help_text="the release whose pipeline built, scanned and pushed the image")
+    pipeline_id = serializers.IntegerField()
+    digest = serializers.CharField()
+
+
 class PipelineOutput(serializers.Serializer):
     id = serializers.IntegerField()
     release_id = serializers.IntegerField()
     status = serializers.CharField()
     labels = serializers.ListField(child=serializers.CharField())
     failure_reason = serializers.CharField()
+    reused_from = ReusedImageOutput(allow_null=True, help_text="build once: set when the image was reused")
     scan_override = ScanOverrideOutput(allow_null=True)
     created_at = serializers.CharField()
     started_at = serializers.CharField(allow_null=True)

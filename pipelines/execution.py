@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunResult:
-    outcome: str  # "not_claimed", "succeeded", "failed", "blocked", "waiting", "retry"
+    outcome: str  # "not_claimed", "succeeded", "skipped", "failed", "blocked", "waiting", "retry"
     reason: str = ""
 
 
@@ -71,6 +71,9 @@ def stage_execute(*, stage_id: int, task_id: str) -> RunResult:
     try:
         with _Heartbeat(stage.pk, stage.attempt):
             runners.runner_for(stage.name)(ctx)
+    except runners.StageSkipped as exc:
+        services.stage_succeed(stage_id=stage.pk, attempt=stage.attempt, skipped=str(exc))
+        return RunResult("skipped", str(exc))
     except runners.StageBlocked as exc:
         services.stage_block(stage_id=stage.pk, attempt=stage.attempt, reason=str(exc))
         return RunResult("blocked", str(exc))

@@ -45,6 +45,8 @@ def _line(line: StageLogLine) -> dict:
 def pipeline_summary(pipeline: Pipeline, *, tail: int = LOG_TAIL) -> dict:
     """Everything the API and the page show: stages with durations, log tails and artefact links."""
     stages = list(pipeline.stages.prefetch_related("artefacts").order_by("position"))
+    if pipeline.reused_from_id:
+        pipeline = Pipeline.objects.select_related("reused_from", "release__version").get(pk=pipeline.pk)
     duration = None
     if pipeline.started_at and pipeline.finished_at:
         duration = round((pipeline.finished_at - pipeline.started_at).total_seconds(), 3)
@@ -54,6 +56,8 @@ def pipeline_summary(pipeline: Pipeline, *, tail: int = LOG_TAIL) -> dict:
         "status": pipeline.status,
         "labels": pipeline.labels,
         "failure_reason": pipeline.failure_reason,
+        "reused_from": ({"release_id": pipeline.reused_from.release_id, "pipeline_id": pipeline.reused_from_id,
+                         "digest": pipeline.release.version.image_digest} if pipeline.reused_from_id else None),
         "scan_override": ({"by": pipeline.scan_override_by, "reason": pipeline.scan_override_reason,
                            "overridden": pipeline.scan_override_findings}
                           if pipeline.scan_override_by else None),

@@ -113,6 +113,24 @@ def _lock_release_of_stage(stage_id: int) -> Release | None:
 # --- start ---------------------------------------------------------------------------------------------------
 
 
+def _build_of(release: Release) -> Pipeline | None:
+    """Build once: the pipeline that built, scanned and pushed this version (service, tag, commit) for another
+    release, or None when it has not been built yet. Its prepare stage proves the image is still in the registry."""
+    if not release.version.image_digest:
+        return None
+    return (Pipeline.objects.filter(release__version_id=release.version_id, status=P.SUCCEEDED,
+                                    reused_from__isnull=True)
+            .exclude(release_id=release.pk).order_by("-id").first())
+
+
+def pipeline_stop_reuse(*, pipeline_id: int, stage_id: int, reason: str) -> None:
+    """The reused image is gone from the registry (or the tag moved): this pipeline builds it again instead."""
+    with transaction.atomic():
+        Pipeline.objects.filter(pk=pipeline_id).update(reused_from=None)
+        stage_log_append(stage_id=stage_id, message=f"{reason}; building the image again", level=LogLevel.WARNING)
+
+
+
 def pipeline_start(*, release_id: int) -> Pipeline | None:
     """Create the pipeline of a pending release and queue its first stage. Idempotent: one pipeline per release."""
     with transaction.atomic():
@@ -123,7 +141,7 @@ def pipeline_start(*, release_id: int) -> Pipeline | None:
         existing = Pipeline.objects.filter(release=release).first()
         if existing is not None or release.status != R.PENDING:
             return existing
-        pipeline = Pipeline.objects.create(release=release)
+        pipeline = Pipeline.objects.create(release=release, reused_from=_build_of(release))
         Stage.objects.bulk_create([Stage(pipeline=pipeline, name=name, position=index)
                                    for index, name in enumerate(STAGE_ORDER)])
         first = pipeline.stages.get(name=StageName.PREPARE)
@@ -221,22 +239,26 @@ def _finish(stage_id: int, attempt: int | None, to_status: str, reason: str = ""
     return Stage.objects.select_related("pipeline").get(pk=stage_id)
 
 
-def stage_succeed(*, stage_id: int, attempt: int) -> bool:
-    """The run succeeded: record it and move on (next stage; after push the release is ready and the pipeline done)."""
+def stage_succeed(*, stage_id: int, attempt: int, skipped: str = "") -> bool:
+    """The run succeeded (or, with `skipped` saying why, had nothing to do): record it and move on (next stage;
+    after push the release is ready and the pipeline done)."""
     with transaction.atomic():
         _lock_release_of_stage(stage_id)
-        stage = _finish(stage_id, attempt, T.SUCCEEDED)
+        stage = _finish(stage_id, attempt, T.SKIPPED if skipped else T.SUCCEEDED, skipped)
         if stage is None:
             return False
         pipeline = stage.pipeline
         release_id = pipeline.release_id
+        if skipped:
+            _log_line(stage, release_id, f"skipped: {skipped}")
         _stage_event(stage, release_id)
         if stage.name == StageName.PUSH:
             # CI is done: the pipeline ends here; the promotion's rollout is the deploy app's.
             _pipeline_move(pipeline.pk, P.SUCCEEDED, from_statuses=[P.RUNNING], finished_at=timezone.now())
+            why = skipped or "image built, scanned and pushed"
             release_worker_transition(release_id=release_id, from_statuses={R.PENDING, R.BUILDING},
                                       to_status=R.READY, actor_name=SYSTEM, action="pipeline.succeeded",
-                                      reason="image built, scanned and pushed")
+                                      reason=why)
         else:
             following = STAGE_ORDER[STAGE_ORDER.index(stage.name) + 1]
             next_stage = pipeline.stages.get(name=following)
