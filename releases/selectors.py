@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from releases import audit_chain, filters, policy
 from releases.choices import AWAITING_APPROVAL, CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
+from releases.conventions import ConventionError, check_branch, check_tag_environment, parse_tag
 from releases.errors import NotFound
 from releases.freeze import active_freeze, describe
 from releases.keyset import KeysetPage, keyset_page
@@ -138,6 +139,35 @@ def traffic_refusal(*, move: str, service: AgentService, environment: Environmen
     return ""
 
 
+# --- the promotion path: dev -> test -> staging -> prod (Environment.position) -------------------------------
+
+PROMOTABLE_TO_NEXT_ENV = frozenset({S.LIVE, S.SUPERSEDED})
+
+
+def next_environment(release: Release) -> tuple[Environment | None, str]:
+    """The environment after the release's own on the promotion path, and why the release may not go there now
+    ("" when it may): it must be live (or have been live, verified) where it is, the path must go on, and the
+    tag and branch conventions must allow the next environment (a -rcN candidate stops at staging)."""
+    here = release.environment
+    following = Environment.objects.filter(position__gt=here.position).order_by("position", "name").first()
+    if following is None:
+        return None, f"{here.name} is the last environment on the path; there is nowhere further to promote"
+    if release.status not in PROMOTABLE_TO_NEXT_ENV:
+        return following, (f"release #{release.pk} is {release.get_status_display().lower()} in {here.name}; only a "
+                           f"release that is live there (verified) goes on to {following.name}")
+    version = release.version
+    try:
+        check_tag_environment(parse_tag(version.tag), following.name)
+        if version.branch:
+            check_branch(version.branch, following.name)
+    except ConventionError as error:
+        return following, error.message
+    why = blocked_image_reason(release.service, following, version.tag)
+    if why:
+        return following, f"{release.service.name} {version.tag} is blocked ({why})"
+    return following, ""
+
+
 def release_list(*, user, service: str = "", environment: str = "", status: str = "", tag: str = "") -> QuerySet:
     if not policy.can(user, policy.RELEASE_VIEW):
         return Release.objects.none()
@@ -250,6 +280,8 @@ def release_actions(*, user, release: Release) -> dict[str, ActionState]:
     extra = "you started this release" if own else ("you already decided" if already else "")
     check("approve", policy.RELEASE_APPROVE, approvable, why_approve, extra)
     check("reject", policy.RELEASE_REJECT, approvable, why_approve, extra)
+    following, why_not_next = next_environment(release)
+    check("promote_next_env", policy.RELEASE_CREATE, following is not None and not why_not_next, why_not_next)
     return states
 
 

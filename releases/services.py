@@ -27,8 +27,8 @@ from releases.choices import (
 from releases.conventions import MOVING_TAGS, ConventionError, check_branch, check_tag_environment, parse_tag
 from releases.errors import ActionBlocked, DuplicateRelease, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
-from releases.selectors import approval_summary, environment_by_name, gray_ladder, live_release, service_by_name, \
-    traffic_refusal
+from releases.selectors import approval_summary, environment_by_name, gray_ladder, live_release, next_environment, \
+    service_by_name, traffic_refusal
 from releases.signals import release_transitioned
 
 S = ReleaseStatus
@@ -271,6 +271,28 @@ def release_create_idempotent(*, actor: Actor, service: str, environment: str, t
                      details={"tag": tag, "commit": commit, "branch": branch, **(details or {})})
         _announce(release, from_status="", from_weight=0, actor=actor)  # pipelines start the build on this
     return release, False
+
+
+def release_promote_next_env(*, actor: Actor, release_id: int, comment: str = "",
+                             idempotency_key: str = "") -> tuple[Release, bool]:
+    """Send the version of a release that is live (verified) in its environment on to the next environment of the
+    path: a new release of the same (service, tag, commit), which reuses the pushed image (build once). Refused
+    (409) with the reason when the path ends, the release is not verified or the conventions stop the tag there.
+    Returns (new release, replayed) as release_create_idempotent does."""
+    require_permission(actor, policy.RELEASE_CREATE)
+    release = (Release.objects.select_related("service", "environment", "version")
+               .filter(pk=release_id).first())
+    if release is None:
+        raise NotFound(f"no release with id {release_id}")
+    following, why_not = next_environment(release)
+    if why_not:
+        raise ActionBlocked(f"cannot promote release #{release.pk} to the next environment: {why_not}")
+    version = release.version
+    return release_create_idempotent(
+        actor=actor, service=release.service.name, environment=following.name, tag=version.tag,
+        commit=version.commit_sha, branch=version.branch, idempotency_key=idempotency_key,
+        details={"promoted_from": release.pk, "from_environment": release.environment.name,
+                 **({"comment": comment} if comment else {})})
 
 
 # --- transitions ---------------------------------------------------------------------------------------------

@@ -205,6 +205,28 @@ class ReleaseDetailOutput(ReleaseOutput):
                 for name, s in selectors.release_actions(user=user, release=release).items()}
 
 
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, location=OpenApiParameter.HEADER, required=False,
+    description="any unique string (1-200 printable ASCII characters, e.g. a UUID): the same request sent again "
+                "with the same key answers 200 with the release the first one made (header Idempotent-Replayed: "
+                "true) instead of creating another")
+
+
+def idempotency_key_of(request) -> str:
+    key = request.headers.get("Idempotency-Key", "")
+    if key and (len(key) > 200 or not all(" " <= char <= "~" for char in key)):
+        raise ValidationError({"Idempotency-Key": ["must be 1-200 printable ASCII characters, e.g. a UUID"]})
+    return key
+
+
+def created_response(request, release, replayed: bool) -> Response:
+    release = selectors.release_get(user=request.user, release_id=release.pk)
+    body = ReleaseDetailOutput(release, context={"request": request}).data
+    if replayed:
+        return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
+    return Response(body, status=status.HTTP_201_CREATED)
+
+
 class ReleaseListApi(APIView):
     class InputSerializer(StrictInputSerializer):
         class Meta:
@@ -243,24 +265,14 @@ class ReleaseListApi(APIView):
                                ReleaseOutput)
 
     @extend_schema(request=InputSerializer, responses={201: ReleaseDetailOutput, 200: ReleaseDetailOutput},
-                   parameters=[OpenApiParameter(
-                       "Idempotency-Key", OpenApiTypes.STR, location=OpenApiParameter.HEADER, required=False,
-                       description="any unique string (1-200 printable ASCII characters, e.g. a UUID): the same "
-                                   "request sent again with the same key answers 200 with the release the first one "
-                                   "made (header Idempotent-Replayed: true) instead of creating another")])
+                   parameters=[IDEMPOTENCY_KEY_PARAMETER])
     def post(self, request):
-        key = request.headers.get("Idempotency-Key", "")
-        if key and (len(key) > 200 or not all(" " <= char <= "~" for char in key)):
-            raise ValidationError({"Idempotency-Key": ["must be 1-200 printable ASCII characters, e.g. a UUID"]})
+        key = idempotency_key_of(request)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         release, replayed = services.release_create_idempotent(actor=Actor.of(request.user), idempotency_key=key,
                                                                **data.validated_data)
-        release = selectors.release_get(user=request.user, release_id=release.pk)
-        body = ReleaseDetailOutput(release, context={"request": request}).data
-        if replayed:
-            return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
-        return Response(body, status=status.HTTP_201_CREATED)
+        return created_response(request, release, replayed)
 
 
 class ReleaseDetailApi(APIView):
@@ -359,6 +371,26 @@ class ReleaseRollbackApi(_ReleaseActionApi):
 
     def perform(self, actor, release_id, data):
         services.release_rollback(actor=actor, release_id=release_id, comment=data["comment"])
+
+
+class ReleasePromoteNextEnvApi(APIView):
+    """The version of a release that is live (verified) in its environment goes on to the next environment of the
+    path (dev → test → staging → prod): a new release of the same version, reusing its pushed image."""
+
+    permission_classes = [requires(policy.RELEASE_CREATE)]
+
+    @extend_schema(request=CommentInput, responses={201: ReleaseDetailOutput, 200: ReleaseDetailOutput},
+                   parameters=[IDEMPOTENCY_KEY_PARAMETER])
+    def post(self, request, release_id: int):
+        key = idempotency_key_of(request)
+        data = CommentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        if selectors.release_get(user=request.user, release_id=release_id) is None:
+            return Response({"detail": f"no release with id {release_id}", "code": "not_found"}, status=404)
+        release, replayed = services.release_promote_next_env(actor=Actor.of(request.user), release_id=release_id,
+                                                              comment=data.validated_data["comment"],
+                                                              idempotency_key=key)
+        return created_response(request, release, replayed)
 
 
 # --- audit ---------------------------------------------------------------------------------------------------
