@@ -132,3 +132,42 @@ def revision_rollback_state(*, user, revision: DeployRevision, current=_UNSET) -
     if refusal:
         return False, refusal
     return True, ""
+
+
+def _flat(values, prefix: str = "") -> dict:
+    if isinstance(values, dict):
+        out = {}
+        for key, value in values.items():
+            out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out or {prefix: {}}
+    return {prefix: values}
+
+
+VALUES_DIFF_LIMIT = 50
+
+
+def values_evidence(release) -> dict:
+    """Approval evidence (releases.selectors.EVIDENCE_SOURCES["values"]): the values this release would deploy
+    (values.yaml + values-<env>.yaml as stored now, with its image tag) against the values of what runs now (the
+    last deployed stable revision, with the values files as they were when it was deployed)."""
+    from deploy.targets.values import ValuesError
+
+    service, environment = release.service, release.environment
+    running = last_deployed(service, environment)
+    try:
+        now = merged_values(service, environment, image_tag=release.version.tag)
+        if running is None:
+            return {"running": None, "note": f"nothing deployed in {environment.name} yet", "changes": []}
+        at = running.created_at
+        base_then = service_values_history(service).filter(created_at__lte=at).first()
+        overlay_then = environment_values_history(service, environment).filter(created_at__lte=at).first()
+        then = merged_values(service, environment, image_tag=running.image_tag,
+                             base_text=base_then.text if base_then else "",
+                             overlay_text=overlay_then.text if overlay_then else "")
+    except (ValuesError, ValueError) as error:
+        return {"running": running.image_tag if running else None, "error": str(error)[:300], "changes": []}
+    before, after = _flat(then), _flat(now)
+    changes = [{"path": path, "running": before.get(path), "new": after.get(path)}
+               for path in sorted(set(before) | set(after)) if before.get(path) != after.get(path)]
+    return {"running": running.image_tag, "running_revision": running.number, "changes": changes[:VALUES_DIFF_LIMIT],
+            "more": max(0, len(changes) - VALUES_DIFF_LIMIT)}

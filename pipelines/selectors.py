@@ -93,3 +93,31 @@ def webhook_endpoint_list(*, user):
     if not policy.can(user, policy.WEBHOOK_MANAGE):
         return WebhookEndpoint.objects.none()
     return WebhookEndpoint.objects.all()
+
+
+def scan_evidence(release) -> dict:
+    """Approval evidence (releases.selectors.EVIDENCE_SOURCES["scan"]): the scan verdict of the release's image,
+    its override if any, and where the image was built (build once)."""
+    import json
+
+    from pipelines.models import ArtefactKind
+
+    pipeline = (Pipeline.objects.filter(release_id=release.pk).select_related("reused_from").order_by("-id")
+                .first())
+    if pipeline is None:
+        return {"state": "no pipeline yet", "digest": release.version.image_digest}
+    scan = pipeline.stages.filter(name="scan").first()
+    report = (Artefact.objects.filter(stage=scan, kind=ArtefactKind.SCAN_REPORT_JSON)
+              .values_list("content", flat=True).first()) if scan else None
+    decision = json.loads(report).get("decision", {}) if report else {}
+    return {
+        "state": scan.status if scan else "no scan stage",
+        "verdict": decision.get("verdict", ""),
+        "reasons": list(decision.get("reasons", []))[:10],
+        "severity_counts": decision.get("severity_counts", {}),
+        "unverified_checks": decision.get("unverified_checks", []),
+        "override": ({"by": pipeline.scan_override_by, "reason": pipeline.scan_override_reason,
+                      "overridden": pipeline.scan_override_findings} if pipeline.scan_override_by else None),
+        "digest": release.version.image_digest,
+        "built_by_release": pipeline.reused_from.release_id if pipeline.reused_from_id else release.pk,
+    }

@@ -41,7 +41,8 @@ from releases import events, policy
 from releases.choices import ReleaseStatus
 from releases.errors import InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import Release
-from releases.services import Actor, audit_record, release_lock, release_worker_transition, require_permission
+from releases.services import Actor, approvals_mark_stale, audit_record, release_lock, release_worker_transition, \
+    require_permission
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +324,13 @@ def stage_block(*, stage_id: int, attempt: int, reason: str) -> bool:
                                   reason=f"security scan: {reason}")
         _stage_event(stage, pipeline.release_id)
         _enqueue_notification(stage.pk)
+        # Approvals of the same version elsewhere were given before this scan: they go stale (after commit, each
+        # release locked on its own, so this transaction's locks never wait on another release's).
+        blocked = Release.objects.select_related("version").get(pk=pipeline.release_id)
+        transaction.on_commit(lambda: approvals_mark_stale(
+            service_id=blocked.service_id, tag=blocked.version.tag, exclude_release_id=blocked.pk,
+            actor_name=SYSTEM, reason=f"a scan of {blocked.version.tag} (release #{blocked.pk}) found what blocks "
+                                      f"it: {reason}"[:1000]))
     return True
 
 

@@ -186,16 +186,33 @@ class Release(models.Model):
 
 
 class Approval(models.Model):
+    """One person's decision on a release, before promotion (step_weight 0) or before the ramp moves to a rung
+    (step_weight = that rung's weight). It keeps the evidence the person was shown; when later evidence changes
+    the picture it is marked stale (with the reason) and no longer counts: it must be given again."""
+
     release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="approvals")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     role = models.CharField(max_length=20, choices=Role.choices, help_text="the role the approval counts for")
     decision = models.CharField(max_length=10, choices=ApprovalDecision.choices)
     comment = models.TextField(blank=True)
+    step_weight = models.PositiveSmallIntegerField(
+        default=0, help_text="0: before promotion; otherwise the gray rung (percent) this approval lets the ramp reach")
+    evidence = models.JSONField(default=dict, blank=True,
+                                help_text="what the approver was shown: scan, SLA snapshot of the previous "
+                                          "environment, values diff (releases.selectors.approval_evidence)")
+    evidence_digest = models.CharField(max_length=64, blank=True)
+    stale_at = models.DateTimeField(null=True, blank=True)
+    stale_reason = models.CharField(max_length=1000, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
-        constraints = [models.UniqueConstraint(fields=["release", "user"], name="one_decision_per_user")]
+        constraints = [models.UniqueConstraint(fields=["release", "user", "step_weight"],
+                                               condition=Q(stale_at__isnull=True), name="one_decision_per_user_step")]
+
+    @property
+    def stale(self) -> bool:
+        return self.stale_at is not None
 
 
 class AuditEventQuerySet(models.QuerySet):

@@ -46,10 +46,12 @@ def check_step_approvals(value, *, ladder: list[int], field: str = "gray_step_ap
         raise InvalidInput(f'{field}: must be an object of weight -> approvals, e.g. {{"50": {{"qa": 1}}, '
                            f'"100": {{"release_manager": 1}}}}', field=field)
     cleaned = {}
+    later = ladder[1:]  # the first rung is reached by the promotion itself: its approvals come before promotion
     for weight, approvals in value.items():
-        if not str(weight).isdigit() or int(weight) not in ladder:
-            raise InvalidInput(f"{field}: '{str(weight)[:10]}' is not a rung of this environment's gray ladder "
-                               f"({', '.join(str(w) for w in ladder)} %)", field=field)
+        if not str(weight).isdigit() or int(weight) not in later:
+            raise InvalidInput(f"{field}: '{str(weight)[:10]}' is not a rung after the first of this environment's "
+                               f"gray ladder ({', '.join(str(w) for w in later)} %); the first rung is covered by the "
+                               f"approvals before promotion", field=field)
         step = check_required_approvals(approvals, field=field)
         if step:
             cleaned[str(int(weight))] = step

@@ -27,9 +27,10 @@ from releases.choices import (
 from releases.conventions import MOVING_TAGS, ConventionError, check_branch, check_tag_environment, parse_tag
 from releases.errors import ActionBlocked, DuplicateRelease, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
-from releases.selectors import approval_summary, environment_by_name, gray_ladder, live_release, next_environment, \
-    service_by_name, traffic_refusal
-from releases.signals import release_transitioned
+from releases.selectors import approval_evidence, approval_summary, environment_by_name, evidence_digest, \
+    gray_ladder, live_release, missing_words, next_environment, next_step, service_by_name, step_refusal, \
+    step_requirements, traffic_refusal
+from releases.signals import approval_needed, release_transitioned
 
 S = ReleaseStatus
 
@@ -299,11 +300,29 @@ def release_promote_next_env(*, actor: Actor, release_id: int, comment: str = ""
 
 
 def _announce(release: Release, *, from_status: str, from_weight: int, actor: Actor) -> None:
-    """After commit: tell browsers (live event) and other apps (release_transitioned signal)."""
+    """After commit: tell browsers (live event) and other apps (release_transitioned signal), and the approvers
+    when the release now waits for them (approval_needed)."""
     _publish(release)
     kwargs = dict(release_id=release.pk, from_status=from_status, to_status=release.status, from_weight=from_weight,
                   to_weight=release.gray_weight, actor_name=actor.name)
     transaction.on_commit(lambda: release_transitioned.send_robust(sender=Release, **kwargs))
+    if release.status == S.READY and release.environment.required_approvals:
+        missing = approval_summary(release).missing
+        if missing:
+            _approval_needed(release, 0, missing, f"{release.version.tag} is built and waits for "
+                                                  f"{missing_words(missing)} before promotion")
+    elif release.status == S.GRAY and release.gray_weight != from_weight:
+        step = next_step(release)
+        missing = approval_summary(release, step=step).missing if step else {}
+        if missing:
+            _approval_needed(release, step, missing, f"the ramp waits at {release.gray_weight} %: "
+                                                     f"waiting for {missing_words(missing)} to go to {step} %")
+
+
+def _approval_needed(release: Release, step: int, missing: dict, reason: str) -> None:
+    """The hook for notifications (signals.approval_needed), sent on commit; audited so the wait is visible."""
+    kwargs = dict(release_id=release.pk, step_weight=step, missing=dict(missing), reason=reason)
+    transaction.on_commit(lambda: approval_needed.send_robust(sender=Release, **kwargs))
 
 
 def _publish(release: Release) -> None:
@@ -458,6 +477,10 @@ def release_promote(*, actor: Actor, release_id: int, comment: str = "", full: b
         next_weights = [w for w in ladder if w > release.gray_weight]
         nothing_live = live_release(release.service, release.environment) is None
         straight_to_live = full or nothing_live or not next_weights or next_weights[0] >= 100
+        if not (release.status == S.READY and nothing_live):  # a first release has no ramp to hold
+            waiting = step_refusal(release, 100 if straight_to_live else next_weights[0])
+            if waiting:
+                raise ActionBlocked(f"release #{release.pk} stays at {release.gray_weight} %: {waiting}")
         if release.status == S.READY and release.environment.deploy_target != DeployTargetKind.NONE:
             # The canary must be running before it gets traffic: the deploy stage rolls it out and then calls
             # release_rollout_finished, which sets the weight below (or fails the release).
@@ -549,17 +572,22 @@ def release_rollback(*, actor: Actor, release_id: int, comment: str = "", canary
         return release
 
 
-def release_approve(*, actor: Actor, release_id: int, comment: str = "") -> Approval:
-    return _decide(actor=actor, release_id=release_id, decision=ApprovalDecision.APPROVED, comment=comment)
+def release_approve(*, actor: Actor, release_id: int, comment: str = "", evidence_digest: str = "") -> Approval:
+    """Approve a release before promotion, or, for a canary waiting at a gray step, the move to that rung.
+    The approval stores the evidence shown (releases.selectors.approval_evidence); `evidence_digest` is the digest
+    of what the approver's form showed: refused (409) when the evidence has changed since."""
+    return _decide(actor=actor, release_id=release_id, decision=ApprovalDecision.APPROVED, comment=comment,
+                   shown_digest=evidence_digest)
 
 
-def release_reject(*, actor: Actor, release_id: int, comment: str) -> Approval:
+def release_reject(*, actor: Actor, release_id: int, comment: str, evidence_digest: str = "") -> Approval:
     if not comment.strip():
         raise InvalidInput("comment: a rejection needs a reason in the comment", field="comment")
-    return _decide(actor=actor, release_id=release_id, decision=ApprovalDecision.REJECTED, comment=comment)
+    return _decide(actor=actor, release_id=release_id, decision=ApprovalDecision.REJECTED, comment=comment,
+                   shown_digest=evidence_digest)
 
 
-def _decide(*, actor: Actor, release_id: int, decision: str, comment: str) -> Approval:
+def _decide(*, actor: Actor, release_id: int, decision: str, comment: str, shown_digest: str = "") -> Approval:
     if actor.user is None:
         raise Forbidden("approvals are given by people, not by system components")
     permission = policy.RELEASE_APPROVE if decision == ApprovalDecision.APPROVED else policy.RELEASE_REJECT
@@ -567,31 +595,87 @@ def _decide(*, actor: Actor, release_id: int, decision: str, comment: str) -> Ap
     verb = "approve" if decision == ApprovalDecision.APPROVED else "reject"
     with transaction.atomic():
         release = _lock(release_id)
-        required = release.environment.required_approvals or {}
-        if not required:
-            raise TransitionNotAllowed(f"{release.environment.name} needs no approvals; nothing to {verb}")
-        if release.status not in OPEN_FOR_APPROVAL:
-            raise TransitionNotAllowed(f"cannot {verb} release #{release.pk}: it is {release.status}; approvals "
-                                       f"are given before promotion")
+        env = release.environment
+        step = next_step(release)
+        if release.status in (S.GRAY, S.PAUSED):
+            if not step:
+                raise TransitionNotAllowed(f"cannot {verb} release #{release.pk}: it is {release.status} at "
+                                           f"{release.gray_weight} % and the next rung needs no approval")
+            required = step_requirements(env, step)
+            what = f"going to {step} %"
+        else:
+            required = env.required_approvals or {}
+            what = "promotion"
+            if not required:
+                raise TransitionNotAllowed(f"{env.name} needs no approvals; nothing to {verb}")
+            if release.status not in OPEN_FOR_APPROVAL:
+                raise TransitionNotAllowed(f"cannot {verb} release #{release.pk}: it is {release.status}; approvals "
+                                           f"are given before promotion or, in gray, before a step that needs them")
         if release.started_by_id == actor.user.pk:
             raise Forbidden(f"you started release #{release.pk}; someone else must {verb} it")
-        if release.approvals.filter(user=actor.user).exists():
-            raise TransitionNotAllowed(f"you already decided on release #{release.pk}")
+        if release.approvals.filter(user=actor.user, step_weight=step, stale_at__isnull=True).exists():
+            raise TransitionNotAllowed(f"you already decided on {what} of release #{release.pk}")
         roles = [r for r in required if r in policy.roles_of(actor.user)]
         if not roles:
-            raise Forbidden(f"{release.environment.name} takes approvals from {', '.join(required)}; "
+            raise Forbidden(f"{env.name} takes approvals for {what} from {', '.join(required)}; "
                             f"you are {', '.join(sorted(policy.roles_of(actor.user)))}")
-        missing = approval_summary(release).missing
+        evidence = approval_evidence(release)
+        digest = evidence_digest(evidence)
+        if shown_digest and shown_digest != digest:
+            raise TransitionNotAllowed(f"the evidence for release #{release.pk} changed since your form showed it "
+                                       f"(a new scan, SLA snapshot or values change): look at it again before you "
+                                       f"{verb}", field="evidence_digest")
+        missing = approval_summary(release, step=step).missing
         role = next((r for r in roles if r in missing), roles[0])
         approval = Approval.objects.create(release=release, user=actor.user, role=role, decision=decision,
-                                           comment=comment)
+                                           comment=comment, step_weight=step, evidence=evidence,
+                                           evidence_digest=digest)
         audit_record(actor=actor, action=f"release.{verb}", object_type="release", object_id=release.pk,
-                     release=release, from_state=release.status, reason=comment, details={"role": role})
-        if decision == ApprovalDecision.REJECTED:
+                     release=release, from_state=release.status, reason=comment,
+                     details={"role": role, "step_weight": step, "evidence_digest": digest})
+        if decision == ApprovalDecision.REJECTED and not step:
             _move(release, to_status=S.REJECTED, actor=actor, action="release.rejected", reason=comment)
+        elif decision == ApprovalDecision.REJECTED and release.status == S.GRAY:
+            _move(release, to_status=S.PAUSED, actor=actor, action="release.pause",
+                  reason=f"{actor.name} rejected going to {step} %: {comment}")
         else:
             _publish(release)
     return approval
+
+
+def approvals_mark_stale(*, service_id: int, tag: str, reason: str, after_position: int | None = None,
+                         exclude_release_id: int | None = None, actor_name: str = "evidence") -> int:
+    """Later evidence changed the picture (a new SLA snapshot blocks, a rescan found a Critical): the approvals
+    of the version's releases still waiting or ramping (in environments after `after_position`, if given) no
+    longer count; each release says so (audit row, live event) and asks its approvers again. Returns how many.
+
+    Called after the caller's own transaction has committed: each release is locked on its own."""
+    actor = Actor.system(actor_name)
+    targets = (Release.objects.filter(service_id=service_id, version__tag=tag,
+                                      status__in=sorted(OPEN_FOR_APPROVAL | CANARY_STATUSES))
+               .values_list("pk", flat=True))
+    if after_position is not None:
+        targets = targets.filter(environment__position__gt=after_position)
+    if exclude_release_id is not None:
+        targets = targets.exclude(pk=exclude_release_id)
+    marked = 0
+    for release_id in list(targets):
+        with transaction.atomic():
+            release = _lock(release_id)
+            count = release.approvals.filter(stale_at__isnull=True, decision=ApprovalDecision.APPROVED).update(
+                stale_at=timezone.now(), stale_reason=reason[:1000])
+            if not count:
+                continue
+            marked += count
+            audit_record(actor=actor, action="release.approvals_stale", object_type="release", object_id=release.pk,
+                         release=release, from_state=release.status, to_state=release.status, reason=reason,
+                         details={"stale_approvals": count})
+            _publish(release)
+            step = next_step(release)
+            missing = approval_summary(release, step=step).missing
+            if missing:
+                _approval_needed(release, step, missing, f"approvals went stale: {reason}"[:1000])
+    return marked
 
 
 def release_worker_transition(*, release_id: int, from_statuses: set[str], to_status: str, actor_name: str,

@@ -189,12 +189,19 @@ class ReleaseDetailOutput(ReleaseOutput):
 
     def get_approvals(self, release) -> dict:
         summary = selectors.approval_summary(release)
+        step = selectors.next_step(release)
+        step_summary = selectors.approval_summary(release, step=step) if step else None
         return {
             "required": summary.required,
             "missing": summary.missing,
+            "gray_steps": release.environment.gray_step_approvals or {},
+            "waiting_at_step": ({"weight": step, "required": step_summary.required, "missing": step_summary.missing,
+                                 "words": f"waiting for {selectors.missing_words(step_summary.missing)} to go to "
+                                          f"{step} %" if step_summary.missing else ""} if step else None),
             "decisions": [
                 {"user": a.user.username, "role": a.role, "decision": a.decision, "comment": a.comment,
-                 "created_at": a.created_at}
+                 "created_at": a.created_at, "step_weight": a.step_weight, "evidence_digest": a.evidence_digest,
+                 "stale": a.stale, "stale_reason": a.stale_reason}
                 for a in release.approvals.select_related("user")
             ],
         }
@@ -308,15 +315,24 @@ def _action_schema(cls):
     return extend_schema(request=cls.input_serializer, responses=ReleaseDetailOutput)(cls)
 
 
+class ApproveInput(CommentInput):
+    evidence_digest = serializers.RegexField(
+        r"^[0-9a-f]{64}$", required=False, allow_blank=True, default="",
+        help_text="the digest from GET /api/releases/<id>/evidence/ you looked at: refused with 409 if the evidence "
+                  "changed since", error_messages={"invalid": "must be the 64-character hex digest of the evidence"})
+
+
 @_action_schema
 class ReleaseApproveApi(_ReleaseActionApi):
     permission = policy.RELEASE_APPROVE
+    input_serializer = ApproveInput
 
     def perform(self, actor, release_id, data):
-        services.release_approve(actor=actor, release_id=release_id, comment=data["comment"])
+        services.release_approve(actor=actor, release_id=release_id, comment=data["comment"],
+                                 evidence_digest=data["evidence_digest"])
 
 
-class RejectInput(CommentInput):
+class RejectInput(ApproveInput):
     comment = serializers.CharField(max_length=settings.ROLLGATE_MAX_COMMENT_LENGTH, error_messages={
         "required": "a rejection needs a reason in the comment",
         "blank": "a rejection needs a reason in the comment"})
@@ -328,7 +344,30 @@ class ReleaseRejectApi(_ReleaseActionApi):
     input_serializer = RejectInput
 
     def perform(self, actor, release_id, data):
-        services.release_reject(actor=actor, release_id=release_id, comment=data["comment"])
+        services.release_reject(actor=actor, release_id=release_id, comment=data["comment"],
+                                evidence_digest=data["evidence_digest"])
+
+
+class EvidenceOutput(serializers.Serializer):
+    digest = serializers.CharField(help_text="send it with approve/reject as evidence_digest")
+    step_weight = serializers.IntegerField(help_text="0: approving promotion; N: approving the move to N %")
+    evidence = serializers.DictField(help_text="scan (verdict, override, digest), sla (previous environment's "
+                                               "verdict and latest snapshot), values (diff against what runs now)")
+
+
+class ReleaseEvidenceApi(APIView):
+    """What an approver is shown, exactly as an approval given now would store it."""
+
+    permission_classes = [requires(policy.RELEASE_VIEW)]
+
+    @extend_schema(responses=EvidenceOutput)
+    def get(self, request, release_id: int):
+        release = selectors.release_get(user=request.user, release_id=release_id)
+        if release is None:
+            return Response({"detail": f"no release with id {release_id}", "code": "not_found"}, status=404)
+        evidence = selectors.approval_evidence(release)
+        return Response(EvidenceOutput({"digest": selectors.evidence_digest(evidence),
+                                        "step_weight": selectors.next_step(release), "evidence": evidence}).data)
 
 
 class PromoteInput(CommentInput):

@@ -53,7 +53,9 @@ def test_gray_step_approvals_name_rungs_of_the_ladder_and_approver_roles(environ
     assert good.json()["gray_step_approvals"] == {"50": {"qa": 2}, "100": {"release_manager": 1}}
     off_ladder = client.patch("/api/environments/prod/", {"gray_step_approvals": {"40": {"qa": 1}}}, format="json")
     assert off_ladder.status_code == 400 and "gray_step_approvals" in off_ladder.json()["errors"]
-    assert "5, 10, 30, 50, 100 %" in off_ladder.json()["detail"]
+    assert "10, 30, 50, 100 %" in off_ladder.json()["detail"]
+    first_rung = client.patch("/api/environments/prod/", {"gray_step_approvals": {"5": {"qa": 1}}}, format="json")
+    assert first_rung.status_code == 400 and "covered by the approvals before promotion" in first_rung.json()["detail"]
     wrong_role = client.patch("/api/environments/prod/", {"gray_step_approvals": {"30": {"developer": 1}}},
                               format="json")
     assert wrong_role.status_code == 400 and "developer cannot approve" in wrong_role.json()["detail"]
