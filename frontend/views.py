@@ -93,8 +93,13 @@ def _action_buttons(release, states, ladder, stable, following=None) -> list[dic
     shown = set(ACTION_ORDER)
     if release.status not in (S.READY, S.GRAY, S.PAUSED):
         shown -= {"promote", "promote_full", "pause", "resume"}
-    if release.status not in OPEN_FOR_APPROVAL or not release.environment.required_approvals:
+    at_step = selectors.next_step(release)
+    if not at_step and (release.status not in OPEN_FOR_APPROVAL or not release.environment.required_approvals):
         shown -= {"approve", "reject"}
+    if at_step:
+        texts["approve"] = (f"Approve going to {at_step} %", f"Approve that {where} goes to {at_step} %?", "approval")
+        texts["reject"] = (f"Reject going to {at_step} %", f"Reject that {where} goes to {at_step} %? The ramp "
+                                                             f"pauses.", "approval")
     if not next_weights or next_weights[0] >= 100 or first_go:
         shown.discard("promote_full")  # the next step is 100 % already
     if release.status in TERMINAL_STATUSES or release.status == S.SUPERSEDED:
@@ -118,7 +123,15 @@ def _release_context(request, release) -> dict:
     summary = selectors.approval_summary(release)
     stable = selectors.live_release(release.service, release.environment)
     following, _why = selectors.next_environment(release)
+    step = selectors.next_step(release)
+    step_summary = selectors.approval_summary(release, step=step) if step else None
+    approving = step or (release.status in OPEN_FOR_APPROVAL and release.environment.required_approvals)
+    evidence = selectors.approval_evidence(release) if approving else None
     return {
+        "step_wait": (f"waiting for {selectors.missing_words(step_summary.missing)} to go to {step} %"
+                      if step_summary and step_summary.missing else ""),
+        "evidence": evidence,
+        "evidence_digest": selectors.evidence_digest(evidence) if evidence is not None else "",
         "release": release,
         "record": selectors.release_record(release),
         "ladder": ladder,
@@ -154,8 +167,10 @@ ACTIONS = {
     "pause": lambda actor, rid, c, w: services.release_pause(actor=actor, release_id=rid, comment=c),
     "resume": lambda actor, rid, c, w: services.release_resume(actor=actor, release_id=rid, comment=c),
     "rollback": lambda actor, rid, c, w: services.release_rollback(actor=actor, release_id=rid, comment=c),
-    "approve": lambda actor, rid, c, w: services.release_approve(actor=actor, release_id=rid, comment=c),
-    "reject": lambda actor, rid, c, w: services.release_reject(actor=actor, release_id=rid, comment=c),
+    "approve": lambda actor, rid, c, w, digest="": services.release_approve(actor=actor, release_id=rid, comment=c,
+                                                                            evidence_digest=digest),
+    "reject": lambda actor, rid, c, w, digest="": services.release_reject(actor=actor, release_id=rid, comment=c,
+                                                                          evidence_digest=digest),
     "promote_next_env": lambda actor, rid, c, w: services.release_promote_next_env(actor=actor, release_id=rid,
                                                                                    comment=c),
 }
@@ -177,7 +192,11 @@ def release_action(request, release_id: int, action: str):
     seen = request.POST.get("expected_weight", "")
     expected_weight = int(seen) if re.fullmatch(r"[0-9]{1,3}", seen) and int(seen) <= 100 else None
     try:
-        result = ACTIONS[action](Actor.of(request.user), release_id, comment, expected_weight)
+        extra = {}
+        if action in ("approve", "reject"):  # bound to the evidence the page showed (a 64-hex digest, or none)
+            digest = request.POST.get("evidence_digest", "")
+            extra["digest"] = digest if re.fullmatch(r"[0-9a-f]{64}", digest) else ""
+        result = ACTIONS[action](Actor.of(request.user), release_id, comment, expected_weight, **extra)
         if action == "promote_next_env":
             created = result[0]
             messages.success(request, f"release #{created.pk} of {created.version.tag} started in "

@@ -224,3 +224,25 @@ def test_a_rejection_at_a_step_pauses_the_ramp(canary_at_30, qa):
     assert "qa rejected going to 50 %" in canary_at_30.status_reason
     with pytest.raises(TransitionNotAllowed):
         release_approve(actor=Actor.of(qa), release_id=canary_at_30.pk)  # decided already at this step
+
+
+def test_release_page_shows_the_step_wait_the_evidence_and_binds_the_approval_to_it(canary_at_30, qa, rm):
+    browser = Client()
+    browser.force_login(qa)
+    page = browser.get(f"/releases/{canary_at_30.pk}/").content.decode()
+    assert "waiting for qa&#x27;s approval to go to 50 %" in page
+    assert 'data-action="approve"' in page and "Approve going to 50 %" in page
+    assert 'data-evidence="scan"' in page and 'data-evidence="sla"' in page and 'data-evidence="values"' in page
+    digest = evidence_digest(approval_evidence(canary_at_30))
+    assert f'data-evidence-digest="{digest}"' in page
+    # A form shown before the evidence changed is refused, with the reason; the current one is taken.
+    browser.post(f"/releases/{canary_at_30.pk}/approve/", {"evidence_digest": "f" * 64})
+    assert not Approval.objects.filter(release=canary_at_30, user=qa, step_weight=50).exists()
+    refused = browser.get(f"/releases/{canary_at_30.pk}/").content.decode()
+    assert "changed since your form showed it" in refused
+    browser.post(f"/releases/{canary_at_30.pk}/approve/", {"evidence_digest": digest, "comment": "ok to 50"})
+    approval = Approval.objects.get(release=canary_at_30, user=qa, step_weight=50)
+    assert approval.evidence_digest == digest
+    approvals_mark_stale(service_id=canary_at_30.service_id, tag="v1.1.0", reason="rescan found a Critical")
+    page = browser.get(f"/releases/{canary_at_30.pk}/").content.decode()
+    assert "data-stale" in page and "stale: rescan found a Critical" in page
