@@ -12,7 +12,8 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from releases import audit_chain, filters, policy
-from releases.choices import AWAITING_APPROVAL, CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
+from releases.choices import (AWAITING_APPROVAL, CANARY_STATUSES, OPEN_FOR_APPROVAL, OPEN_RELEASE_STATUSES,
+                              ApprovalDecision, ReleaseStatus)
 from releases.conventions import ConventionError, check_branch, check_tag_environment, parse_tag
 from releases.errors import NotFound
 from releases.freeze import active_freeze, describe
@@ -232,6 +233,58 @@ def next_environment(release: Release) -> tuple[Environment | None, str]:
     if why:
         return following, f"{release.service.name} {version.tag} is blocked ({why})"
     return following, ""
+
+
+COMMIT_PATTERN = "^[0-9a-f]{40}$"
+
+
+def release_create_problems(*, service: str, environment: str, tag: str, commit: str,
+                            branch: str = "") -> dict[str, str]:
+    """What release_create would refuse, field by field, in its words (the start-a-release page checks as you
+    type): unknown service or environment, a tag or branch outside the conventions, a malformed commit, the same
+    version already open there, a tag already bound to another commit. Empty fields are not judged yet."""
+    import re
+
+    problems: dict[str, str] = {}
+    service_obj = env_obj = None
+    if service:
+        try:
+            service_obj = service_by_name(service)
+        except NotFound as error:
+            problems["service"] = error.message
+    if environment:
+        try:
+            env_obj = environment_by_name(environment)
+        except NotFound as error:
+            problems["environment"] = error.message
+    parsed = None
+    if tag:
+        try:
+            parsed = parse_tag(tag)
+            if env_obj is not None:
+                check_tag_environment(parsed, env_obj.name)
+        except ConventionError as error:
+            problems["tag"] = error.message
+    if branch and env_obj is not None:
+        try:
+            check_branch(branch, env_obj.name)
+        except ConventionError as error:
+            problems["branch"] = error.message
+    if commit and not re.fullmatch(COMMIT_PATTERN, commit):
+        problems["commit"] = "must be the full 40-character lowercase hex git commit sha"
+    if service_obj is not None and parsed is not None and "commit" not in problems and commit:
+        bound = Version.objects.filter(service=service_obj, tag=tag).exclude(commit_sha=commit).first()
+        if bound is not None and tag != "dev-latest":
+            problems["commit"] = (f"tag {tag} of {service_obj.name} is already bound to commit {bound.commit_sha}; "
+                                  f"a tag binds exactly one commit")
+        elif env_obj is not None:
+            open_ = (Release.objects.filter(service=service_obj, environment=env_obj, version__tag=tag,
+                                            version__commit_sha=commit, status__in=sorted(OPEN_RELEASE_STATUSES))
+                     .order_by("-pk").first())
+            if open_ is not None:
+                problems["tag"] = (f"release #{open_.pk} of {service_obj.name} {tag} to {env_obj.name} is already "
+                                   f"open ({open_.status}); follow it instead of starting another")
+    return problems
 
 
 def release_list(*, user, service: str = "", environment: str = "", status: str = "", tag: str = "") -> QuerySet:
