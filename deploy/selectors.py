@@ -152,22 +152,28 @@ def values_evidence(release) -> dict:
     last deployed stable revision, with the values files as they were when it was deployed)."""
     from deploy.targets.values import ValuesError
 
+    from releases.selectors import live_release
+
     service, environment = release.service, release.environment
-    running = last_deployed(service, environment)
+    revision = last_deployed(service, environment)
+    if revision is not None:
+        running_tag, at, number = revision.image_tag, revision.created_at, revision.number
+    else:  # a record-only environment has no revisions: what runs is its live release, since it went live
+        live = live_release(service, environment)
+        if live is None or live.pk == release.pk:
+            return {"running": None, "note": f"nothing runs in {environment.name} yet", "changes": []}
+        running_tag, at, number = live.version.tag, live.status_changed_at, None
     try:
         now = merged_values(service, environment, image_tag=release.version.tag)
-        if running is None:
-            return {"running": None, "note": f"nothing deployed in {environment.name} yet", "changes": []}
-        at = running.created_at
         base_then = service_values_history(service).filter(created_at__lte=at).first()
         overlay_then = environment_values_history(service, environment).filter(created_at__lte=at).first()
-        then = merged_values(service, environment, image_tag=running.image_tag,
+        then = merged_values(service, environment, image_tag=running_tag,
                              base_text=base_then.text if base_then else "",
                              overlay_text=overlay_then.text if overlay_then else "")
     except (ValuesError, ValueError) as error:
-        return {"running": running.image_tag if running else None, "error": str(error)[:300], "changes": []}
+        return {"running": running_tag, "error": str(error)[:300], "changes": []}
     before, after = _flat(then), _flat(now)
     changes = [{"path": path, "running": before.get(path), "new": after.get(path)}
                for path in sorted(set(before) | set(after)) if before.get(path) != after.get(path)]
-    return {"running": running.image_tag, "running_revision": running.number, "changes": changes[:VALUES_DIFF_LIMIT],
+    return {"running": running_tag, "running_revision": number, "changes": changes[:VALUES_DIFF_LIMIT],
             "more": max(0, len(changes) - VALUES_DIFF_LIMIT)}

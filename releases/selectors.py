@@ -403,7 +403,10 @@ def release_actions(*, user, release: Release) -> dict[str, ActionState]:
     already = release.approvals.filter(user_id=getattr(user, "pk", None), step_weight=step,
                                        stale_at__isnull=True).exists()
     why_approve = "no approvals needed here" if not summary.required else f"release is {status_words}"
-    extra = "you started this release" if own else ("you already decided" if already else "")
+    roles_here = [role for role in summary.required if role in policy.roles_of(user)]
+    what = f"going to {step} %" if step else "promotion"
+    extra = "you started this release" if own else ("you already decided" if already else (
+        f"{what} takes approvals from {', '.join(summary.required)}" if summary.required and not roles_here else ""))
     check("approve", policy.RELEASE_APPROVE, approvable, why_approve, extra)
     check("reject", policy.RELEASE_REJECT, approvable, why_approve, extra)
     following, why_not_next = next_environment(release)

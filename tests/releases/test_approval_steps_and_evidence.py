@@ -154,7 +154,7 @@ def test_an_approval_stores_the_evidence_it_was_shown_and_refuses_a_changed_pict
     release = ready("v4.0.0", dev)
     evidence = client_for(qa).get(f"/api/releases/{release.pk}/evidence/").json()
     assert set(evidence["evidence"]) == {"scan", "sla", "values"} and evidence["step_weight"] == 0
-    assert evidence["evidence"]["values"]["note"] == "nothing deployed in prod yet"
+    assert evidence["evidence"]["values"]["note"] == "nothing runs in prod yet"
     assert evidence["evidence"]["sla"]["previous_environment"] is None
     stale_digest = "0" * 64
     refused = client_for(qa).post(f"/api/releases/{release.pk}/approve/", {"evidence_digest": stale_digest},
