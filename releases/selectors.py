@@ -606,7 +606,9 @@ def approvals_inbox_count(*, user) -> int:
     """The nav badge: counted up to BADGE_LIMIT + 1 rows (the badge then says "99+")."""
     if not policy.can(user, policy.RELEASE_APPROVE):
         return 0
-    return _inbox(user)[:BADGE_LIMIT + 1].count()
+    count = _inbox(user)[:BADGE_LIMIT + 1].count()
+    # Canaries waiting at a gray step for the user's role count too (one query when there are none).
+    return count + len(approvals_step_waits(user=user)) if count <= BADGE_LIMIT else count
 
 
 def approvals_inbox(*, user, cursor: str = "", size: int | None = None) -> KeysetPage:

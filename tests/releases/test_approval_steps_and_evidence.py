@@ -10,7 +10,8 @@ from pipelines import services as pipeline_services
 from releases.choices import ReleaseStatus
 from releases.errors import ActionBlocked, Forbidden, TransitionNotAllowed
 from releases.models import Approval, AuditEvent, Environment, Release
-from releases.selectors import approval_evidence, approval_summary, approvals_step_waits, evidence_digest
+from releases.selectors import (approval_evidence, approval_summary, approvals_inbox_count, approvals_step_waits,
+                                evidence_digest)
 from releases.services import (Actor, approvals_mark_stale, release_approve, release_create, release_promote,
                                release_reject, release_worker_transition)
 from releases.signals import approval_needed
@@ -128,6 +129,7 @@ def test_waiting_at_a_step_is_announced_and_listed_in_the_approvals_inbox(canary
     qa_page = client_for(qa)
     browser = Client()
     browser.force_login(qa)
+    assert approvals_inbox_count(user=qa) == 1 and approvals_inbox_count(user=rm) == 0  # the nav badge
     inbox = browser.get("/approvals/").content.decode()
     assert "waiting for qa&#x27;s approval to go to 50 %" in inbox and f"/releases/{canary_at_30.pk}/" in inbox
     with django_capture_on_commit_callbacks(execute=True):
