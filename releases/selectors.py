@@ -199,6 +199,11 @@ def traffic_refusal(*, move: str, service: AgentService, environment: Environmen
         if summary.missing:
             missing = ", ".join(f"{count} {role}" for role, count in sorted(summary.missing.items()))
             return f"{environment.name} is protected: {move} needs approval from {missing}"
+        if move == policy.MOVE_CUT_OVER and release.status in CANARY_STATUSES:
+            # All new traffic to the canary passes every gray step still ahead of it.
+            waiting = step_refusal(release, 100)
+            if waiting:
+                return f"cannot {move}: {waiting}"
     if rule.approvals == policy.APPROVALS_WENT_LIVE and environment.required_approvals and tag:
         if not went_live(service, environment, tag):
             return (f"{environment.name} is protected: {tag} never went live here, so it never had its approvals; "

@@ -248,3 +248,11 @@ def test_release_page_shows_the_step_wait_the_evidence_and_binds_the_approval_to
     approvals_mark_stale(service_id=canary_at_30.service_id, tag="v1.1.0", reason="rescan found a Critical")
     page = browser.get(f"/releases/{canary_at_30.pk}/").content.decode()
     assert "data-stale" in page and "stale: rescan found a Critical" in page
+
+
+def test_a_blue_green_cut_over_cannot_skip_a_gray_step(canary_at_30, rm, qa):
+    from routing.services import routing_cut_over
+
+    with pytest.raises(ActionBlocked) as held:
+        routing_cut_over(actor=Actor.of(rm), service="agent-infer", environment="prod")
+    assert "cannot cut-over: waiting for qa's approval to go to 50 %" in str(held.value)
