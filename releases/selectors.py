@@ -2,6 +2,7 @@
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -248,8 +249,6 @@ def release_create_problems(*, service: str, environment: str, tag: str, commit:
     """What release_create would refuse, field by field, in its words (the start-a-release page checks as you
     type): unknown service or environment, a tag or branch outside the conventions, a malformed commit, the same
     version already open there, a tag already bound to another commit. Empty fields are not judged yet."""
-    import re
-
     problems: dict[str, str] = {}
     service_obj = env_obj = None
     if service:
