@@ -17,3 +17,4 @@ urlpatterns = [
 
 # API paths that match no route answer JSON in the error shape (documented for every operation), not HTML.
 handler404 = "releases.api.errors.not_found_handler"
+handler500 = "releases.api.errors.server_error_handler"

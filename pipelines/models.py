@@ -106,6 +106,10 @@ class Stage(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="last sign of life of the worker")
+    # The durable part of the queue (issue 13): when this stage's task was last sent, and how often the sweeper
+    # sent it again because nobody claimed it (a message lost with the broker) or its worker stopped beating.
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="when its task was last queued")
+    redrives = models.PositiveSmallIntegerField(default=0, help_text="times the sweeper queued it again")
 
     class Meta:
         ordering = ["pipeline", "position"]

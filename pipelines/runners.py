@@ -229,7 +229,8 @@ def push(ctx: StageContext) -> None:
     reference = image_reference_for(release)
     try:
         result = image_push(reference=reference, max_attempts=settings.ROLLGATE_PIPELINE_PUSH_ATTEMPTS,
-                            backoff_s=settings.ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS, log=ctx.log)
+                            backoff_s=settings.ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS, log=ctx.log,
+                            timeout_s=settings.ROLLGATE_PIPELINE_PUSH_TIMEOUT_SECONDS)
     except PushFailed as failed:
         services.artefact_store(stage_id=ctx.stage_id, kind=ArtefactKind.PUSH_RESULT, content=json.dumps(
             {"reference": failed.reference, "digest": "", "attempts": [vars(a) for a in failed.attempts]}, indent=2))

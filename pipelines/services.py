@@ -66,11 +66,19 @@ def _stage_event(stage: Stage, release_id: int) -> None:
 
 
 def _enqueue(task_name: str, *args) -> None:
-    """Queue a task by its stable name on commit: the tasks module imports this one, never the reverse."""
-    transaction.on_commit(lambda: current_app.tasks[task_name].apply_async(args=list(args)))
+    """Queue a task by its stable name on commit: the tasks module imports this one, never the reverse.
+
+    robust: with the broker down the send fails after the change committed; the caller's answer stands and the
+    sweeper (pipelines/sweeper.py) finds the work again from the rows."""
+    transaction.on_commit(lambda: current_app.tasks[task_name].apply_async(args=list(args)), robust=True)
 
 
-def _enqueue_stage(stage_id: int) -> None:
+def _enqueue_stage(stage_id: int, *, redrive: bool = False) -> None:
+    """Queue a stage's task on commit and note when: a stage queued long ago and still pending lost its message."""
+    fields = {"queued_at": timezone.now()}
+    if redrive:
+        fields["redrives"] = F("redrives") + 1
+    Stage.objects.filter(pk=stage_id).update(**fields)
     _enqueue("pipelines.run_stage", stage_id)
 
 
@@ -194,6 +202,26 @@ def stage_claim(*, stage_id: int, task_id: str) -> Stage | None:
                                       actor_name=SYSTEM, action="pipeline.started")
         _stage_event(stage, release_id)
     return stage
+
+
+def stage_requeue(*, stage_id: int) -> None:
+    """The sweeper found the stage's work lost (pipelines/sweeper.py): send its task again, noted on the stage."""
+    stage = Stage.objects.select_related("pipeline").get(pk=stage_id)
+    _log_line(stage, stage.pipeline.release_id, "queued again: its task was lost or its worker stopped responding",
+              LogLevel.WARNING)
+    _enqueue_stage(stage_id, redrive=True)
+
+
+def stage_takeover_in(*, stage_id: int) -> float | None:
+    """Seconds until a running stage may be taken over (its heartbeat goes stale); None when it is not running.
+
+    A message redelivered because its worker died comes back within a second, while the stage still looks held:
+    the task asks again then instead of dropping the message (the sweeper would only find it much later)."""
+    heartbeat_at = Stage.objects.filter(pk=stage_id, status=T.RUNNING).values_list("heartbeat_at", flat=True).first()
+    if heartbeat_at is None:
+        return None
+    stale_at = heartbeat_at + dt.timedelta(seconds=settings.ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS)
+    return max(0.0, (stale_at - timezone.now()).total_seconds())
 
 
 def stage_heartbeat(*, stage_id: int, attempt: int) -> bool:
@@ -434,19 +462,16 @@ def scan_override(*, actor: Actor, release_id: int, reason: str) -> Pipeline:
 
 
 def stages_reap_stale(*, now: dt.datetime | None = None) -> int:
-    """Fail running stages past their time limit or whose worker stopped beating. Returns how many."""
+    """Fail running stages past their time limit. Returns how many. (A stage whose worker stopped beating is not
+    failed: the sweeper queues it again and a live worker takes it over, pipelines/sweeper.py.)"""
     now = now or timezone.now()
     limits = settings.ROLLGATE_PIPELINE_STAGE_TIME_LIMITS
-    stale_after = settings.ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS
     reaped = 0
-    for stage in Stage.objects.filter(status=T.RUNNING).only("id", "name", "attempt", "started_at", "heartbeat_at"):
+    for stage in Stage.objects.filter(status=T.RUNNING).only("id", "name", "attempt", "started_at"):
         limit = float(limits.get(stage.name, 1800))
-        if stage.started_at and (now - stage.started_at).total_seconds() > limit:
-            reason = f"{stage.name} ran longer than its {limit:g} s limit (reaped)"
-        elif stage.heartbeat_at and (now - stage.heartbeat_at).total_seconds() > stale_after * 2:
-            reason = f"worker lost: no sign of life for {stale_after * 2:g} s (reaped)"
-        else:
+        if not (stage.started_at and (now - stage.started_at).total_seconds() > limit):
             continue
+        reason = f"{stage.name} ran longer than its {limit:g} s limit (reaped)"
         if stage_fail(stage_id=stage.pk, attempt=stage.attempt, reason=reason):
             reaped += 1
     return reaped

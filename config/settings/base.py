@@ -105,6 +105,9 @@ TEMPLATES = [
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, plus a COMMIT whose outcome is checked when the connection breaks (issue 13).
+        DATABASES["default"]["ENGINE"] = "config.postgres"
 else:
     VAR_DIR.mkdir(exist_ok=True)
     DATABASES = {
@@ -260,9 +263,9 @@ ROLLGATE_PIPELINE_LOG_RETENTION_DAYS = env.int("ROLLGATE_PIPELINE_LOG_RETENTION_
 # A running stage past its limit (seconds) is failed by the reaper (pipelines.reap_stale_stages).
 ROLLGATE_PIPELINE_STAGE_TIME_LIMITS = env.json("ROLLGATE_PIPELINE_STAGE_TIME_LIMITS", default={
     "prepare": 300, "build": 1800, "scan": 900, "push": 900, "deploy": 1800})
-# A running stage whose worker has not beaten for this long is taken over (redelivery) or reaped.
-ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS = env.float("ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS", default=120.0)
 ROLLGATE_PIPELINE_PUSH_ATTEMPTS = env.int("ROLLGATE_PIPELINE_PUSH_ATTEMPTS", default=3)
+# A push attempt whose stream shows no progress for this long (a registry that hangs) fails and is tried again.
+ROLLGATE_PIPELINE_PUSH_TIMEOUT_SECONDS = env.float("ROLLGATE_PIPELINE_PUSH_TIMEOUT_SECONDS", default=120.0)
 ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS = env.list("ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS", cast=float,
                                                   default=[2.0, 5.0])
 ROLLGATE_PIPELINE_MAX_IMAGE_BYTES = env.int("ROLLGATE_PIPELINE_MAX_IMAGE_BYTES", default=2 * 1024**3)
@@ -288,13 +291,52 @@ if env.str("ROLLGATE_GITLAB_PROJECT_TOKENS_FILE", default=""):
     import json as _json
 
     ROLLGATE_GITLAB_PROJECT_TOKENS = _json.loads(Path(env.str("ROLLGATE_GITLAB_PROJECT_TOKENS_FILE")).read_text())
-# e.g. '{"visibility_timeout": 600}': how soon Redis redelivers the message of a worker that died mid-stage.
 # The benchmark runs its workers on a queue of its own so it never takes (or leaves) anyone else's messages.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
-CELERY_BROKER_TRANSPORT_OPTIONS.update(env.json("CELERY_BROKER_TRANSPORT_OPTIONS", default={}))
 CELERY_BEAT_SCHEDULE.update({
     "pipelines-reap-stale-stages": {"task": "pipelines.reap_stale_stages", "schedule": 60.0},
     "pipelines-prune-stage-logs": {"task": "pipelines.prune_stage_logs", "schedule": 3600.0},
+})
+# --- Durable work (issue 13; README "Durable work", docs/ARCHITECTURE.md) ---------------------------------------
+# These numbers work together; pipelines/checks.py refuses a combination that cannot work (manage.py check, and
+# every worker and beat at start-up):
+# - a worker beats every HEARTBEAT_STALE/4 s while it runs a stage or rollout; after HEARTBEAT_STALE s without a
+#   beat the work may be taken over. A pool process that dies has its message back at once and that delivery takes
+#   over then; a whole worker that dies is found by the sweeper (every SWEEP_INTERVAL s), so a take-over comes at
+#   most HEARTBEAT_STALE + SWEEP_INTERVAL s after the kill (20 s as shipped).
+# - work queued and not claimed for REDRIVE_AFTER s (its message lost with Redis) is queued again, then after
+#   twice that, ..., up to REDRIVE_MAX_BACKOFF s.
+# - Redis hands a message that was never acknowledged to another worker after the visibility timeout. Tasks wait in
+#   a worker, unacknowledged, until their countdown (retries, take-over checks): the timeout must be longer than any
+#   of those, or they are delivered twice while they wait. The sweeper, not this timeout, finds lost work.
+ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS = env.float("ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS", default=15.0)
+ROLLGATE_SWEEP_INTERVAL_SECONDS = env.float("ROLLGATE_SWEEP_INTERVAL_SECONDS", default=5.0)
+ROLLGATE_REDRIVE_AFTER_SECONDS = env.float("ROLLGATE_REDRIVE_AFTER_SECONDS", default=30.0)
+ROLLGATE_REDRIVE_MAX_BACKOFF_SECONDS = env.float("ROLLGATE_REDRIVE_MAX_BACKOFF_SECONDS", default=600.0)
+# A stage or rollout whose workers were lost this many times fails with the reason instead of being taken over.
+ROLLGATE_WORK_MAX_ATTEMPTS = env.int("ROLLGATE_WORK_MAX_ATTEMPTS", default=6)
+# How long a worker keeps trying to record an outcome while the database is unreachable (a restart, a failover).
+ROLLGATE_DATABASE_OUTAGE_BUDGET_SECONDS = env.float("ROLLGATE_DATABASE_OUTAGE_BUDGET_SECONDS", default=120.0)
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 3600
+CELERY_BROKER_TRANSPORT_OPTIONS.update(env.json("CELERY_BROKER_TRANSPORT_OPTIONS", default={}))
+# Publishing while Redis is down: a few quick tries, then the send gives up (the committed change stands and the
+# sweeper sends the work later) instead of holding a web request for long.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3,
+                                    "interval_max": 0.5}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The gate queue: the SLA gate, traffic moves and the sweepers, short tasks that must never wait behind a build.
+# Its own worker process consumes it (Procfile "gate"; compose and k8s "gate-worker"); builds and rollouts stay on
+# the default queue ("worker").
+ROLLGATE_GATE_QUEUE = env.str("ROLLGATE_GATE_QUEUE", default="gate")
+CELERY_TASK_ROUTES = {name: {"queue": ROLLGATE_GATE_QUEUE} for name in (
+    "sla.evaluate_gray_releases", "deploy.set_weight", "deploy.go_live", "deploy.roll_back", "deploy.rollout_cancel",
+    "deploy.revision_rollback", "deploy.scale_down_idle", "pipelines.sweep", "deploy.sweep")}
+CELERY_BEAT_SCHEDULE.update({
+    "pipelines-sweep": {"task": "pipelines.sweep", "schedule": ROLLGATE_SWEEP_INTERVAL_SECONDS,
+                        "options": {"expires": ROLLGATE_SWEEP_INTERVAL_SECONDS * 2}},
+    "deploy-sweep": {"task": "deploy.sweep", "schedule": ROLLGATE_SWEEP_INTERVAL_SECONDS,
+                     "options": {"expires": ROLLGATE_SWEEP_INTERVAL_SECONDS * 2}},
 })
 # Credential files (TargetCredential kinds *_file) may only be read from these directories.
 ROLLGATE_CREDENTIAL_FILE_DIRS = env.list("ROLLGATE_CREDENTIAL_FILE_DIRS", default=["/run/secrets", "/var/run/secrets"])

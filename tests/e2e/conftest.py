@@ -6,11 +6,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
 from django.conf import settings
+from django.db import connections
+
+from tests.conftest import app_database_url
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -26,13 +28,10 @@ def free_port() -> int:
 
 
 def database_url() -> str:
-    db = settings.DATABASES["default"]
-    if "postgresql" not in db["ENGINE"]:
+    """The test database as the app role (tests/conftest.py): the server runs with the rights production gives it."""
+    if connections["default"].vendor != "postgresql":
         pytest.skip("browser tests need PostgreSQL (set DATABASE_URL): the server process shares the test database")
-    auth = quote(db.get("USER") or "postgres")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    return app_database_url()
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +113,34 @@ def new_page(browser, server_url):
     yield make
     for context in contexts:
         context.close()
+    wait_server_quiet()
+
+
+def wait_server_quiet(timeout: float = 15.0):
+    """Wait (bounded) until the server process has no query or transaction open on the test database.
+
+    Closing a browser context does not stop a request the server is already answering (a fragment refresh after a
+    live event, say). pytest-django's teardown TRUNCATEs every table; run while such a request holds a table lock,
+    the two deadlock and the next test starts on a database that was never emptied."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state IS NOT NULL AND state <> 'idle'")
+            busy = cursor.fetchone()[0]
+        now = time.monotonic()
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= 0.3:  # quiet for a moment, not between two queries of one request
+            return
+        time.sleep(0.05)
+    print(f"e2e: the server still had a query open on the test database after {timeout:.0f} s")
 
 
 def log_in(page, username: str, password: str | None = None):

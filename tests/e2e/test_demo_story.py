@@ -127,7 +127,7 @@ def demo_stack(tmp_path, transactional_db):
         gate_env = {"PROMETHEUS_URL": prometheus.url, "SLA_GATE_INTERVAL_SECONDS": 2}
         stack.start("web", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
                             "--port", str(port), "--no-access-log", "--log-level", "warning"], **gate_env)
-        stack.start("worker", [sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-s",
+        stack.start("worker", [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "celery,gate", "-B", "-s",
                                str(tmp_path / "beat-schedule"), "--concurrency", "2", "-n",
                                f"story-{port}@127.0.0.1", "-l", "warning", "--without-gossip", "--without-mingle"],
                      **gate_env)

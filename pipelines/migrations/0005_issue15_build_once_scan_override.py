@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipelines', '0003_issue12_ci_ends_at_ready'),
+        ('pipelines', '0004_issue13_stage_queue'),
     ]
 
     operations = [
