@@ -44,6 +44,7 @@ from releases.errors import DomainError, InvalidInput, NotFound, TransitionNotAl
 from releases.models import AgentService, Environment, Release
 from releases.services import (
     Actor,
+    approvals_mark_stale,
     audit_record,
     release_gate_pause,
     release_promote,
@@ -477,10 +478,20 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
              "action": verdict.action, "outcome": verdict.outcome.value, "healthy": verdict.healthy},
         )
 
+    if verdict.snapshot_due and verdict.action in BLOCKING_SNAPSHOT_ACTIONS:
+        # Approvals of this version further down the path were given on better evidence: they go stale.
+        approvals_mark_stale(service_id=release.service_id, tag=release.version.tag, actor_name=GATE_ACTOR,
+                             after_position=release.environment.position,
+                             reason=f"a new SLA snapshot of {release.version.tag} in {release.environment.name} "
+                                    f"blocks ({verdict.action}): {verdict.summary[:300]}")
     taken = _act(candidate, verdict)  # committed: a failure to act below never loses the stored verdict
     if taken:
         GateRecord.objects.filter(pk=candidate.release_id, sequence=seq + 1).update(action_taken=taken[:300])
     return Applied(candidate.release_id, seq + 1, verdict.status, verdict.action, taken, claimed=True)
+
+
+# A snapshot that pauses, rolls back or blocks makes approvals of the version in later environments stale.
+BLOCKING_SNAPSHOT_ACTIONS = frozenset({"pause", "rollback", "block_version"})
 
 
 def _lock_release_rows(release_id: int, *, no_key: bool = True) -> bool:
