@@ -46,7 +46,7 @@ serve: migrate
 	@PORT=$(PORT) .venv/bin/honcho -f Procfile start
 
 test: deps
-	@bash scripts/install-system.sh chromium  # the browser tests (tests/e2e) drive Debian's Chromium
+	@bash scripts/install-system.sh chromium prometheus-alertmanager docker-compose  # browser tests, Alertmanager, compose check
 	@bash scripts/services.sh postgres redis
 	@bash scripts/setup-pipelines.sh >/dev/null
 	@bash scripts/setup-sla.sh >/dev/null

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
@@ -10,10 +11,16 @@ urlpatterns = [
     path("api/", include("sla.api.urls")),
     path("monitor/", include("sla.api.monitor_urls")),
     path("api/", include("pipelines.urls")),  # pipelines (issue 3)
+    path("api/", include("alerts.urls")),  # Alertmanager receiver (issue 17)
+    path("", include("observability.urls")),  # /metrics, /api/health/live, /api/health/ready (issue 17)
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
     path("", include("frontend.urls")),
 ]
+
+# Single sign-on (OpenID Connect), when configured: /oidc/authenticate/ and /oidc/callback/ (issue 17).
+if settings.ROLLGATE_OIDC_ENABLED:
+    urlpatterns.insert(0, path("oidc/", include("mozilla_django_oidc.urls")))
 
 # API paths that match no route answer JSON in the error shape (documented for every operation), not HTML.
 handler404 = "releases.api.errors.not_found_handler"

@@ -8,6 +8,7 @@ from frontend import (
     dora_views,
     environment_views,
     pipeline_views,
+    release_new_views,
     routing_views,
     sla_views,
     views,
@@ -22,6 +23,8 @@ urlpatterns = [
     path("audit/export.csv", audit_views.audit_export, name="audit-export"),
     path("environments/", environment_views.environment_list, name="environment-list"),
     path("environments/<slug:name>/", environment_views.environment_detail, name="environment-detail"),
+    path("releases/new/", release_new_views.release_new, name="release-new"),
+    path("releases/new/check/", release_new_views.release_new_check, name="release-new-check"),
     # The release page and its sections. Section URLs come before release-action, which would match them.
     path("releases/<int:release_id>/", views.release_detail, name="release-detail"),
     path("releases/<int:release_id>/routing/", routing_views.release_routing, name="release-routing"),

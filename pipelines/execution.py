@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunResult:
-    outcome: str  # "not_claimed", "succeeded", "failed", "blocked", "waiting", "retry"
+    outcome: str  # "not_claimed", "succeeded", "skipped", "failed", "blocked", "waiting", "retry"
     reason: str = ""
 
 
@@ -93,6 +93,11 @@ def stage_execute(*, stage_id: int, task_id: str) -> RunResult:
     try:
         with _Heartbeat(stage.pk, stage.attempt):
             runners.runner_for(stage.name)(ctx)
+    except runners.StageSkipped as exc:
+        reason = str(exc)
+        _record(f"stage {stage.pk} skipped", lambda: services.stage_succeed(
+            stage_id=stage.pk, attempt=stage.attempt, skipped=reason))
+        return RunResult("skipped", reason)
     except runners.StageBlocked as exc:
         reason = str(exc)
         _record(f"stage {stage.pk} blocked", lambda: services.stage_block(

@@ -7,3 +7,9 @@ arguments release_id, from_status, to_status, from_weight, to_weight, actor_name
 from django.dispatch import Signal
 
 release_transitioned = Signal()
+
+# Sent after commit when a release starts waiting for approvals: built in an environment that requires them
+# (step_weight 0), arrived at the rung below a gray step that requires them (step_weight = that rung), or its
+# approvals went stale. Keyword arguments: release_id, step_weight, missing ({role: count}), reason (words).
+# The notification channels hook in here ("approval_needed"); receivers must be quick and must not raise.
+approval_needed = Signal()

@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -25,6 +26,7 @@ def sha() -> str:
 # (TRUNCATE). Every Rollgate process a test starts (uvicorn, Celery workers, beat, the demo stack) runs as the
 # app role that `manage.py db_app_role` makes, as in production: no ownership, no TRUNCATE, audit rows append-only.
 APP_ROLE = "rollgate_app"
+_BASE_DATABASE_NAME = settings.DATABASES["default"]["NAME"]  # read before pytest-django switches to the test one
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,6 +36,8 @@ def app_database_role(django_db_setup, django_db_blocker):
 
     if connection.vendor != "postgresql":
         return None
+    if connection.settings_dict["NAME"] == _BASE_DATABASE_NAME:
+        return None  # no test in this run uses the database, so pytest-django did not create a test database
     with django_db_blocker.unblock():
         call_command("db_app_role", APP_ROLE, stdout=open("/dev/null", "w"))
     return APP_ROLE

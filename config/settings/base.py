@@ -343,3 +343,92 @@ ROLLGATE_CREDENTIAL_FILE_DIRS = env.list("ROLLGATE_CREDENTIAL_FILE_DIRS", defaul
 # Shared cache (login throttling counts across web processes).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                       "KEY_PREFIX": "rollgate"}}
+
+# === Issue 17: running Rollgate as platform teams run their tools ===============================================
+# (one block, additive: Alertmanager receiver, Prometheus client options, own metrics and logs, proxy settings, SSO)
+INSTALLED_APPS += ["alerts"]  # noqa: F405 — the Alertmanager receiver (alerts/)
+
+# --- Alertmanager receiver: POST /api/alerts/alertmanager ---------------------------------------------------------
+# Alertmanager's webhook_config sends "Authorization: Bearer <this>" (http_config.authorization.credentials).
+# Unset: the receiver answers 403.
+ROLLGATE_ALERTMANAGER_TOKEN = env_secret("ROLLGATE_ALERTMANAGER_TOKEN", default="")
+# Which alert labels name the service, the environment and (optionally) the version a canary runs.
+ROLLGATE_ALERTMANAGER_LABELS = {"service": "service", "environment": "env", "version": "version",
+                                **env.json("ROLLGATE_ALERTMANAGER_LABELS", default={})}
+# Alertmanager's "firing"/"resolved" is its own enum in the API schema (not one of the release statuses).
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["AlertStatusEnum"] = "alerts.models.AlertStatus"
+# What a firing alert does to the matching canary, per environment ("*": every other one): pause or rollback.
+ROLLGATE_ALERTMANAGER_ACTIONS = env.json("ROLLGATE_ALERTMANAGER_ACTIONS", default={"*": "pause"})
+_bad_actions = {name: action for name, action in ROLLGATE_ALERTMANAGER_ACTIONS.items()
+                if action not in ("pause", "rollback")}
+if _bad_actions or not isinstance(ROLLGATE_ALERTMANAGER_ACTIONS, dict):
+    raise RuntimeError(f"ROLLGATE_ALERTMANAGER_ACTIONS: each environment's action must be pause or rollback, got "
+                       f"{_bad_actions}")
+if set(ROLLGATE_ALERTMANAGER_LABELS) != {"service", "environment", "version"}:
+    raise RuntimeError("ROLLGATE_ALERTMANAGER_LABELS: keys are service, environment and version (values: label "
+                       f"names), got {sorted(ROLLGATE_ALERTMANAGER_LABELS)}")
+
+# --- Prometheus access (SLA gate): TLS verified by default, auth, headers, one Prometheus per environment ---------
+# PROMETHEUS_URL (above) is the default. A private CA: PROMETHEUS_CA_BUNDLE=/path/ca.pem. PROMETHEUS_TLS_VERIFY=false
+# only for a lab. Auth: PROMETHEUS_BEARER_TOKEN(_FILE), or PROMETHEUS_USERNAME + PROMETHEUS_PASSWORD(_FILE).
+# PROMETHEUS_HEADERS='{"X-Scope-OrgID": "team-a"}' adds headers to every query.
+PROMETHEUS_TLS_VERIFY = env.bool("PROMETHEUS_TLS_VERIFY", default=True)
+PROMETHEUS_CA_BUNDLE = env.str("PROMETHEUS_CA_BUNDLE", default="")
+PROMETHEUS_BEARER_TOKEN = env_secret("PROMETHEUS_BEARER_TOKEN", default="")
+PROMETHEUS_USERNAME = env.str("PROMETHEUS_USERNAME", default="")
+PROMETHEUS_PASSWORD = env_secret("PROMETHEUS_PASSWORD", default="")
+PROMETHEUS_HEADERS = env.json("PROMETHEUS_HEADERS", default={})
+# Per environment (clusters usually have one Prometheus each), any of: url, tls_verify, ca_bundle, bearer_token_file,
+# username, password_file, headers; what an environment leaves out comes from the PROMETHEUS_* defaults above.
+# ROLLGATE_PROMETHEUS_ENVIRONMENTS='{"prod": {"url": "https://prometheus.prod:9090", "ca_bundle": "/etc/ca.pem",
+#   "bearer_token_file": "/run/secrets/prom-prod"}}'  (or the same JSON in the file ROLLGATE_PROMETHEUS_ENVIRONMENTS_FILE)
+ROLLGATE_PROMETHEUS_ENVIRONMENTS = env.json("ROLLGATE_PROMETHEUS_ENVIRONMENTS", default={})
+if env.str("ROLLGATE_PROMETHEUS_ENVIRONMENTS_FILE", default=""):
+    import json as _json
+
+    ROLLGATE_PROMETHEUS_ENVIRONMENTS = _json.loads(Path(env.str("ROLLGATE_PROMETHEUS_ENVIRONMENTS_FILE")).read_text())
+
+# --- Rollgate's own observability: /metrics, health, structured logs --------------------------------------------
+INSTALLED_APPS += ["observability"]  # noqa: F405 — /metrics, /api/health/live, /api/health/ready
+# Request id, actor and release id on every log line of a request (after authentication: it names the user).
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "config.logs.RequestContextMiddleware")
+# One JSON object per log line (timestamp, level, logger, event, request_id, release_id, actor); "console" for people.
+ROLLGATE_LOG_FORMAT = env.str("ROLLGATE_LOG_FORMAT", default="json")
+from config.logs import logging_config  # noqa: E402
+
+LOGGING = logging_config(fmt=ROLLGATE_LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING too (JSON), not Celery's own format
+# The Celery queues whose length /metrics reports (the lead's issue 13 adds "gate" for the SLA gate and traffic).
+ROLLGATE_METRICS_QUEUES = env.list("ROLLGATE_METRICS_QUEUES", default=["celery", "gate"])
+
+# --- Proxies and TLS (README, "Deploy on Kubernetes"): one list of trusted proxies for uvicorn and Django ----------
+# uvicorn reads FORWARDED_ALLOW_IPS itself (its --forwarded-allow-ips); when ROLLGATE_TRUSTED_PROXIES is unset, the
+# same list is Rollgate's, so the two layers never disagree about who may set X-Forwarded-For / -Proto.
+if not ROLLGATE_TRUSTED_PROXIES and env.str("FORWARDED_ALLOW_IPS", default="") not in ("", "*"):
+    ROLLGATE_TRUSTED_PROXIES = env.list("FORWARDED_ALLOW_IPS")
+
+# --- Single sign-on: OpenID Connect (mozilla-django-oidc; releases/sso.py). Local accounts keep working. ---------
+# On when OIDC_RP_CLIENT_ID is set. The provider's endpoints come from its discovery document
+# (<issuer>/.well-known/openid-configuration): authorization, token, userinfo and jwks.
+ROLLGATE_OIDC_ENABLED = bool(env.str("OIDC_RP_CLIENT_ID", default=""))
+ROLLGATE_OIDC_PROVIDER_NAME = env.str("ROLLGATE_OIDC_PROVIDER_NAME", default="single sign-on")
+ROLLGATE_OIDC_USERNAME_CLAIM = env.str("ROLLGATE_OIDC_USERNAME_CLAIM", default="preferred_username")
+# The claim holding the person's groups, and which Rollgate role each group gives:
+# ROLLGATE_OIDC_ROLE_MAP='{"release-managers": "release_manager", "sre": "ops", "qa": "qa"}'
+ROLLGATE_OIDC_ROLE_CLAIM = env.str("ROLLGATE_OIDC_ROLE_CLAIM", default="groups")
+ROLLGATE_OIDC_ROLE_MAP = env.json("ROLLGATE_OIDC_ROLE_MAP", default={})
+if ROLLGATE_OIDC_ENABLED:
+    INSTALLED_APPS += ["mozilla_django_oidc"]  # noqa: F405
+    AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "releases.sso.RollgateOIDCBackend"]
+    OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID")
+    OIDC_RP_CLIENT_SECRET = env_secret("OIDC_RP_CLIENT_SECRET", default="")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+    OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT")
+    OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT")
+    OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT")
+    OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+    OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default=f"openid email profile {ROLLGATE_OIDC_ROLE_CLAIM}")
+    OIDC_VERIFY_SSL = env.bool("OIDC_VERIFY_SSL", default=True)
+    OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=10.0)
+    LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"

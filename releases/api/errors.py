@@ -72,6 +72,7 @@ def exception_handler(exc, context):
         body = {"detail": exc.message, "code": exc.code}
         if exc.field:
             body["errors"] = {exc.field: [exc.message]}
+        body.update(exc.extra)
         return Response(body, status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": "request body is too large", "code": "too_large"},

@@ -5,6 +5,8 @@ in line: what the records say serves is what runs.
 The target is the FileDriver of test_rollout_path (each running version is a file; weights and go-lives are
 recorded). Messages are queued for real to this run's Redis, then lost (tests/durable.py).
 """
+import datetime as dt
+
 import pytest
 
 from deploy import drivers
@@ -66,9 +68,10 @@ def test_a_promotion_whose_rollout_message_was_lost_is_rolled_out_after_the_dela
     assert Release.objects.get(pk=canary.pk).status == S.DEPLOYING
     assert Rollout.objects.get(release=canary).status == RS.PENDING
     Release.objects.filter(pk=canary.pk).update(status_changed_at=later(-redrive_after - 1))
+    queued = Rollout.objects.get(release=canary).queued_at
     with eager():
-        assert deploy_sweep(now=later(redrive_after - 1)).total == 0
-        report = deploy_sweep(now=later(redrive_after + 1))
+        assert deploy_sweep(now=queued + dt.timedelta(seconds=redrive_after - 1)).total == 0
+        report = deploy_sweep(now=queued + dt.timedelta(seconds=redrive_after + 1))
     assert report.rollouts_requeued == [canary.pk]
     canary.refresh_from_db()
     assert (canary.status, canary.gray_weight) == (S.GRAY, 5)
@@ -86,7 +89,7 @@ def test_a_rollout_whose_worker_died_is_taken_over(settings, make_release, rm, t
     with lost_messages():
         release_promote(actor=Actor.of(rm), release_id=canary.pk)
     assert rollouts.rollout_claim(release_id=canary.pk, task_id="dies") is not None
-    Rollout.objects.filter(release=canary).update(queued_at=later(-20), heartbeat_at=later(-7))
+    Rollout.objects.filter(release=canary).update(queued_at=later(-20), heartbeat_at=later(-4))
     with eager():
         assert deploy_sweep().rollouts_taken_over == []
         Rollout.objects.filter(release=canary).update(heartbeat_at=later(-9))

@@ -47,10 +47,13 @@ def test_releases_whose_messages_were_lost_are_built_after_the_redrive_delay(
         assert release.status == S.PENDING
         assert Stage.objects.get(pipeline__release=release, name="prepare").status == T.PENDING
 
+    queued = list(Stage.objects.filter(pipeline__release__in=releases, name="prepare").values_list("queued_at",
+                                                                                                  flat=True))
     with eager():
         # Before the delay: a queue may simply be long; nothing is sent twice.
-        assert pipelines_sweep(now=later(redrive_after - 2)).total == 0
-        report = pipelines_sweep(now=later(redrive_after + 1))
+        first = min(queued) + dt.timedelta(seconds=redrive_after - 1)
+        assert pipelines_sweep(now=first).total == 0
+        report = pipelines_sweep(now=max(queued) + dt.timedelta(seconds=redrive_after + 1))
     assert len(report.stages_requeued) == 3
     for release in releases:
         release.refresh_from_db()
@@ -114,8 +117,8 @@ def test_a_stage_whose_worker_stopped_beating_is_taken_over_by_the_sweep(setting
     prepare = Stage.objects.get(pipeline__release=release, name="prepare")
     assert services.stage_claim(stage_id=prepare.pk, task_id="the-worker-that-dies") is not None
     with eager():
-        # Queued 30 s ago, claimed, beating until 11 s ago.
-        Stage.objects.filter(pk=prepare.pk).update(queued_at=later(-30), heartbeat_at=later(-11))
+        # Queued 30 s ago, claimed, beating until 6 s ago.
+        Stage.objects.filter(pk=prepare.pk).update(queued_at=later(-30), heartbeat_at=later(-6))
         assert pipelines_sweep().total == 0  # still beating, as far as anyone can tell
         Stage.objects.filter(pk=prepare.pk).update(heartbeat_at=later(-13))  # then the worker died
         report = pipelines_sweep()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('releases', '0006_merge_issue14_issue16'),
+        ('releases', '0007_issue15_approvals_steps_evidence_idempotency'),
     ]
 
     operations = [
