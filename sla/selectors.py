@@ -11,7 +11,7 @@ from releases import policy as access
 from releases import selectors as release_selectors
 from releases.filters import apply as apply_filters
 from releases.models import AgentService, Environment, Release
-from sla import dora
+from sla import backtest, dora
 from sla.filters import SlaReportFilter
 from sla.models import GateRecord, SlaPolicyVersion, SlaReport, SlaSample
 from sla.policy import DEFAULT_POLICY
@@ -230,3 +230,12 @@ def release_timeline(*, user, release: Release) -> dict | None:
     if not access.can(user, access.SLA_VIEW):
         return None
     return dora.release_timeline(release)
+
+
+def policy_backtest(*, user, environment: str, policy, service: str = "", limit: int = 200) -> dict:
+    """sla.backtest over the environment's past releases the user may see (sla.view and release.view)."""
+    if not access.can(user, access.SLA_VIEW):
+        return backtest.backtest(policy, Release.objects.none())
+    visible = release_selectors.release_list(user=user).values("pk")
+    return backtest.backtest(policy, backtest.past_releases(environment, service=service, limit=limit)
+                             .filter(pk__in=visible))

@@ -12,4 +12,6 @@ urlpatterns = [
     path("dora/", views.DoraApi.as_view(), name="api-dora"),
     path("dora.csv", views.DoraCsvApi.as_view(), {"format": "csv"}, name="api-dora-csv"),
     path("sla/policies/<slug:environment>/", views.SlaPolicyApi.as_view(), name="api-sla-policy"),
+    path("sla/policies/<slug:environment>/backtest/", views.SlaPolicyBacktestApi.as_view(),
+         name="api-sla-policy-backtest"),
 ]

@@ -26,7 +26,7 @@ from releases.services import Actor
 from sla import dora, selectors, services
 from sla.api.renderers import SlaReportCsvRenderer
 from sla.models import REPORT_ACTIONS, REPORT_STATUSES
-from sla.policy import PolicyInvalid
+from sla.policy import PolicyInvalid, SlaPolicy
 
 TAG_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 NAME_RE = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -563,3 +563,60 @@ class DoraCsvApi(DoraApi):
                    operation_id="dora_csv")
     def get(self, request, format=None):
         return super().get(request, format=format)
+
+
+# --- policy backtest --------------------------------------------------------------------------------------------
+
+
+class BacktestRowOutput(serializers.Serializer):
+    release_id = serializers.IntegerField()
+    service = serializers.CharField()
+    version = serializers.CharField()
+    outcome = serializers.CharField(help_text="regression (rolled back or blocked after traffic), healthy (went live "
+                                              "and stayed), open")
+    actual_action = serializers.CharField(help_text="the gate's first stop on record, or none")
+    actual_at = serializers.DateTimeField(allow_null=True)
+    candidate_action = serializers.CharField(help_text="the candidate policy's first stop on the same evidence")
+    candidate_at = serializers.DateTimeField(allow_null=True)
+    candidate_summary = serializers.CharField()
+    false_stop = serializers.BooleanField()
+    missed_regression = serializers.BooleanField()
+    decision_change_s = serializers.FloatField(allow_null=True, help_text="candidate - actual; negative: earlier")
+
+
+class BacktestOutput(serializers.Serializer):
+    releases = serializers.IntegerField()
+    false_stops = serializers.IntegerField()
+    missed_regressions = serializers.IntegerField()
+    decision_change_median_s = serializers.FloatField(allow_null=True)
+    rows = BacktestRowOutput(many=True)
+
+
+class SlaPolicyBacktestApi(APIView):
+    """POST /api/sla/policies/<environment>/backtest/ {"policy": {...}, "service": "", "limit": 200} — what the
+    candidate policy (an environment's full policy; missing fields take the defaults) would have decided on the
+    stored evidence of past releases, against what happened (sla/backtest.py). Nothing is saved."""
+
+    permission_classes = [requires(access.SLA_VIEW)]
+
+    class InputSerializer(StrictInputSerializer):
+        class Meta:
+            ref_name = "SlaPolicyBacktestInput"
+
+        policy = serializers.JSONField()
+        service = _name_field()
+        limit = serializers.IntegerField(min_value=1, max_value=2000, default=200,
+                                         help_text="newest past releases replayed (at most 2000)")
+
+    @extend_schema(request=InputSerializer, responses=BacktestOutput)
+    def post(self, request, environment: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        release_selectors.environment_by_name(environment)  # 404 in the lookups' words
+        try:
+            candidate = SlaPolicy.from_dict(data.validated_data["policy"])
+        except PolicyInvalid as exc:
+            raise serializers.ValidationError({"policy": {name: [rule] for name, rule in exc.errors.items()}})
+        result = selectors.policy_backtest(user=request.user, environment=environment, policy=candidate,
+                                           service=data.validated_data["service"], limit=data.validated_data["limit"])
+        return Response(BacktestOutput(result).data)
