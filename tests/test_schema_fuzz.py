@@ -64,6 +64,9 @@ REFUSES_SOME_VALID = {
                                                                 "/api/sla/reports/")},
     "POST /api/webhook-endpoints/": "format: uri allows URLs Django's URLValidator refuses (a host label longer "
                                     "than 63 characters)",
+    "POST /api/sla/policies/{environment}/backtest/": "the candidate policy's fields and ranges are sla.policy's "
+                                                      "rules (known names, cross-field limits), and the environment "
+                                                      "must exist (data, not schema)",
 }
 # Schema-violating requests an operation accepts, because DRF reads input leniently.
 ACCEPTS_SOME_INVALID = {

@@ -603,7 +603,7 @@ class SlaPolicyBacktestApi(APIView):
         class Meta:
             ref_name = "SlaPolicyBacktestInput"
 
-        policy = serializers.JSONField()
+        policy = serializers.DictField(help_text="fields of sla.policy.SlaPolicy; missing ones take the defaults")
         service = _name_field()
         limit = serializers.IntegerField(min_value=1, max_value=2000, default=200,
                                          help_text="newest past releases replayed (at most 2000)")
