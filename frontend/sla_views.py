@@ -6,6 +6,7 @@ the one write (settling a manual review) goes through sla.services.gate_acknowle
 """
 import csv
 import io
+import json
 import re
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from releases.models import AgentService, Environment
 from releases.services import Actor
 from sla import explain, selectors, services
 from sla.models import REPORT_ACTIONS, REPORT_STATUSES
+from sla.policy import PolicyInvalid, SlaPolicy
 
 _FILTER = {"version": re.compile(r"^[A-Za-z0-9._-]{0,100}$"), "environment": re.compile(r"^[a-z0-9-]{0,63}$"),
            "service": re.compile(r"^[a-z0-9-]{0,63}$")}
@@ -171,13 +173,43 @@ def sla_policy(request, environment: str):
     fields = [{"name": name, "value": value, "default": view["defaults"].get(name),
                "changed": value != view["defaults"].get(name), "overridden": name in overrides}
               for name, value in view["policy"].items()]
+    trial = _backtest_trial(request, env, service_name if service else "", view["policy"])
     return render(request, "frontend/sla/policy.html", {
+        "trial": trial,
         "environment": env, "service": service, "view": view, "fields": fields,
         "precedence": selectors.PRECEDENCE, "power_formula": selectors.POWER_FORMULA,
         "power_words": selectors.POWER_FORMULA_WORDS,
         "services": AgentService.objects.filter(sla_policy_versions__environment=env).distinct().order_by("name"),
         "can_manage": bool(policy.can(request.user, policy.SLA_POLICY_MANAGE)),
     })
+
+
+def _backtest_trial(request, env, service: str, current: dict) -> dict | None:
+    """?candidate={"field": value, ...}: the changes over the effective policy, their diff and the backtest of the
+    result on the environment's past releases (sla/backtest.py). Read-only; ops save with PUT on the API."""
+    text = request.GET.get("candidate", "")
+    if not text:
+        return None
+    trial = {"text": text[:4000], "problems": [], "diff": [], "result": None}
+    try:
+        changes = json.loads(text[:4000])
+    except ValueError as error:
+        trial["problems"].append(f"candidate: not JSON ({error})")
+        return trial
+    if not isinstance(changes, dict):
+        trial["problems"].append('candidate: must be a JSON object of policy fields, e.g. {"pause_eval_score_drop": 0.03}')
+        return trial
+    try:
+        candidate = SlaPolicy.from_dict(current).with_overrides(changes)
+    except PolicyInvalid as error:
+        trial["problems"] += [f"{name}: {rule}" for name, rule in error.errors.items()]
+        return trial
+    after = candidate.to_dict()
+    trial["diff"] = [{"name": name, "before": current.get(name), "after": after[name]}
+                     for name in after if after[name] != current.get(name)]
+    trial["result"] = selectors.policy_backtest(user=request.user, environment=env.name, policy=candidate,
+                                                service=service)
+    return trial
 
 
 @login_required

@@ -96,3 +96,19 @@ def test_service_filter_and_bad_candidates(past, qa):
     errors = bad.json()["errors"]["policy"]
     assert set(errors) == {"pause_below_success_rate", "nonsense"}
     assert client_for(qa).post("/api/sla/policies/nowhere/backtest/", {"policy": {}}, format="json").status_code == 404
+
+
+def test_policy_page_shows_the_backtest_next_to_the_diff(past, qa, client):
+    import json as _json
+
+    client.force_login(qa)
+    page = client.get("/sla/policy/staging/", {"candidate": _json.dumps({"pause_below_success_rate": 0.995})})
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "<code>pause_below_success_rate</code></td><td class=\"num\">0.99</td><td class=\"num\"><b>0.995</b>" in text
+    assert "4 past releases replayed: <b>1 false stop</b>" in text and "<b>1 missed regression</b>" in text
+    assert f'data-backtest-release="{past["v1.2.0"].pk}" class="fired"' in text
+    bad = client.get("/sla/policy/staging/", {"candidate": '{"pause_below_success_rate": 2'}).content.decode()
+    assert "candidate: not JSON" in bad
+    wrong = client.get("/sla/policy/staging/", {"candidate": '{"power": 2}'}).content.decode()
+    assert "power: must be a probability" in wrong
