@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/rollgate
-STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | sha1sum | cut -c1-12)
 
 .PHONY: run serve test bench deps system services migrate clean
 
@@ -16,10 +16,11 @@ test: export DJANGO_SETTINGS_MODULE = config.settings.test
 system:
 	@bash scripts/install-system.sh
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv .venv
 	@$(PY) -m pip install -q --upgrade pip 2> >(grep -v "is neither a file nor a directory" >&2)
 	@$(PY) -m pip install -q -r requirements-dev.txt 2> >(grep -v "is neither a file nor a directory" >&2)
+	@$(PY) -m pip install -q --no-deps -e .  # the `rollgate` command (pyproject.toml), in .venv/bin
 	@rm -f .venv/.installed-* && touch $(STAMP)
 
 node_modules/.installed: package.json
