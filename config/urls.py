@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/", include("sla.api.urls")),
     path("monitor/", include("sla.api.monitor_urls")),
     path("api/", include("pipelines.urls")),  # pipelines (issue 3)
+    path("api/", include("notifications.urls")),  # notifications (issue 18)
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
     path("", include("frontend.urls")),

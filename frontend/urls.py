@@ -6,6 +6,7 @@ from frontend import (
     audit_views,
     deploy_views,
     environment_views,
+    notification_views,
     pipeline_views,
     routing_views,
     sla_views,
@@ -19,6 +20,9 @@ urlpatterns = [
     path("approvals/", approval_views.approvals_inbox, name="approvals-inbox"),
     path("audit/", audit_views.audit_log, name="audit-log"),
     path("audit/export.csv", audit_views.audit_export, name="audit-export"),
+    path("notifications/", notification_views.notifications_page, name="notifications"),
+    path("notifications/deliveries/<int:delivery_id>/retry/", notification_views.delivery_retry,
+         name="notification-delivery-retry"),
     path("environments/", environment_views.environment_list, name="environment-list"),
     path("environments/<slug:name>/", environment_views.environment_detail, name="environment-detail"),
     # The release page and its sections. Section URLs come before release-action, which would match them.

@@ -28,7 +28,7 @@ from releases.errors import ActionBlocked, Forbidden, InvalidInput, NotFound, Tr
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
 from releases.selectors import approval_summary, environment_by_name, gray_ladder, live_release, service_by_name, \
     traffic_refusal
-from releases.signals import release_transitioned
+from releases.signals import audit_recorded, release_transitioned
 
 S = ReleaseStatus
 
@@ -82,6 +82,7 @@ def audit_record(
         event.prev_hash = AuditEvent.objects.order_by("-id").values_list("row_hash", flat=True).first() or ""
         event.row_hash = audit_chain.row_hash(event, event.prev_hash)
         event.save(force_insert=True)
+        audit_recorded.send_robust(sender=AuditEvent, audit=event)  # notifications: deliveries in this transaction
     events.send_event_on_commit(
         [events.AUDIT_GROUP], "audit.created",
         {"audit_id": event.pk, "action": action, "release_id": release.pk if release else None},

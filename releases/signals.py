@@ -7,3 +7,10 @@ arguments release_id, from_status, to_status, from_weight, to_weight, actor_name
 from django.dispatch import Signal
 
 release_transitioned = Signal()
+
+# audit_recorded is sent with `audit` (the AuditEvent just written) INSIDE the writer's transaction, right after
+# the row: a receiver may write rows of its own in the same transaction (notifications queue their deliveries
+# there, so an event and its deliveries commit or vanish together) but must do no network I/O, lock no row a
+# transaction may hold before writing audit rows (the chain lock is the last lock), and must not raise
+# (it is sent with send_robust; a receiver uses a savepoint of its own).
+audit_recorded = Signal()

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "deploy",
     "sla",
     "routing",  # gray routing for schedulers (issue 6)
+    "notifications",  # release events to Slack, Feishu, DingTalk, WeCom, webhooks (issue 18)
     "frontend",
     "demo",  # the one-command demo: demo_setup and demo_story commands (issue 8)
 ]
@@ -208,6 +209,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Release control for agent services: versions, environments, gray releases, approvals, audit.",
     "VERSION": "0.1.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "ENUM_NAME_OVERRIDES": {"NotificationEventEnum": "notifications.choices.EventType",
+                            "DeliveryStatusEnum": "notifications.choices.DeliveryStatus"},
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "releases.api.schema_hooks.add_error_responses"],
 }
@@ -301,3 +304,12 @@ ROLLGATE_CREDENTIAL_FILE_DIRS = env.list("ROLLGATE_CREDENTIAL_FILE_DIRS", defaul
 # Shared cache (login throttling counts across web processes).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                       "KEY_PREFIX": "rollgate"}}
+# --- Notifications (issue 18): release events to chat and webhooks -----------------------------------------------
+# Each delivery is tried up to ROLLGATE_NOTIFY_MAX_ATTEMPTS times, waiting base * 2^(n-1) seconds (capped) between.
+ROLLGATE_NOTIFY_MAX_ATTEMPTS = env.int("ROLLGATE_NOTIFY_MAX_ATTEMPTS", default=6)
+ROLLGATE_NOTIFY_BACKOFF_SECONDS = env.float("ROLLGATE_NOTIFY_BACKOFF_SECONDS", default=10.0)
+ROLLGATE_NOTIFY_BACKOFF_CAP_SECONDS = env.float("ROLLGATE_NOTIFY_BACKOFF_CAP_SECONDS", default=900.0)
+ROLLGATE_NOTIFY_TIMEOUT_SECONDS = env.float("ROLLGATE_NOTIFY_TIMEOUT_SECONDS", default=5.0)
+# Re-drives deliveries whose queue message was lost and announces freeze windows starting and ending.
+CELERY_BEAT_SCHEDULE["notifications.sweep"] = {"task": "notifications.sweep", "schedule": 60.0,
+                                              "options": {"expires": 60.0}}
