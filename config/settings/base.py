@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "frontend.middleware.HtmxVaryMiddleware",  # pages differ by HX-Request: Vary says so (back button, caches)
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into a 429 page
 ]
@@ -181,10 +182,15 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
-# WhiteNoise serves static files straight from the finders; production.py collects them into STATIC_ROOT.
+# WhiteNoise serves static files straight from the finders; production.py collects them into STATIC_ROOT with
+# hashed names and compressed copies.
 WHITENOISE_USE_FINDERS = True
-# Third-party browser libraries (htmx, Chart.js) are npm dependencies (package.json), served from node_modules.
-STATICFILES_DIRS = [("vendor", BASE_DIR / "node_modules")]
+# Third-party browser libraries (htmx, Chart.js) are npm dependencies (package.json); only the files the pages
+# load are published, under vendor/ (config/static_files.py: VENDOR_FILES), never the rest of node_modules.
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",  # frontend/static: the project's own
+    "config.static_files.VendorFinder",
+]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -36,5 +36,14 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # The health check answers over plain HTTP too (load balancers probe the pod directly).
 SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 WHITENOISE_USE_FINDERS = False
+# collectstatic writes each file under a content-hashed name (htmx.min.3f2a….js) with .gz next to it (.br too when
+# the brotli package is installed); WhiteNoise serves the hashed names with "max-age=315360000, public, immutable"
+# and negotiates the compressed copy. Templates name files through {% static %}, which resolves the hashed name.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Only the hashed copies stay in STATIC_ROOT (every reference goes through {% static %}).
+WHITENOISE_KEEP_ONLY_HASHED_FILES = True
