@@ -1,79 +1,82 @@
-"""Browser libraries from node_modules, limited to the files the pages load.
+"""Browser libraries, limited to the files the pages load.
 
 STATICFILES_DIRS used to publish all of node_modules (315 files, 9.5 MB: sources, maps, package.json files).
-This finder publishes only VENDOR_FILES, under the same `vendor/...` names the templates use, so `collectstatic`
-(production) and WhiteNoise's finder mode (local) serve exactly these. A new library file goes here first.
+This finder publishes only VENDOR_FILES, under the names the templates use, so `collectstatic` (production) and
+WhiteNoise's finder mode (local) serve exactly these. Sources: node_modules (htmx, Chart.js; package.json) and
+the drf-spectacular-sidecar package (Swagger UI for /api/docs/, so no CDN is needed: the CSP allows none).
+A new library file goes here first.
 """
+from datetime import datetime, timezone
 from pathlib import Path
 
+import drf_spectacular_sidecar
 from django.conf import settings
 from django.contrib.staticfiles.finders import BaseFinder
 from django.core.checks import Error
-from django.core.files.storage import FileSystemStorage
+from django.core.files import File
 
-# URL path under STATIC_URL -> path inside node_modules
+_SWAGGER = "drf_spectacular_sidecar/swagger-ui-dist/"
+# URL path under STATIC_URL -> source: a path in node_modules, or sidecar/<path in the sidecar package static folder>
 VENDOR_FILES = {
     "vendor/htmx.org/dist/htmx.min.js": "htmx.org/dist/htmx.min.js",
     "vendor/chart.js/dist/chart.umd.js": "chart.js/dist/chart.umd.js",
     # chart.umd.js names its source map (sourceMappingURL); the manifest storage rewrites that reference to the
     # map's hashed name, so the map must be collected too (browsers fetch it only with the developer tools open).
     "vendor/chart.js/dist/chart.umd.js.map": "chart.js/dist/chart.umd.js.map",
+    # Swagger UI (SpectacularSwaggerSplitView with SWAGGER_UI_DIST = "SIDECAR"); the CSS names its map too.
+    **{_SWAGGER + name: "sidecar/" + _SWAGGER + name for name in (
+        "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css", "swagger-ui.css.map",
+        "favicon-32x32.png")},
 }
 
 
-def _root() -> Path:
-    return Path(getattr(settings, "ROLLGATE_NODE_MODULES", settings.BASE_DIR / "node_modules"))
-
-
-class _VendorStorage(FileSystemStorage):
-    """node_modules, seen through the vendor/ prefix; collectstatic copies from here."""
-
-    def __init__(self):
-        super().__init__(location=str(_root()))
-        self.prefix = None
+def source_path(source: str) -> Path:
+    """Where a VENDOR_FILES source lives: the sidecar package's static folder, or node_modules."""
+    if source.startswith("sidecar/"):
+        return Path(drf_spectacular_sidecar.__file__).parent / "static" / source.removeprefix("sidecar/")
+    return Path(getattr(settings, "ROLLGATE_NODE_MODULES", settings.BASE_DIR / "node_modules")) / source
 
 
 class VendorFinder(BaseFinder):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.storage = _VendorStorage()
-
     def check(self, **kwargs):
-        missing = [name for name, source in VENDOR_FILES.items() if not (_root() / source).is_file()]
-        return [Error(f"static file {name} is missing from {_root()}", hint="run `npm install` (make deps does)",
-                      id="rollgate.E001") for name in missing]
+        return [Error(f"static file {name} is missing ({source_path(source)})",
+                      hint="run `make deps` (npm install, pip install -r requirements.txt)", id="rollgate.E001")
+                for name, source in VENDOR_FILES.items() if not source_path(source).is_file()]
 
     def find(self, path, find_all=False, **kwargs):
         source = VENDOR_FILES.get(path)
-        if source is None or not (_root() / source).is_file():
+        if source is None or not source_path(source).is_file():
             return [] if find_all else None
-        found = str(_root() / source)
+        found = str(source_path(source))
         return [found] if find_all else found
 
     def list(self, ignore_patterns):
         for name, source in VENDOR_FILES.items():
-            if (_root() / source).is_file():
-                yield name, _NamedStorage(self.storage, name, source)
+            if source_path(source).is_file():
+                yield name, _OneFile(name, source_path(source))
 
 
-class _NamedStorage:
-    """collectstatic asks the storage for `path` (the name we list): answer with the node_modules file."""
+class _OneFile:
+    """The storage collectstatic reads one listed file from: `name` is the file at `path`."""
 
-    def __init__(self, storage: FileSystemStorage, name: str, source: str):
-        self._storage, self._name, self._source = storage, name, source
-        self.prefix = None
+    prefix = None
 
-    def _map(self, path: str) -> str:
-        return self._source if path == self._name else path
+    def __init__(self, name: str, path: Path):
+        self._name, self._path = name, path
+
+    def _check(self, name: str) -> Path:
+        if name != self._name:
+            raise FileNotFoundError(name)
+        return self._path
 
     def path(self, name):
-        return self._storage.path(self._map(name))
+        return str(self._check(name))
 
     def open(self, name, mode="rb"):
-        return self._storage.open(self._map(name), mode)
-
-    def get_modified_time(self, name):
-        return self._storage.get_modified_time(self._map(name))
+        return File(open(self._check(name), mode))
 
     def exists(self, name):
-        return self._storage.exists(self._map(name))
+        return name == self._name
+
+    def get_modified_time(self, name):
+        return datetime.fromtimestamp(self._check(name).stat().st_mtime, tz=timezone.utc)

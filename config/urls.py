@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 urlpatterns = [
     path("api/", include("releases.api.urls")),
@@ -12,6 +13,8 @@ urlpatterns = [
     path("api/", include("pipelines.urls")),  # pipelines (issue 3)
     path("api/", include("notifications.urls")),  # notifications (issue 18)
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Swagger UI for signed-in users (a browser page: the login page first, not a 401)
+    path("api/docs/", login_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path("admin/", admin.site.urls),
     path("", include("frontend.urls")),
 ]

@@ -215,6 +215,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Release control for agent services: versions, environments, gray releases, approvals, audit.",
     "VERSION": "0.1.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # /api/docs/ (Swagger UI, signed-in users): the bundle from our static files, its init script a separate
+    # same-origin request (SpectacularSwaggerSplitView), so the CSP's script-src 'self' holds.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": False, "displayOperationId": False},
     "ENUM_NAME_OVERRIDES": {"NotificationEventEnum": "notifications.choices.EventType",
                             "DeliveryStatusEnum": "notifications.choices.DeliveryStatus"},
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
