@@ -16,6 +16,7 @@ urlpatterns = [
     # Swagger UI for signed-in users (a browser page: the login page first, not a 401)
     path("api/docs/", login_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the language switcher posts here
     path("", include("frontend.urls")),
 ]
 

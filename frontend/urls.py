@@ -8,6 +8,7 @@ from frontend import (
     environment_views,
     notification_views,
     pipeline_views,
+    preference_views,
     routing_views,
     sla_views,
     views,
@@ -17,7 +18,8 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.fleet, name="fleet"),
-    path("favicon.ico", views.favicon, name="favicon"),  # browsers ask for it on pages without a <link rel=icon>
+    path("favicon.ico", views.favicon, name="favicon"),
+    path("preferences/", preference_views.preferences, name="preferences"),  # browsers ask for it on pages without a <link rel=icon>
     path("approvals/", approval_views.approvals_inbox, name="approvals-inbox"),
     path("audit/", audit_views.audit_log, name="audit-log"),
     path("audit/export.csv", audit_views.audit_export, name="audit-export"),
