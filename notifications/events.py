@@ -109,7 +109,8 @@ def freeze_event(*, environment: str, window: dict, started: bool, window_key: s
     if "start" in window:
         span = f"{window['start']} – {window['end']}"
     else:
-        span = f"weekdays {','.join(map(str, window.get('weekdays', [])))} {window.get('from')}–{window.get('to')} UTC"
+        span = (f"weekdays {','.join(map(str, window.get('weekdays', [])))} {window.get('from')}–{window.get('to')} "
+                f"{window.get('time_zone') or 'UTC'}")
     if started:
         title = f"[Rollgate] Freeze started in {environment}"
         lines = (f"No promotion in {environment} until the window ends ({span}); rollbacks are still allowed",)
