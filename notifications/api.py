@@ -1,4 +1,5 @@
 """REST API of notifications: subscriptions (ops manage, release managers and auditors read) and deliveries."""
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -23,8 +24,8 @@ class SubscriptionOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Subscription
-        fields = ["id", "name", "channel", "url", "events", "environments", "roles", "enabled", "signing_secret_set",
-                  "created_by", "created_at"]
+        fields = ["id", "name", "channel", "url", "events", "environments", "roles", "language", "enabled",
+                  "signing_secret_set", "created_by", "created_at"]
 
     def get_signing_secret_set(self, subscription) -> bool:
         return bool(subscription.signing_secret)
@@ -44,6 +45,8 @@ class _SubscriptionInput(StrictInputSerializer):
     roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices), required=False, default=list,
                                   help_text="approval_needed goes only to subscriptions of a role whose approval is "
                                             "missing; empty: any")
+    language = serializers.ChoiceField(choices=settings.LANGUAGES, required=False, default="en",
+                                       help_text="the language of its messages")
     enabled = serializers.BooleanField(required=False, default=True)
 
     def validate_url(self, value):

@@ -6,7 +6,11 @@ event's key. Freeze windows have no audit row (time passes): the sweeper makes t
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from notifications.channels import Message
 from notifications.choices import EventType
@@ -20,13 +24,18 @@ class Event:
     type: str
     key: str
     environment: str
-    message: Message
+    compose: Callable[[], Message]  # the message in the active language (each subscription has its own)
     release_id: int | None = None
     audience_roles: tuple[str, ...] = ()  # approval_needed: the roles whose approval is missing
 
+    def message(self, language: str = "en") -> Message:
+        with translation.override(language):
+            return self.compose()
+
 
 def _release_line(release) -> str:
-    return f"{release.service.name} {release.version.tag} in {release.environment.name}"
+    return _("%(service)s %(version)s in %(environment)s") % {
+        "service": release.service.name, "version": release.version.tag, "environment": release.environment.name}
 
 
 def _classify(audit) -> str | None:
@@ -57,50 +66,61 @@ def audit_event(audit, *, missing_approvals=None) -> Event | None:
     if event_type is None:
         return None
     release = audit.release
-    where = _release_line(release)
-    link = public_url(f"/releases/{release.pk}/")
     reason = redact(audit.reason or "")
     weights = audit.details or {}
-    by = f"by {audit.actor_name}"
+    actor = audit.actor_name
     audience: tuple[str, ...] = ()
+    missing = {}
     if event_type == EventType.APPROVAL_NEEDED:
         missing = missing_approvals(release) if missing_approvals else {}
         if not missing:
             return None
         audience = tuple(sorted(missing))
-        title = f"[Rollgate] Approval needed: {where}"
-        lines = ("Waiting for approval from " + ", ".join(f"{n} {role}" for role, n in sorted(missing.items())),
-                 f"Started by {release.started_by.get_username() if release.started_by_id else 'unknown'}")
-    elif event_type == EventType.PROMOTED:
-        title = f"[Rollgate] Promoted: {where} to {weights.get('to_weight', release.gray_weight)} %"
-        lines = (f"{weights.get('from_weight', 0)} % → {weights.get('to_weight', release.gray_weight)} % {by}",)
-    elif event_type == EventType.LIVE:
-        title = f"[Rollgate] Live: {where}"
-        lines = (f"{release.version.tag} serves all traffic in {release.environment.name} ({by})",)
-    elif event_type == EventType.PAUSED:
-        title = f"[Rollgate] Paused: {where} at {release.gray_weight} %"
-        lines = (f"Paused {by}",)
-    elif event_type == EventType.ROLLED_BACK:
-        title = f"[Rollgate] Rolled back: {where}"
-        lines = (f"Rolled back {by}",)
-        link = public_url(f"/releases/{release.pk}/#sla")  # the gate's verdict, rules and charts
-    elif event_type == EventType.BLOCKED:
-        title = f"[Rollgate] Blocked: {where}"
-        lines = (f"Blocked {by}: nothing deploys or routes to {release.version.tag} again",)
-    else:  # manual review
-        title = f"[Rollgate] Manual review needed: {where}"
-        lines = ("The SLA gate holds the ramp until a person resumes or rolls back",)
-        link = public_url(f"/releases/{release.pk}/#sla")
-    if reason:
-        lines = (*lines, reason)  # the gate's verdict sentence, or the person's comment
     data = {"release_id": release.pk, "service": release.service.name, "environment": release.environment.name,
             "version": release.version.tag, "status": release.status, "gray_weight": release.gray_weight,
-            "actor": audit.actor_name, "reason": reason, "audit_id": audit.pk}
+            "actor": actor, "reason": reason, "audit_id": audit.pk}
     if audience:
         data["approving_roles"] = list(audience)
+    values = {"where": "", "actor": actor, "tag": release.version.tag, "environment": release.environment.name,
+              "weight": release.gray_weight, "from": weights.get("from_weight", 0),
+              "to": weights.get("to_weight", release.gray_weight)}
+
+    def compose() -> Message:
+        words = {**values, "where": _release_line(release)}
+        link = public_url(f"/releases/{release.pk}/")
+        if event_type == EventType.APPROVAL_NEEDED:
+            title = _("[Rollgate] Approval needed: %(where)s") % words
+            lines = (_("Waiting for approval from %(roles)s") % {
+                         "roles": ", ".join(f"{n} {role}" for role, n in sorted(missing.items()))},
+                     _("Started by %(user)s") % {
+                         "user": release.started_by.get_username() if release.started_by_id else "?"})
+        elif event_type == EventType.PROMOTED:
+            title = _("[Rollgate] Promoted: %(where)s to %(to)s %%") % words
+            lines = (_("%(from)s %% → %(to)s %% by %(actor)s") % words,)
+        elif event_type == EventType.LIVE:
+            title = _("[Rollgate] Live: %(where)s") % words
+            lines = (_("%(tag)s serves all traffic in %(environment)s (by %(actor)s)") % words,)
+        elif event_type == EventType.PAUSED:
+            title = _("[Rollgate] Paused: %(where)s at %(weight)s %%") % words
+            lines = (_("Paused by %(actor)s") % words,)
+        elif event_type == EventType.ROLLED_BACK:
+            title = _("[Rollgate] Rolled back: %(where)s") % words
+            lines = (_("Rolled back by %(actor)s") % words,)
+            link = public_url(f"/releases/{release.pk}/#sla")  # the gate's verdict, rules and charts
+        elif event_type == EventType.BLOCKED:
+            title = _("[Rollgate] Blocked: %(where)s") % words
+            lines = (_("Blocked by %(actor)s: nothing deploys or routes to %(tag)s again") % words,)
+        else:  # manual review
+            title = _("[Rollgate] Manual review needed: %(where)s") % words
+            lines = (_("The SLA gate holds the ramp until a person resumes or rolls back"),)
+            link = public_url(f"/releases/{release.pk}/#sla")
+        if reason:
+            lines = (*lines, reason)  # the gate's verdict sentence, or the person's comment (as written)
+        return Message(event=event_type, title=title, lines=lines, link=link, link_text=_("Open in Rollgate"),
+                       data=data)
+
     return Event(type=event_type, key=f"audit-{audit.pk}", environment=release.environment.name,
-                 release_id=release.pk, audience_roles=audience,
-                 message=Message(event=event_type, title=title, lines=lines, link=link, data=data))
+                 release_id=release.pk, audience_roles=audience, compose=compose)
 
 
 def freeze_event(*, environment: str, window: dict, started: bool, window_key: str) -> Event:
@@ -111,15 +131,20 @@ def freeze_event(*, environment: str, window: dict, started: bool, window_key: s
     else:
         span = (f"weekdays {','.join(map(str, window.get('weekdays', [])))} {window.get('from')}–{window.get('to')} "
                 f"{window.get('time_zone') or 'UTC'}")
-    if started:
-        title = f"[Rollgate] Freeze started in {environment}"
-        lines = (f"No promotion in {environment} until the window ends ({span}); rollbacks are still allowed",)
-    else:
-        title = f"[Rollgate] Freeze ended in {environment}"
-        lines = (f"Promotions in {environment} are allowed again (window {span})",)
-    if reason:
-        lines = (*lines, f"Reason: {reason}")
+    words = {"environment": environment, "span": span, "reason": reason}
+
+    def compose() -> Message:
+        if started:
+            title = _("[Rollgate] Freeze started in %(environment)s") % words
+            lines = (_("No promotion in %(environment)s until the window ends (%(span)s); rollbacks are still "
+                       "allowed") % words,)
+        else:
+            title = _("[Rollgate] Freeze ended in %(environment)s") % words
+            lines = (_("Promotions in %(environment)s are allowed again (window %(span)s)") % words,)
+        if reason:
+            lines = (*lines, _("Reason: %(reason)s") % words)
+        return Message(event=event_type, title=title, lines=lines, link=public_url("/environments/"),
+                       link_text=_("Open in Rollgate"), data={"environment": environment, "window": window})
+
     return Event(type=event_type, key=f"freeze-{environment}-{window_key}-{'start' if started else 'end'}",
-                 environment=environment,
-                 message=Message(event=event_type, title=title, lines=lines, link=public_url("/environments/"),
-                                 data={"environment": environment, "window": window}))
+                 environment=environment, compose=compose)

@@ -24,6 +24,8 @@ class Subscription(models.Model):
     environments = models.JSONField(default=list, blank=True, help_text="environment names; empty: every one")
     # Approval-needed messages go only to subscriptions of the roles whose approval is missing (empty: any).
     roles = models.JSONField(default=list, blank=True)
+    # The language its messages are written in (settings.LANGUAGES): a Feishu room of a Chinese team reads Chinese.
+    language = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
     enabled = models.BooleanField(default=True)
     created_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

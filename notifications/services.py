@@ -42,7 +42,8 @@ def _enqueue_on_commit(delivery_ids: list[int], countdown: float | None = None) 
 
 # --- subscriptions -------------------------------------------------------------------------------------------
 
-SUBSCRIPTION_FIELDS = ("name", "channel", "url", "signing_secret", "events", "environments", "roles", "enabled")
+SUBSCRIPTION_FIELDS = ("name", "channel", "url", "signing_secret", "events", "environments", "roles", "language",
+                       "enabled")
 
 
 def _check_subscription(subscription: Subscription) -> None:
@@ -58,20 +59,21 @@ def _check_subscription(subscription: Subscription) -> None:
 def _audit_view(subscription: Subscription) -> dict:
     """What the audit row may say: never the URL or the secret."""
     return {"channel": subscription.channel, "url": subscription.masked_url, "events": subscription.events,
-            "environments": subscription.environments, "roles": subscription.roles,
+            "environments": subscription.environments, "roles": subscription.roles, "language": subscription.language,
             "enabled": subscription.enabled, "signing_secret_set": bool(subscription.signing_secret)}
 
 
 def subscription_create(*, actor: Actor, name: str, channel: str, url: str, events: list[str],
                         environments: list[str] | None = None, roles: list[str] | None = None,
-                        signing_secret: str = "", enabled: bool = True) -> Subscription:
+                        signing_secret: str = "", language: str = "en", enabled: bool = True) -> Subscription:
     require_permission(actor, WEBHOOK_MANAGE)
     with transaction.atomic():
         if Subscription.objects.filter(name=name).exists():
             raise TransitionNotAllowed(f"a subscription named '{name}' already exists", field="name")
         subscription = Subscription(name=name, channel=channel, url=url, signing_secret=signing_secret,
                                     events=sorted(set(events)), environments=sorted(set(environments or [])),
-                                    roles=sorted(set(roles or [])), enabled=enabled, created_by=actor.name)
+                                    roles=sorted(set(roles or [])), language=language, enabled=enabled,
+                                    created_by=actor.name)
         _check_subscription(subscription)
         subscription.save()
         audit_record(actor=actor, action="notification.subscription.create", object_type="subscription",
@@ -139,11 +141,16 @@ def event_publish(*, event: Event) -> list[int]:
     if not subscriptions:
         return []
     now = timezone.now()
-    message = {"event": event.message.event, "title": event.message.title, "lines": list(event.message.lines),
-               "link": event.message.link, "data": event.message.data}
+    composed: dict[str, dict] = {}  # one message per language the subscriptions speak
+    for subscription in subscriptions:
+        if subscription.language not in composed:
+            message = event.message(subscription.language)
+            composed[subscription.language] = {
+                "event": message.event, "title": message.title, "lines": list(message.lines), "link": message.link,
+                "link_text": message.link_text, "data": message.data}
     rows = [Delivery(key=f"{event.key}/{s.pk}", subscription=s, subscription_name=s.name, channel=s.channel,
                      event=event.type, event_key=event.key, environment=event.environment,
-                     release_id=event.release_id, message=message, next_attempt_at=now, created_at=now)
+                     release_id=event.release_id, message=composed[s.language], next_attempt_at=now, created_at=now)
             for s in subscriptions]
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
     ids = list(Delivery.objects.filter(key__in=[r.key for r in rows], status=D.PENDING, attempts=0)
@@ -196,7 +203,8 @@ def delivery_attempt(*, delivery_id: int) -> str:
         return "failed"
     stored = delivery.message
     message = channels.Message(event=stored["event"], title=stored["title"], lines=tuple(stored["lines"]),
-                               link=stored["link"], data={**stored["data"], "delivery": delivery.key})
+                               link=stored["link"], link_text=stored.get("link_text") or "Open in Rollgate",
+                               data={**stored["data"], "delivery": delivery.key})
     request = channels.build_request(channel=delivery.channel, body=channels.payload(message, delivery.channel),
                                      secret=subscription.signing_secret, event=delivery.event,
                                      delivery_key=delivery.key)

@@ -39,9 +39,10 @@ def queued(monkeypatch):
     return calls
 
 
-def subscribe(receiver, name, channel, events, environments=(), roles=(), secret=""):
+def subscribe(receiver, name, channel, events, environments=(), roles=(), secret="", language="en"):
     return Subscription.objects.create(name=name, channel=channel, url=receiver.url(f"/{name}"), events=list(events),
-                                       environments=list(environments), roles=list(roles), signing_secret=secret)
+                                       environments=list(environments), roles=list(roles), signing_secret=secret,
+                                       language=language)
 
 
 def delivered(**filters):
@@ -273,3 +274,20 @@ def test_a_broken_notification_never_blocks_a_release_transition(receiver, queue
     release_promote(actor=Actor.of(rm), release_id=canary.pk)
     canary.refresh_from_db()
     assert canary.status == S.GRAY and not Delivery.objects.exists()
+
+
+def test_each_subscription_reads_its_own_language(receiver, queued, make_release, rm, live_release):
+    subscribe(receiver, "feishu-cn", "feishu", [E.PAUSED], language="zh-hans")
+    subscribe(receiver, "slack-en", "slack", [E.PAUSED])
+    canary = make_release("v1.4.0", "staging")
+    release_promote(actor=Actor.of(rm), release_id=canary.pk)
+    release_pause(actor=Actor.of(rm), release_id=canary.pk, comment="p95 creeping up")
+    assert drain() == ["delivered", "delivered"]
+    feishu = [p.json() for p in receiver.posts if p.path == "/feishu-cn"][0]["content"]["post"]["en_us"]
+    assert feishu["title"] == "[Rollgate] 已暂停：staging 环境的 agent-infer v1.4.0，停在 5 %"
+    assert [{"tag": "text", "text": "暂停人：rm"}] in feishu["content"]
+    assert [{"tag": "text", "text": "p95 creeping up"}] in feishu["content"]  # what the person wrote, as written
+    assert {"tag": "a", "text": "在 Rollgate 中打开", "href": f"https://rollgate.example.com/releases/{canary.pk}/"} \
+        in feishu["content"][-1]
+    slack = [p.json() for p in receiver.posts if p.path == "/slack-en"][0]
+    assert slack["text"] == "[Rollgate] Paused: agent-infer v1.4.0 in staging at 5 %"
