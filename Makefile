@@ -47,7 +47,7 @@ serve: migrate
 	@PORT=$(PORT) .venv/bin/honcho -f Procfile start
 
 test: deps
-	@bash scripts/install-system.sh chromium fonts-wqy-microhei gettext  # browser tests (Chromium; a CJK font for the zh-hans screenshots); gettext: the catalogue test
+	@bash scripts/install-system.sh chromium prometheus-alertmanager docker-compose fonts-wqy-microhei gettext  # browser tests (a CJK font for the zh-hans screenshots), Alertmanager, compose check, gettext (catalogue test)
 	@bash scripts/services.sh postgres redis
 	@bash scripts/setup-pipelines.sh >/dev/null
 	@bash scripts/setup-sla.sh >/dev/null

@@ -5,6 +5,12 @@ Figures:
                      claim, heartbeat thread, two log lines + live events, outcome, enqueue of the next stage,
                      release transitions. The stage work itself is pipelines.runners.noop.
   pipelines_100_s    wall time for 100 pipelines created at once to reach ready on 2 worker processes.
+  promote_next_env_s median over 3 versions of (POST-equivalent release_promote_next_env on a version live in
+                     staging -> the prod release ready with the reused digest), on one worker with the real stage
+                     runners and the local registry (127.0.0.1:5000): prepare reads the manifest back, build and
+                     push are skipped, the stored scan is judged for prod. Nothing can verify the image on this
+                     offline machine, so the prod scan waits for a release manager's override: the bench gives it
+                     the moment the scan waits (a person takes longer). Goal <= 5 s.
 
 Uses a throw-away database (bench_pipelines_<db>, created and dropped here) and a Celery queue of its own.
 Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/rollgate REDIS_URL=redis://127.0.0.1:6379/1 \
@@ -44,17 +50,73 @@ def database_url(name: str) -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
 
 
-def start_worker(index: int, db_name: str, log_dir: Path) -> subprocess.Popen:
+def start_worker(index: int, db_name: str, log_dir: Path, real_runners: bool = False) -> subprocess.Popen:
     # Persistent connections in the workers: without them every task pays a PostgreSQL connect (~10-20 ms).
     env = {**os.environ, "DATABASE_URL": database_url(db_name) + "?conn_max_age=600", "REDIS_URL": settings.REDIS_URL,
            "CELERY_TASK_DEFAULT_QUEUE": QUEUE, "DJANGO_SETTINGS_MODULE": "config.settings.test",
            "ROLLGATE_CHANNEL_PREFIX": settings.ROLLGATE_CHANNEL_PREFIX,  # live events: same deployment as us
-           "ROLLGATE_PIPELINE_RUNNERS": json.dumps({s: NOOP for s in ("prepare", "build", "scan", "push")})}
+           "ROLLGATE_PIPELINE_RUNNERS": "{}" if real_runners else json.dumps(
+               {s: NOOP for s in ("prepare", "build", "scan", "push")})}
     log = open(log_dir / f"worker-{index}.log", "wb")
     return subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-Q", QUEUE,
                              "-n", f"bench{index}-{QUEUE}@127.0.0.1", "-l", "warning", "--without-gossip",
                              "--without-mingle", "--without-heartbeat"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+PROMOTIONS = 3
+
+
+def promote_next_env(log_dir: Path) -> list[float]:
+    """Build a version in staging (real runners), make it live there, then time the promotion to prod."""
+    import shutil
+    import tempfile
+
+    from pipelines.models import Stage, StageStatus
+    from pipelines.services import scan_override
+    from releases.choices import ReleaseStatus, Role
+    from releases.models import AgentService, Environment, Release
+    from releases.services import Actor, release_create, release_promote, release_promote_next_env
+    from tests.conftest import make_user
+
+    Environment.objects.create(name="prod", namespace="agent-prod", position=3, protected=True,
+                               required_approvals={"release_manager": 1, "qa": 1})
+    context = Path(tempfile.mkdtemp(prefix="rollgate-bench-context-")) / "agent_service"
+    shutil.copytree(ROOT / "tests" / "pipelines" / "fixtures" / "agent_service", context)
+    shutil.copy2("/bin/busybox", context / "busybox")
+    name = f"agent-bench-{uuid.uuid4().hex[:6]}"
+    service = AgentService.objects.create(name=name, image_repository=f"127.0.0.1:5000/agent/{name}",
+                                          source_path=str(context))
+    dev, rm = Actor.of(make_user("bench-dev2", Role.DEVELOPER)), Actor.of(make_user("bench-rm", Role.RELEASE_MANAGER))
+
+    def settle(release_id: int, timeout: float) -> Release:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if Stage.objects.filter(pipeline__release_id=release_id, name="scan", status=StageStatus.WAITING).exists():
+                scan_override(actor=rm, release_id=release_id, reason="bench: offline machine, no vulnerability data")
+            release = Release.objects.select_related("version").get(pk=release_id)
+            if release.status in (ReleaseStatus.READY, ReleaseStatus.CI_FAILED, ReleaseStatus.BLOCKED):
+                return release
+            time.sleep(0.01)
+        raise SystemExit(f"release #{release_id} did not settle in {timeout} s; worker log in {log_dir}")
+
+    timings = []
+    for n in range(PROMOTIONS):
+        staging = release_create(actor=dev, service=name, environment="staging", tag=f"v8.{n}.0",
+                                 commit=f"{n + 0xbeef:040x}")
+        built = settle(staging.pk, timeout=300)
+        if built.status != ReleaseStatus.READY:
+            raise SystemExit(f"the staging build ended {built.status}: {built.status_reason}")
+        release_promote(actor=rm, release_id=staging.pk, full=True)
+        started = time.perf_counter()
+        prod, _ = release_promote_next_env(actor=rm, release_id=staging.pk)
+        ready = settle(prod.pk, timeout=60)
+        timings.append(time.perf_counter() - started)
+        if ready.status != ReleaseStatus.READY or ready.version.image_digest != built.version.image_digest:
+            raise SystemExit(f"prod release #{prod.pk} ended {ready.status} ({ready.status_reason})")
+        if not Stage.objects.filter(pipeline__release=prod, name="build", status=StageStatus.SKIPPED).exists():
+            raise SystemExit(f"prod release #{prod.pk} was built again instead of reusing the image")
+    return timings
 
 
 def main() -> None:
@@ -101,6 +163,11 @@ def main() -> None:
         wall = time.perf_counter() - started
         print(f"stage_overhead_ms {statistics.median(per_stage):.1f}")
         print(f"pipelines_100_s {wall:.2f}")
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(timeout=30)
+        workers = [start_worker(9, db_name, log_dir, real_runners=True)]
+        print(f"promote_next_env_s {statistics.median(promote_next_env(log_dir)):.2f}")
     finally:
         for worker in workers:
             os.killpg(worker.pid, signal.SIGTERM)

@@ -139,7 +139,7 @@ def main() -> int:
         try:
             start("web", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port",
                           str(port), "--no-access-log", "--log-level", "warning"])
-            start("worker", [sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-s",
+            start("worker", [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "celery,gate", "-B", "-s",
                              str(tmp / "beat-schedule"), "--concurrency", "2", "-n", f"bench-{port}@127.0.0.1",
                              "-l", "warning", "--without-gossip", "--without-mingle"])
             start("traffic", [sys.executable, "-m", "demo.traffic", "--rollgate", url, "--state-dir", str(state_dir),

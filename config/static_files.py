@@ -39,6 +39,11 @@ def source_path(source: str) -> Path:
 
 class VendorFinder(BaseFinder):
     def check(self, **kwargs):
+        # Where the files were collected already (the image ships staticfiles/ without node_modules), nothing is
+        # missing; before that (collectstatic, or a local run serving from the finders) every file must be there.
+        manifest = Path(getattr(settings, "STATIC_ROOT", None) or "/nonexistent") / "staticfiles.json"
+        if not getattr(settings, "WHITENOISE_USE_FINDERS", False) and manifest.is_file():
+            return []
         return [Error(f"static file {name} is missing ({source_path(source)})",
                       hint="run `make deps` (npm install, pip install -r requirements.txt)", id="rollgate.E001")
                 for name, source in VENDOR_FILES.items() if not source_path(source).is_file()]

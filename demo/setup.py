@@ -1,14 +1,16 @@
 """The local demo's set-up (`manage.py demo_setup`, run by `make run` after seed_demo). Idempotent.
 
-* staging deploys to the **local target** (each version a local process group, stable and canary side by side);
-* staging gets a **demo SLA policy** that judges in seconds instead of minutes (windows of 30 s, a phase lasts at
+* staging and prod deploy to the **local target** (each version a local process group, stable and canary side by
+  side); prod's ramp waits for qa's approval before 50 % (a gray step);
+* staging and prod get a **demo SLA policy** that judges in seconds instead of minutes (windows of 30 s, a phase lasts at
   least 10 s, 40 canary traces are enough to judge), saved as a policy version by "demo-setup" (audited);
 * agent-infer is **built from a generated build context** (``var/demo/build/agent-infer``): the demo agent's code
   and a ``FROM scratch`` Dockerfile, because no base image can be pulled on an offline machine. The pipeline
   builds it with podman, scans it and pushes it to the local registry (127.0.0.1:5000). The image has no Python
   in it, so it cannot run by itself: the local target runs the same code with the host's Python;
-* an **agent token** for the traffic generator, written to ``var/demo/agent-token`` (mode 0600) and never printed.
-  The traffic process reads it through ROLLGATE_AGENT_TOKEN_FILE.
+* an **agent token** per environment for its traffic generator, written to ``var/demo/agent-token`` (staging) and
+  ``var/demo/agent-token-prod`` (mode 0600) and never printed. The traffic processes read them through
+  ROLLGATE_AGENT_TOKEN_FILE.
 """
 from __future__ import annotations
 
@@ -28,6 +30,9 @@ from sla import services as sla_services
 
 SERVICE = "agent-infer"
 ENVIRONMENT = "staging"
+PROD = "prod"
+# The demo's prod: the same local target, the same demo SLA policy, and one gray step that waits for qa.
+PROD_GRAY_STEPS = {"50": {"qa": 1}}
 REGISTRY = "127.0.0.1:5000"
 ACTOR = Actor.system("demo-setup")
 TOKEN_NAME = "demo-traffic"
@@ -79,6 +84,10 @@ class DemoPaths:
     @property
     def token_file(self) -> Path:
         return self.var_dir / "demo" / "agent-token"
+
+    @property
+    def prod_token_file(self) -> Path:
+        return self.var_dir / "demo" / "agent-token-prod"
 
     @property
     def state_dir(self) -> Path:
@@ -142,34 +151,41 @@ def local_demo_setup(*, var_dir: Path | None = None, registry: str = REGISTRY,
     if build_context_write(paths.build_context):
         done.append(f"wrote the agent-infer build context {paths.build_context}")
     with transaction.atomic():
-        environment = Environment.objects.select_for_update().filter(name=ENVIRONMENT).first()
         service = AgentService.objects.select_for_update().filter(name=SERVICE).first()
-        if environment is None or service is None:
-            raise LookupError(f"no {ENVIRONMENT} environment or {SERVICE} service: run `manage.py seed_demo` first")
-        wanted_env = {"deploy_target": DeployTargetKind.LOCAL, "auto_rollback": True,
-                      "target_settings": {"state_dir": str(paths.state_dir), "startup_timeout_s": startup_timeout_s}}
-        before = {key: getattr(environment, key) for key in wanted_env}
-        if before != wanted_env:
-            for key, value in wanted_env.items():
-                setattr(environment, key, value)
-            environment.save(update_fields=list(wanted_env))
-            audit_record(actor=ACTOR, action="environment.update", object_type="environment",
-                         object_id=environment.pk, environment=environment, reason="local demo set-up",
-                         details={"before": before, "after": wanted_env})
-            done.append(f"{ENVIRONMENT} deploys to the local target (agents on 127.0.0.1, state in {paths.state_dir})")
+        environment = Environment.objects.select_for_update().filter(name=ENVIRONMENT).first()
+        prod = Environment.objects.select_for_update().filter(name=PROD).first()
+        if environment is None or prod is None or service is None:
+            raise LookupError(f"no {ENVIRONMENT} or {PROD} environment or no {SERVICE} service: run "
+                              f"`manage.py seed_demo` first")
+        for env, extra in ((environment, {}), (prod, {"gray_step_approvals": PROD_GRAY_STEPS})):
+            wanted_env = {"deploy_target": DeployTargetKind.LOCAL, "auto_rollback": True, **extra,
+                          "target_settings": {"state_dir": str(paths.state_dir),
+                                              "startup_timeout_s": startup_timeout_s}}
+            before = {key: getattr(env, key) for key in wanted_env}
+            if before != wanted_env:
+                for key, value in wanted_env.items():
+                    setattr(env, key, value)
+                env.save(update_fields=list(wanted_env))
+                audit_record(actor=ACTOR, action="environment.update", object_type="environment",
+                             object_id=env.pk, environment=env, reason="local demo set-up",
+                             details={"before": before, "after": wanted_env})
+                done.append(f"{env.name} deploys to the local target (agents on 127.0.0.1, state in "
+                            f"{paths.state_dir})" + (f"; the ramp waits for qa before 50 %" if extra else ""))
         wanted_service = {"image_repository": f"{registry}/demo/{SERVICE}", "source_path": str(paths.build_context)}
         if {key: getattr(service, key) for key in wanted_service} != wanted_service:
             for key, value in wanted_service.items():
                 setattr(service, key, value)
             service.save(update_fields=list(wanted_service))
             done.append(f"{SERVICE} builds from {paths.build_context} and pushes to {wanted_service['image_repository']}")
-    effective = sla_services.policy_effective(environment=environment)
-    if any(effective.to_dict()[key] != value for key, value in DEMO_POLICY.items()):
-        sla_services.policy_version_save(actor=ACTOR, environment=ENVIRONMENT, policy=DEMO_POLICY,
-                                         comment="demo policy: the design's rules, judged in seconds")
-        done.append(f"{ENVIRONMENT} SLA policy: windows of {DEMO_POLICY['evaluation_window_s']} s, at least "
-                    f"{DEMO_POLICY['min_sample_size']} canary traces, phases of at least "
-                    f"{DEMO_POLICY['evaluation_interval_s']} s")
-    if agent_token_ensure(environment=environment, service=service, path=paths.token_file):
-        done.append(f"agent token for the traffic generator written to {paths.token_file} (mode 0600)")
+    for env in (environment, prod):
+        effective = sla_services.policy_effective(environment=env)
+        if any(effective.to_dict()[key] != value for key, value in DEMO_POLICY.items()):
+            sla_services.policy_version_save(actor=ACTOR, environment=env.name, policy=DEMO_POLICY,
+                                             comment="demo policy: the design's rules, judged in seconds")
+            done.append(f"{env.name} SLA policy: windows of {DEMO_POLICY['evaluation_window_s']} s, at least "
+                        f"{DEMO_POLICY['min_sample_size']} canary traces, phases of at least "
+                        f"{DEMO_POLICY['evaluation_interval_s']} s")
+    for env, path in ((environment, paths.token_file), (prod, paths.prod_token_file)):
+        if agent_token_ensure(environment=env, service=service, path=path):
+            done.append(f"agent token for the {env.name} traffic generator written to {path} (mode 0600)")
     return done or ["local demo already set up"]

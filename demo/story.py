@@ -7,8 +7,13 @@
      gate sees its error rate regress against v1.1.0 and pauses the ramp (the design table: an error regression
      pauses); rm reads the gate's sentence and rolls it back in one click: all traffic returns to v1.1.0.
   4. v1.3.0 (healthy) is built and left ready, so the user can promote (or roll back) in the browser.
+  5. prod: v1.0.0, verified in staging, is promoted to prod (same image: build and push skipped); its unverified scan
+     waits for rm's override, rm and qa approve, and it goes live there (nothing was live in prod).
+  6. prod: v1.1.0 the same way; the SLA gate ramps it 5 -> 10 -> 30 % and waits at the 50 % gray step until qa
+     approves; then it ramps on to 100 % and goes live.
 
-People act as the demo users (dev tags and starts releases, rm promotes); the pipeline, the deploy target and the
+People act as the demo users (dev tags and starts releases and sends them on to prod, rm overrides unverified scans
+and promotes, rm and qa approve on the evidence); the pipeline, the deploy target and the
 SLA gate act as themselves. Idempotent: a release that already exists is picked up where it is (a pipeline still
 running is waited for, a failed one is retried once, a paused canary is resumed, a finished step is skipped), so
 re-running `make run` on an existing var/ continues the story instead of failing. Every wait is bounded.
@@ -25,12 +30,13 @@ from django.contrib.auth import get_user_model
 
 from deploy.models import Rollout, RolloutStatus
 from pipelines.models import Pipeline, StageStatus
-from pipelines.services import pipeline_retry_from_failed_stage
+from pipelines.services import pipeline_retry_from_failed_stage, scan_override
 from releases.choices import ReleaseStatus
 from releases.errors import DomainError
 from releases.models import AgentService, AuditEvent, Environment, Release
-from releases.selectors import live_release
-from releases.services import Actor, release_create, release_promote, release_resume, release_rollback
+from releases.selectors import approval_evidence, approval_summary, live_release, next_step
+from releases.services import (Actor, release_approve, release_create, release_promote, release_promote_next_env,
+                               release_resume, release_rollback)
 from sla.models import GateRecord
 
 S = ReleaseStatus
@@ -42,6 +48,11 @@ class Step:
     tag: str
     goal: str  # "live", "rolled_back" or "ready"
     headline: str
+    environment: str = ""  # "" is the story's environment (staging); "prod": promoted there from staging
+
+    @property
+    def key(self) -> str:
+        return f"{self.tag} in {self.environment}" if self.environment else self.tag
 
 
 STEPS = (
@@ -50,6 +61,11 @@ STEPS = (
     Step("v1.2.0", "rolled_back", "v1.2.0 (faulty: ~8 % of its traces fail) is promoted to 5 %; the SLA gate "
                                   "should pause it, and rm rolls it back"),
     Step("v1.3.0", "ready", "v1.3.0 (healthy) is built and left ready for you to promote"),
+    Step("v1.0.0", "live", "prod: v1.0.0, verified in staging, goes on to prod with the same image; its unverified "
+                           "scan is overridden, rm and qa approve, and it goes live (nothing is live in prod yet)",
+         environment="prod"),
+    Step("v1.1.0", "live", "prod: v1.1.0 goes on from staging; rm and qa approve; the SLA gate ramps it and waits "
+                           "at the 50 % gray step until qa approves, then it goes live", environment="prod"),
 )
 
 
@@ -73,8 +89,9 @@ class Story:
         try:
             self.dev = Actor.of(users.get(username="dev"))
             self.rm = Actor.of(users.get(username="rm"))
+            self.qa = Actor.of(users.get(username="qa"))
         except get_user_model().DoesNotExist:
-            raise LookupError("the demo users dev and rm do not exist: run `manage.py seed_demo` first") from None
+            raise LookupError("the demo users dev, rm and qa do not exist: run `manage.py seed_demo` first") from None
         self.started = time.monotonic()
         self.outcomes: dict[str, str] = {}
 
@@ -88,14 +105,15 @@ class Story:
 
     # -- reads ------------------------------------------------------------------------------------------------
 
-    def _release(self, tag: str) -> Release | None:
+    def _release(self, tag: str, environment: str = "") -> Release | None:
         return (Release.objects.select_related("service", "environment", "version")
-                .filter(service__name=self.service, environment__name=self.environment, version__tag=tag)
+                .filter(service__name=self.service, environment__name=environment or self.environment,
+                        version__tag=tag)
                 .order_by("-pk").first())
 
-    def _live(self) -> Release | None:
+    def _live(self, environment: str = "") -> Release | None:
         service = AgentService.objects.get(name=self.service)
-        environment = Environment.objects.get(name=self.environment)
+        environment = Environment.objects.get(name=environment or self.environment)
         return live_release(service, environment)
 
     # -- the story --------------------------------------------------------------------------------------------
@@ -108,7 +126,7 @@ class Story:
         for number, step in enumerate(STEPS, 1):
             self.say(f"step {number}/{len(STEPS)}: {step.headline}")
             outcome = self._play(step)
-            self.outcomes[step.tag] = outcome
+            self.outcomes[step.key] = outcome
             if outcome != step.goal:
                 ok = False
                 if step.goal == "live":
@@ -121,18 +139,19 @@ class Story:
         """Each step's version as it is now, e.g. "v1.0.0 superseded, v1.1.0 live, ..."."""
         states = []
         for step in STEPS:
-            release = self._release(step.tag)
-            states.append(f"{step.tag} {release.get_status_display().lower() if release else 'not created'}")
+            release = self._release(step.tag, step.environment)
+            states.append(f"{step.key} {release.get_status_display().lower() if release else 'not created'}")
         return ", ".join(states)
 
     def _play(self, step: Step) -> str:
-        release = self._release(step.tag)
+        env = step.environment or self.environment
+        release = self._release(step.tag, env)
         if release is None:
-            if step.tag == "v1.0.0" and self._live() is not None:
-                live = self._live()
-                self.say(f"{live.version.tag} is already live in {self.environment}: nothing to do for v1.0.0")
+            if step.tag == "v1.0.0" and self._live(env) is not None:
+                live = self._live(env)
+                self.say(f"{live.version.tag} is already live in {env}: nothing to do for v1.0.0")
                 return "live"
-            release = self._create(step.tag)
+            release = self._create(step.tag) if env == self.environment else self._promote_next_env(step.tag, env)
             if release is None:
                 return "not created"
         else:
@@ -140,7 +159,8 @@ class Story:
                      f"{f' at {release.gray_weight} %' if release.status in (S.GRAY, S.PAUSED) else ''}): "
                      f"continuing from there")
         deadline = time.monotonic() + self.step_timeout_s
-        retried = promoted = resumed = rolled_back = False
+        retried = promoted = resumed = rolled_back = overridden = approved = False
+        steps_approved: set[int] = set()
         watcher = _Watcher(self, release)
         while True:
             self._check_stop()
@@ -159,16 +179,33 @@ class Story:
                 return "ready"
             if step.goal == "rolled_back" and status == S.ROLLED_BACK:
                 return self._rolled_back(release)
-            if status == S.CI_FAILED and not retried:
+            waiting_scan = self._scan_waiting(release) if status == S.BUILDING and not overridden else ""
+            if waiting_scan:
+                overridden = True
+                self.say(f"{step.tag}: the scan could not clear the image ({waiting_scan[:200]}); it waits for a "
+                         f"release manager, and rm overrides it with a written reason")
+                self._try(lambda: scan_override(
+                    actor=self.rm, release_id=release.pk,
+                    reason="demo story: offline machine, no vulnerability data to check against; the image is "
+                           "built from the demo's own source"))
+            elif status == S.CI_FAILED and not retried:
                 retried = True
                 self.say(f"{step.tag}: the pipeline failed ({self._pipeline_failure(release)}); retrying it once")
                 self._try(lambda: pipeline_retry_from_failed_stage(actor=self.dev, release_id=release.pk))
             elif status in FINAL:
                 self.say(f"{step.tag} ended {status}: {release.status_reason or 'see ' + self._link(release)}")
                 return status
+            elif status == S.READY and step.goal != "ready" and not approved and approval_summary(release).missing:
+                approved = True
+                self._approve(release, 0)
             elif status == S.READY and step.goal != "ready" and not promoted:
                 promoted = True
                 self._promote(release)
+            elif status == S.GRAY and next_step(release) and next_step(release) not in steps_approved:
+                weight = next_step(release)
+                if self._gate_waits_for_approval(release, weight, deadline):
+                    steps_approved.add(weight)
+                    self._approve(release, weight)
             elif status == S.PAUSED and step.goal == "rolled_back" and not rolled_back:
                 rolled_back = True
                 why = self._gate_pause_reason(release)
@@ -196,8 +233,50 @@ class Story:
                      f"prepare -> build (podman) -> scan -> push (127.0.0.1:5000)")
         return release
 
+    def _promote_next_env(self, tag: str, environment: str) -> Release | None:
+        source = self._release(tag)
+        if source is None:
+            self.say(f"{tag} never ran in {self.environment}: nothing to promote to {environment}")
+            return None
+        result = self._try(lambda: release_promote_next_env(actor=self.dev, release_id=source.pk,
+                                                            comment="demo story: verified in staging"))
+        if result is None:
+            return None
+        release = result[0]
+        self.say(f"dev promotes {tag} from {source.environment.name} (release #{source.pk}, {source.status}) to "
+                 f"{release.environment.name}: release #{release.pk}; the image built in {source.environment.name} "
+                 f"is reused (read back from the registry, not rebuilt) - {self._link(release)}")
+        return release
+
+    def _approve(self, release: Release, step: int) -> None:
+        """rm and qa approve what is missing, as people would on the release page, with the evidence they saw."""
+        evidence = approval_evidence(release)
+        scan = evidence.get("scan", {})
+        previous = (evidence.get("sla", {}) or {}).get("previous_environment") or {}
+        seen = (f"scan {scan.get('verdict') or scan.get('state')}"
+                + (f", overridden by {scan['override']['by']}" if scan.get("override") else "")
+                + (f"; {previous['environment']}: {previous['release_status']}" if previous else ""))
+        what = f"going to {step} %" if step else "the promotion"
+        for role in sorted(approval_summary(release, step=step).missing):
+            actor = self.rm if role == "release_manager" else self.qa
+            if self._try(lambda: release_approve(actor=actor, release_id=release.pk,
+                                                 comment=f"demo story: approved on the evidence ({seen})")):
+                self.say(f"{actor.name} ({role}) approves {what} of {release.version.tag} in "
+                         f"{release.environment.name}, having seen: {seen}")
+
+    def _gate_waits_for_approval(self, release: Release, weight: int, deadline: float) -> bool:
+        """True once the SLA gate has verified the rung and been held by the missing approval (it says so in its
+        record), or when the step is half-way to its timeout: then qa gives the approval."""
+        record = GateRecord.objects.filter(pk=release.pk).first()
+        held = record is not None and "waiting for" in (record.action_taken or "")
+        if held:
+            self.say(f"{release.version.tag} in {release.environment.name}: the SLA gate verified "
+                     f"{release.gray_weight} % but the ramp waits: {record.action_taken.split(': ', 1)[-1]}")
+            return True
+        return time.monotonic() > deadline - self.step_timeout_s / 2
+
     def _promote(self, release: Release) -> None:
-        live = self._live()
+        live = self._live(release.environment.name)
         where = ("nothing is live yet, so it goes straight to 100 %" if live is None else
                  f"canary next to the stable {live.version.tag}, first phase 5 %")
         self.say(f"rm promotes {release.version.tag}: the local target starts it ({where})")
@@ -218,6 +297,12 @@ class Story:
             self.say(f"  why: {event.reason[:400]}")
         self.say(f"  SLA reports: {self.url or ''}/sla/reports/?version={release.version.tag}")
         return "rolled_back"
+
+    def _scan_waiting(self, release: Release) -> str:
+        """Why the scan waits for an override ("" when it does not)."""
+        pipeline = Pipeline.objects.filter(release=release).order_by("-pk").first()
+        scan = pipeline.stages.filter(name="scan", status=StageStatus.WAITING).first() if pipeline else None
+        return (scan.failure_reason or "waiting for an override") if scan else ""
 
     def _pipeline_failure(self, release: Release) -> str:
         pipeline = Pipeline.objects.filter(release=release).order_by("-pk").first()
@@ -270,7 +355,7 @@ class _Watcher:
             if stage.started_at and stage.finished_at:
                 took = f" in {(stage.finished_at - stage.started_at).total_seconds():.1f} s"
             detail = ""
-            if stage.status in (StageStatus.FAILED, StageStatus.BLOCKED) and stage.failure_reason:
+            if stage.status in (StageStatus.FAILED, StageStatus.BLOCKED, StageStatus.WAITING) and stage.failure_reason:
                 detail = f": {stage.failure_reason[:200]}"
             elif stage.name == "scan" and stage.status == StageStatus.SUCCEEDED:
                 verdict = stage.log_lines.filter(message__startswith="scan verdict").order_by("-pk").first()
@@ -362,6 +447,10 @@ def closing_words(story: Story) -> list[str]:
     if live is not None:
         lines.append(f"  - {'or ' if offered else ''}roll back {live.version.tag} (live) on {url}/releases/{live.pk}/ "
                      f"to return to the version before it;")
+    prod = story._release("v1.1.0", "prod")
+    if prod is not None:
+        lines.append(f"  - prod: {prod.version.tag} is {prod.get_status_display().lower()} on {url}/releases/{prod.pk}/ "
+                     f"(its approvals, the evidence they were given on, the 50 % gray step)")
     if not offered:
         lines.append("  - (the story was played in an earlier run; `make run DEMO_RESET=1` plays it from the start)")
     lines.append(f"  - SLA reports: {url}/sla/reports/   audit log: {url}/audit/   Ctrl-C stops everything.")

@@ -16,3 +16,8 @@ class DeployConfig(AppConfig):
         from deploy.drivers.kubernetes import driver
 
         register_driver("kubernetes", driver)
+
+        from deploy.selectors import values_evidence
+        from releases.selectors import EVIDENCE_SOURCES
+
+        EVIDENCE_SOURCES["values"] = values_evidence  # what an approver is shown: values diff against what runs

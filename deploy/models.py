@@ -160,8 +160,12 @@ class Rollout(models.Model):
     """Putting one release's version on its environment's target: one row per release that went deploying.
 
     Claimed by a worker like a pipeline stage (``attempt`` is the fencing token, ``heartbeat_at`` the sign of
-    life). ``weight_seq`` numbers the release's gray weight changes as they are queued; ``applied_weight_seq``
-    is the newest one the target has applied, so an older weight that arrives late is never applied."""
+    life). ``queued_at`` and ``redrives`` let the sweeper find a rollout whose message was lost.
+
+    Traffic changes after the rollout (a gray weight, going live, rolling back, cancelling) are numbered as they
+    are queued: ``traffic_seq`` is the newest, ``traffic_applied_seq`` the newest the target has applied (an older
+    weight that arrives late is never applied). ``traffic_task``/``traffic_args`` keep the newest change as it was
+    queued, so the sweeper can send it again when the target never got it (deploy/sweeper.py)."""
 
     release = models.OneToOneField(Release, on_delete=models.CASCADE, related_name="rollout")
     status = models.CharField(max_length=20, choices=RolloutStatus.choices, default=RolloutStatus.PENDING)
@@ -173,8 +177,14 @@ class Rollout(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    weight_seq = models.PositiveIntegerField(default=0)
-    applied_weight_seq = models.PositiveIntegerField(default=0)
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="when its rollout task was last queued")
+    redrives = models.PositiveSmallIntegerField(default=0, help_text="times the sweeper queued it again")
+    traffic_seq = models.PositiveIntegerField(default=0, help_text="number of the newest traffic change queued")
+    traffic_applied_seq = models.PositiveIntegerField(default=0, help_text="newest traffic change the target applied")
+    traffic_task = models.CharField(max_length=40, blank=True, help_text="task of the newest traffic change")
+    traffic_args = models.JSONField(default=list, blank=True, help_text="its arguments, change number last")
+    traffic_queued_at = models.DateTimeField(null=True, blank=True)
+    traffic_redrives = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -13,4 +13,6 @@ def enqueue_on_commit(task_name: str, *args, countdown: float | None = None, **k
         current_app.tasks[task_name].apply_async(args=list(args), kwargs=kwargs or None,
                                                  countdown=max(0.0, float(countdown)) if countdown is not None else None)
 
-    transaction.on_commit(send)
+    # robust: with the broker down the send fails after the change committed; that must not turn the committed
+    # change into an error. The row records what was queued, so the sweeper (deploy/sweeper.py) sends it again.
+    transaction.on_commit(send, robust=True)

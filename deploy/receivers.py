@@ -8,11 +8,9 @@ already committed. Tasks are queued by their stable names (deploy/tasks.py), not
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
 from django.dispatch import receiver
 
 from deploy import rollouts
-from deploy.queue import enqueue_on_commit
 from releases.choices import DeployTargetKind, ReleaseStatus
 from releases.models import Release
 from releases.signals import release_transitioned
@@ -63,11 +61,9 @@ def on_release_transitioned(sender, *, release_id, from_status, to_status, from_
         elif route.task == "deploy.set_weight":
             if to_weight == from_weight:
                 return  # resumed at the same weight: nothing moves
-            seq = rollouts.weight_sequence_next(release_id=release_id)
-            with transaction.atomic():
-                enqueue_on_commit(route.task, release_id, to_weight, seq)
+            rollouts.traffic_change_queue(release_id=release_id, task=route.task, args=[release_id, to_weight])
         else:
-            with transaction.atomic():
-                enqueue_on_commit(route.task, release_id)
+            # Numbered and kept on the rollout row: the sweeper sends it again if the target never got it.
+            rollouts.traffic_change_queue(release_id=release_id, task=route.task, args=[release_id])
     except Exception:
         log.exception("deploy: reacting to release #%s %s -> %s failed", release_id, from_status, to_status)

@@ -30,7 +30,7 @@ from deploy.drivers import driver_for
 from deploy.queue import enqueue_on_commit
 from deploy.models import ROLLOUT_TERMINAL, ROLLOUT_TRANSITIONS, Rollout, RolloutStatus
 from deploy.targets.base import TargetError
-from releases import events
+from releases import durable, events
 from releases.choices import DeployTargetKind, ReleaseStatus
 from releases.errors import TransitionNotAllowed
 from releases.models import Release
@@ -89,8 +89,17 @@ def rollout_create(*, release_id: int) -> Rollout | None:
         if created:
             _event(rollout)
         if rollout.status == RS.PENDING:
-            enqueue_on_commit("deploy.rollout_run", release_id)
+            rollout_queue(rollout)
     return rollout
+
+
+def rollout_queue(rollout: Rollout, *, redrive: bool = False) -> None:
+    """Queue the rollout's task on commit and note when, so the sweeper can tell a lost message."""
+    fields = {"queued_at": timezone.now()}
+    if redrive:
+        fields["redrives"] = F("redrives") + 1
+    Rollout.objects.filter(pk=rollout.pk).update(**fields)
+    enqueue_on_commit("deploy.rollout_run", rollout.release_id)
 
 
 def rollout_claim(*, release_id: int, task_id: str) -> Rollout | None:
@@ -124,6 +133,18 @@ def rollout_claim(*, release_id: int, task_id: str) -> Rollout | None:
     return rollout
 
 
+def rollout_takeover_in(*, release_id: int) -> float | None:
+    """Seconds until the running rollout of this release may be taken over (its heartbeat goes stale); None when
+    it is not running. A redelivered message whose rollout is still held asks again then instead of being
+    dropped: the worker that held it may have died a moment ago."""
+    row = Rollout.objects.filter(release_id=release_id, status=RS.RUNNING).values_list("heartbeat_at", flat=True)
+    heartbeat_at = row.first()
+    if heartbeat_at is None:
+        return None
+    stale_at = heartbeat_at + dt.timedelta(seconds=settings.ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS)
+    return max(0.0, (stale_at - timezone.now()).total_seconds())
+
+
 def rollout_heartbeat(*, rollout_id: int, attempt: int) -> bool:
     return bool(Rollout.objects.filter(pk=rollout_id, status=RS.RUNNING, attempt=attempt)
                 .update(heartbeat_at=timezone.now()))
@@ -145,6 +166,7 @@ class _Heartbeat:
                     rollout_heartbeat(rollout_id=self.rollout_id, attempt=self.attempt)
                 except DatabaseError:
                     log.warning("heartbeat of rollout %s failed", self.rollout_id, exc_info=True)
+                    connection.close()  # a broken connection stays broken: the next beat opens a new one
         finally:
             connection.close()
 
@@ -169,9 +191,12 @@ def rollout_execute(*, release_id: int, task_id: str, log_line=None) -> RolloutR
     kind = release.environment.deploy_target
 
     def write(line: str, *_level) -> None:
-        rollout_log_append(rollout_id=rollout.pk, line=line)
         if log_line is not None:
             log_line(line)
+        try:
+            rollout_log_append(rollout_id=rollout.pk, line=line)
+        except durable.DATABASE_DOWN:  # a database blip must not abort a rollout that is going well
+            durable.reconnect()
 
     write(f"rolling {release.version.tag} out to {release.environment.name} through the '{kind}' target")
     try:
@@ -181,9 +206,11 @@ def rollout_execute(*, release_id: int, task_id: str, log_line=None) -> RolloutR
         write(f"rollout failed: {error}")
         return _finish(rollout, succeeded=False, reason=str(error)[:1000])
     except DatabaseError as error:
+        durable.reconnect()
         reason = f"{type(error).__name__}: {error}"
-        _set_status(rollout.pk, from_statuses=[RS.RUNNING], to_status=RS.PENDING, held_by=rollout.attempt,
-                    reason=reason[:1000])
+        durable.retry_while_database_is_down(lambda: _set_status(
+            rollout.pk, from_statuses=[RS.RUNNING], to_status=RS.PENDING, held_by=rollout.attempt,
+            reason=reason[:1000]), what=f"rollout #{rollout.pk} handed back")
         return RolloutResult("retry", reason)
     except Exception as error:  # a driver bug: fail with the reason, never stay running
         log.exception("rollout of release #%s crashed", release_id)
@@ -194,7 +221,9 @@ def rollout_execute(*, release_id: int, task_id: str, log_line=None) -> RolloutR
         reason += "; rolled back to the last good revision"
     for note in outcome.notes:
         write(note)
-    return _finish(rollout, succeeded=ok, reason=reason[:1000])
+    # The target did its part: a database outage now must not lose that (or turn a success into a failure).
+    return durable.retry_while_database_is_down(lambda: _finish(rollout, succeeded=ok, reason=reason[:1000]),
+                                                what=f"recording the outcome of rollout #{rollout.pk}")
 
 
 def _finish(rollout: Rollout, *, succeeded: bool, reason: str) -> RolloutResult:
@@ -282,14 +311,27 @@ def rollout_cancel(*, release_id: int) -> str:
 # --- gray weights: a sequence, applied in order ----------------------------------------------------------
 
 
-def weight_sequence_next(*, release_id: int) -> int | None:
-    """Number the release's next weight change (in the order they commit). None: the release has no rollout."""
+def traffic_change_queue(*, release_id: int, task: str, args: list) -> int | None:
+    """Number a traffic change (a gray weight, go live, roll back, cancel) in the order they commit, keep it as the
+    newest change for the sweeper, and queue its task on commit with the number as its last argument.
+    None: the release has no rollout (nothing on a target to change); the task is queued without a number."""
     with transaction.atomic():
         rollout = Rollout.objects.select_for_update().filter(release_id=release_id).first()
         if rollout is None:
+            enqueue_on_commit(task, *args)
             return None
-        Rollout.objects.filter(pk=rollout.pk).update(weight_seq=F("weight_seq") + 1)
-        return rollout.weight_seq + 1
+        seq = rollout.traffic_seq + 1
+        Rollout.objects.filter(pk=rollout.pk).update(
+            traffic_seq=seq, traffic_task=task, traffic_args=[*args, seq], traffic_queued_at=timezone.now(),
+            traffic_redrives=0)
+        enqueue_on_commit(task, *args, seq)
+    return seq
+
+
+def traffic_change_done(*, release_id: int, seq: int | None) -> None:
+    """The target has change ``seq`` (or it no longer matters: the release moved on). Never moves backwards."""
+    if seq is not None:
+        Rollout.objects.filter(release_id=release_id, traffic_applied_seq__lt=seq).update(traffic_applied_seq=seq)
 
 
 class _TrafficLock:
@@ -312,15 +354,14 @@ class _TrafficLock:
 
 
 def rollout_set_weight(*, release_id: int, weight: int, seq: int | None, log_line) -> str:
-    """Apply weight change number ``seq`` unless the target already has that one or a newer one."""
+    """Apply traffic change number ``seq`` (a weight) unless the target already has that one or a newer one."""
     with _TrafficLock(release_id):
         rollout = Rollout.objects.filter(release_id=release_id).first()
-        if seq is not None and rollout is not None and (seq <= rollout.applied_weight_seq or
-                                                        seq < rollout.weight_seq):
+        if seq is not None and rollout is not None and (seq <= rollout.traffic_applied_seq or
+                                                        seq < rollout.traffic_seq):
             return "stale"  # an older change arriving late, or a newer one is queued behind it
         release = Release.objects.select_related("environment").get(pk=release_id)
         driver_for(release.environment.deploy_target).set_weight(release_id=release_id, weight=weight,
                                                                   log=log_line)
-        if seq is not None and rollout is not None:
-            Rollout.objects.filter(pk=rollout.pk, applied_weight_seq__lt=seq).update(applied_weight_seq=seq)
+        traffic_change_done(release_id=release_id, seq=seq)
     return "done"

@@ -132,3 +132,48 @@ def revision_rollback_state(*, user, revision: DeployRevision, current=_UNSET) -
     if refusal:
         return False, refusal
     return True, ""
+
+
+def _flat(values, prefix: str = "") -> dict:
+    if isinstance(values, dict):
+        out = {}
+        for key, value in values.items():
+            out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out or {prefix: {}}
+    return {prefix: values}
+
+
+VALUES_DIFF_LIMIT = 50
+
+
+def values_evidence(release) -> dict:
+    """Approval evidence (releases.selectors.EVIDENCE_SOURCES["values"]): the values this release would deploy
+    (values.yaml + values-<env>.yaml as stored now, with its image tag) against the values of what runs now (the
+    last deployed stable revision, with the values files as they were when it was deployed)."""
+    from deploy.targets.values import ValuesError
+
+    from releases.selectors import live_release
+
+    service, environment = release.service, release.environment
+    revision = last_deployed(service, environment)
+    if revision is not None:
+        running_tag, at, number = revision.image_tag, revision.created_at, revision.number
+    else:  # a record-only environment has no revisions: what runs is its live release, since it went live
+        live = live_release(service, environment)
+        if live is None or live.pk == release.pk:
+            return {"running": None, "note": f"nothing runs in {environment.name} yet", "changes": []}
+        running_tag, at, number = live.version.tag, live.status_changed_at, None
+    try:
+        now = merged_values(service, environment, image_tag=release.version.tag)
+        base_then = service_values_history(service).filter(created_at__lte=at).first()
+        overlay_then = environment_values_history(service, environment).filter(created_at__lte=at).first()
+        then = merged_values(service, environment, image_tag=running_tag,
+                             base_text=base_then.text if base_then else "",
+                             overlay_text=overlay_then.text if overlay_then else "")
+    except (ValuesError, ValueError) as error:
+        return {"running": running_tag, "error": str(error)[:300], "changes": []}
+    before, after = _flat(then), _flat(now)
+    changes = [{"path": path, "running": before.get(path), "new": after.get(path)}
+               for path in sorted(set(before) | set(after)) if before.get(path) != after.get(path)]
+    return {"running": running_tag, "running_revision": number, "changes": changes[:VALUES_DIFF_LIMIT],
+            "more": max(0, len(changes) - VALUES_DIFF_LIMIT)}

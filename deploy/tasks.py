@@ -9,19 +9,22 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from deploy import rollouts
+from deploy import rollouts, sweeper
 from deploy.drivers import driver_for
 from deploy.models import DeployRevision
 from deploy.targets.base import TargetError
+from releases import durable
 from releases.choices import DeployTargetKind, ReleaseStatus
 from releases.models import AgentService, Environment, Release
 from releases.services import Actor, audit_record
 
 logger = logging.getLogger("rollgate.deploy")
 S = ReleaseStatus
+DATABASE_DOWN_RETRIES = 10  # about ten minutes with the backoff cap; then the sweeper has it
 
 
 def _log(line: str, *_level) -> None:
@@ -57,12 +60,27 @@ def _backoff(retries: int) -> float:
 
 
 @shared_task(name="deploy.rollout_run", bind=True, acks_late=True, ignore_result=True, max_retries=None)
-def rollout_run(self, release_id: int) -> str:
+def rollout_run(self, release_id: int, takeover_check: bool = False) -> str:
     try:
         result = rollouts.rollout_execute(release_id=release_id, task_id=self.request.id or "", log_line=_log)
-    except Exception as exc:  # the claim or the bookkeeping itself failed (database gone?)
+    except durable.DATABASE_DOWN:
+        # Never a reason to fail the rollout: try again later, then leave it to the sweeper (deploy/sweeper.py).
+        durable.reconnect()
+        logger.warning("rollout of release #%s: database unavailable; trying again later", release_id)
+        if self.request.retries >= DATABASE_DOWN_RETRIES:
+            return "database unavailable"
+        raise self.retry(countdown=_backoff(self.request.retries)) from None
+    except Exception as exc:  # the claim or the bookkeeping itself failed
         logger.exception("rollout of release #%s failed before its outcome was recorded", release_id)
         result = rollouts.RolloutResult("retry", f"{type(exc).__name__}: {exc}")
+    if result.outcome == "not_claimed":
+        # Held by another worker: maybe one that died a moment ago (its message came back at once). Ask again when
+        # its heartbeat goes stale, instead of dropping the message and waiting for the sweeper.
+        # One such check at a time, and a check never schedules another (see pipelines.tasks.run_stage).
+        wait = None if takeover_check else rollouts.rollout_takeover_in(release_id=release_id)
+        if wait is not None and cache.add(f"deploy:takeover-check:{release_id}", 1, timeout=int(wait) + 5):
+            rollout_run.apply_async(args=[release_id], kwargs={"takeover_check": True}, countdown=wait + 0.5)
+            return "held"
     if result.outcome != "retry":
         return result.outcome
     if self.request.retries >= settings.ROLLGATE_PIPELINE_TRANSIENT_RETRIES:
@@ -72,13 +90,21 @@ def rollout_run(self, release_id: int) -> str:
     raise self.retry(countdown=_backoff(self.request.retries))
 
 
+def _traffic(release_id: int, seq: int | None, outcome: str) -> str:
+    """Note a traffic change as applied (or moot: the release moved on) so the sweeper leaves it alone; a failed
+    one stays due and is sent again."""
+    if outcome in ("done", "stale", "cancelled"):
+        rollouts.traffic_change_done(release_id=release_id, seq=seq)
+    return outcome
+
+
 @shared_task(name="deploy.rollout_cancel", acks_late=True)
-def rollout_cancel(release_id: int) -> str:
+def rollout_cancel(release_id: int, seq: int | None = None) -> str:
     release = Release.objects.select_related("environment").filter(pk=release_id).first()
     if release is None:
         return "stale"
     try:
-        return rollouts.rollout_cancel(release_id=release_id)
+        return _traffic(release_id, seq, rollouts.rollout_cancel(release_id=release_id))
     except TargetError as error:
         _failed(release, "cancelling the rollout", error)
         return "failed"
@@ -88,10 +114,11 @@ def rollout_cancel(release_id: int) -> str:
 def deploy_set_weight(release_id: int, weight: int, seq: int | None = None) -> str:
     release = Release.objects.select_related("environment").filter(pk=release_id).first()
     if release is None or release.gray_weight != weight or release.status not in (S.GRAY, S.PAUSED):
-        return "stale"
+        return _traffic(release_id, seq, "stale")
     what = f"moving {weight} % of traffic to the canary"
     try:
-        return rollouts.rollout_set_weight(release_id=release_id, weight=weight, seq=seq, log_line=_log)
+        return _traffic(release_id, seq,
+                        rollouts.rollout_set_weight(release_id=release_id, weight=weight, seq=seq, log_line=_log))
     except TargetError as error:
         _failed(release, what, error)
         return "failed"
@@ -102,15 +129,15 @@ def deploy_set_weight(release_id: int, weight: int, seq: int | None = None) -> s
 
 
 @shared_task(name="deploy.go_live", acks_late=True)
-def deploy_go_live(release_id: int) -> str:
-    return _run(release_id, {S.LIVE}, "going live",
-                lambda driver: driver.go_live(release_id=release_id, log=_log))
+def deploy_go_live(release_id: int, seq: int | None = None) -> str:
+    return _traffic(release_id, seq, _run(release_id, {S.LIVE}, "going live",
+                                          lambda driver: driver.go_live(release_id=release_id, log=_log)))
 
 
 @shared_task(name="deploy.roll_back", acks_late=True)
-def deploy_roll_back(release_id: int) -> str:
-    return _run(release_id, {S.ROLLED_BACK, S.BLOCKED}, "rolling back",
-                lambda driver: driver.roll_back(release_id=release_id, log=_log))
+def deploy_roll_back(release_id: int, seq: int | None = None) -> str:
+    return _traffic(release_id, seq, _run(release_id, {S.ROLLED_BACK, S.BLOCKED}, "rolling back",
+                                          lambda driver: driver.roll_back(release_id=release_id, log=_log)))
 
 
 @shared_task(name="deploy.revision_rollback", acks_late=True)
@@ -146,3 +173,8 @@ def deploy_scale_down_idle(service_id: int, environment_id: int) -> str:
         logger.warning("idle colour scale-down of %s in %s failed: %s", service.name, environment.name, error)
         return "failed"
     return "done"
+
+
+@shared_task(name="deploy.sweep", ignore_result=True)
+def sweep() -> dict:
+    return sweeper.deploy_sweep().as_dict()

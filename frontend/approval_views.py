@@ -1,4 +1,5 @@
-"""The approvals inbox: releases waiting for an approval this user's roles can give, newest first, by page."""
+"""The approvals inbox: releases waiting for an approval this user's roles can give, newest first, by page; above
+them, canaries whose ramp waits at a gray step for the user's role."""
 from django.http import HttpResponseBadRequest
 from django.shortcuts import render
 
@@ -18,5 +19,7 @@ def approvals_inbox(request):
     except BadCursor as error:
         return HttpResponseBadRequest(f"cursor: {error}", content_type="text/plain")
     template = "frontend/_approvals_table.html" if is_htmx(request) else "frontend/approvals.html"
-    return render(request, template, {"waiting": page, "first_page": not cursor,
+    # Canaries whose ramp waits at a gray step for this user's role: few, listed above the page on the first one.
+    steps = selectors.approvals_step_waits(user=request.user) if not cursor else []
+    return render(request, template, {"waiting": page, "first_page": not cursor, "step_waits": steps,
                                       "my_roles": sorted(policy.roles_of(request.user))})

@@ -4,12 +4,35 @@ Anonymous connections are refused (close code 4401), users without a role too (4
 session logs out or expires (4401) and when its user's roles change (4409: the page reconnects). A page may subscribe to
 more groups (`{"subscribe": "release.42"}`); each join is checked against the policy.
 """
+import asyncio
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
 from frontend import live
-from releases import events
+from releases import events, metrics
+
+
+class _OpenSockets:
+    """This process's open sockets, published for /metrics (rollgate_live_sockets sums every process). Republished
+    every 30 s while the process lives, so the entry of a process that died goes stale and stops counting."""
+
+    count = 0
+    _refresher: asyncio.Task | None = None
+
+    @classmethod
+    async def changed(cls, delta: int) -> None:
+        cls.count += delta
+        await asyncio.to_thread(metrics.process_gauge_set, "live_sockets", cls.count)
+        if cls._refresher is None or cls._refresher.done():
+            cls._refresher = asyncio.get_running_loop().create_task(cls._refresh())
+
+    @classmethod
+    async def _refresh(cls) -> None:
+        while cls.count > 0:
+            await asyncio.sleep(30)
+            await asyncio.to_thread(metrics.process_gauge_set, "live_sockets", cls.count)
 
 
 class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -24,6 +47,8 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         await self.accept()
+        self.counted = True
+        await _OpenSockets.changed(+1)
         for group in groups:
             await self._join(group)
         # Control groups: logout of this session, or a role change of this user, closes the socket.
@@ -61,6 +86,9 @@ class LiveEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "detail": f"not allowed to follow {group[:60]}"})
 
     async def disconnect(self, code):
+        if getattr(self, "counted", False):
+            self.counted = False
+            await _OpenSockets.changed(-1)
         for group in [*getattr(self, "joined", ()), *getattr(self, "control", ())]:
             await self.channel_layer.group_discard(group, self.channel_name)
 

@@ -20,6 +20,10 @@ class Nav:
         return self._can(policy.RELEASE_APPROVE)
 
     @cached_property
+    def can_create(self) -> bool:
+        return self._can(policy.RELEASE_CREATE)
+
+    @cached_property
     def can_audit(self) -> bool:
         return self._can(policy.AUDIT_VIEW)
 

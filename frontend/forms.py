@@ -6,6 +6,7 @@ from django import forms
 from releases.choices import Role
 from releases.freeze import validate_freeze_windows
 from releases.models import Environment
+from releases.protection import approver_roles
 
 
 class AuditFilterForm(forms.Form):
@@ -32,7 +33,8 @@ class AuditFilterForm(forms.Form):
         return {key: value for key, value in self.cleaned_data.items() if value not in ("", None)}
 
 
-ROLE_FIELDS = [(f"approvals_{role}", role, label) for role, label in Role.choices]
+# Only the roles that can approve may be required (releases.protection); the form offers no other.
+ROLE_FIELDS = [(f"approvals_{role}", role, label) for role, label in Role.choices if role in approver_roles()]
 
 
 class EnvironmentForm(forms.Form):
@@ -45,6 +47,12 @@ class EnvironmentForm(forms.Form):
                   "(0 = Monday)",
     )
 
+    gray_step_approvals = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text='JSON: approvals before the ramp moves to a rung, e.g. {"50": {"qa": 1}, "100": '
+                  '{"release_manager": 1}}; the ramp waits at the rung below until they are given',
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for field_name, _role, label in ROLE_FIELDS:
@@ -53,10 +61,18 @@ class EnvironmentForm(forms.Form):
     @classmethod
     def for_environment(cls, environment: Environment) -> "EnvironmentForm":
         initial = {"protected": environment.protected, "auto_rollback": environment.auto_rollback,
-                   "freeze_windows": json.dumps(environment.freeze_windows or [], indent=2, sort_keys=True)}
+                   "freeze_windows": json.dumps(environment.freeze_windows or [], indent=2, sort_keys=True),
+                   "gray_step_approvals": json.dumps(environment.gray_step_approvals or {})}
         for field_name, role, _label in ROLE_FIELDS:
             initial[field_name] = (environment.required_approvals or {}).get(role, 0)
         return cls(initial=initial)
+
+    def clean_gray_step_approvals(self):
+        text = self.cleaned_data["gray_step_approvals"].strip() or "{}"
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(f"gray_step_approvals: not valid JSON ({error.msg} at line {error.lineno})")
 
     def clean_freeze_windows(self):
         text = self.cleaned_data["freeze_windows"].strip() or "[]"
@@ -79,6 +95,7 @@ class EnvironmentForm(forms.Form):
             "protected": data["protected"],
             "auto_rollback": data["auto_rollback"],
             "freeze_windows": data["freeze_windows"],
+            "gray_step_approvals": data["gray_step_approvals"],
             "required_approvals": {role: data[name] for name, role, _ in ROLE_FIELDS if data.get(name)},
         }
         return {key: value for key, value in wanted.items() if getattr(environment, key) != value}

@@ -36,6 +36,8 @@ def _render(request, release_id: int, message: str = "", error: str = ""):
         "can_retry": bool(policy.can(request.user, policy.PIPELINE_RUN)) and summary and summary["status"] == "failed",
         "can_override": bool(policy.can(request.user, policy.SCAN_OVERRIDE)) and summary and any(
             s["name"] == "scan" and s["status"] == "waiting" for s in summary["stages"]),
+        "waiting_scan": summary and next((s["failure_reason"] or "waiting" for s in summary["stages"]
+                                          if s["name"] == "scan" and s["status"] == "waiting"), ""),
     }
     return render(request, "frontend/release/_pipeline.html", context)
 

@@ -9,6 +9,7 @@ from frontend import (
     notification_views,
     pipeline_views,
     preference_views,
+    release_new_views,
     routing_views,
     sla_views,
     views,
@@ -28,6 +29,8 @@ urlpatterns = [
          name="notification-delivery-retry"),
     path("environments/", environment_views.environment_list, name="environment-list"),
     path("environments/<slug:name>/", environment_views.environment_detail, name="environment-detail"),
+    path("releases/new/", release_new_views.release_new, name="release-new"),
+    path("releases/new/check/", release_new_views.release_new_check, name="release-new-check"),
     # The release page and its sections. Section URLs come before release-action, which would match them.
     path("releases/<int:release_id>/", views.release_detail, name="release-detail"),
     path("releases/<int:release_id>/routing/", routing_views.release_routing, name="release-routing"),

@@ -6,9 +6,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from frontend import fleet_cells
@@ -26,6 +27,13 @@ S = ReleaseStatus
 class LoginView(auth_views.LoginView):
     template_name = "frontend/login.html"
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        # Single sign-on (issue 17): a link to the identity provider next to the local login form.
+        context["sso_name"] = settings.ROLLGATE_OIDC_PROVIDER_NAME if settings.ROLLGATE_OIDC_ENABLED else ""
+        context["sso_failed"] = self.request.GET.get("sso") == "failed"
+        return context
 
 
 @page_requires(policy.RELEASE_VIEW)
@@ -63,10 +71,10 @@ def fleet(request):
     return render(request, "frontend/_fleet_table.html" if is_htmx(request) else "frontend/fleet.html", context)
 
 
-ACTION_ORDER = ["approve", "reject", "promote", "promote_full", "pause", "resume", "rollback"]
+ACTION_ORDER = ["approve", "reject", "promote", "promote_full", "pause", "resume", "rollback", "promote_next_env"]
 
 
-def _action_buttons(release, states, ladder, stable) -> list[dict]:
+def _action_buttons(release, states, ladder, stable, following=None) -> list[dict]:
     """Buttons in a fixed order, with the label and confirmation text a person needs to decide."""
     next_weights = [w for w in ladder if w > release.gray_weight]
     step = f"{next_weights[0]} %" if next_weights else "100 %"
@@ -83,6 +91,10 @@ def _action_buttons(release, states, ladder, stable) -> list[dict]:
         "pause": ("Pause", f"Hold {where} at {release.gray_weight} %?", "traffic"),
         "resume": ("Resume", f"Resume the gray ramp of {where}?", "traffic"),
         "rollback": ("Roll back", f"Roll back {where}? Its traffic goes back to the stable version.", "danger"),
+        "promote_next_env": (f"Promote to {following.name if following else 'the next environment'}",
+                             f"Start a release of {release.service.name} {release.version.tag} in "
+                             f"{following.name if following else 'the next environment'}, reusing this image?",
+                             "approval"),
     }
     # Buttons that cannot apply in this state are left out rather than shown greyed (a final release offers
     # nothing; a live one only its rollback); role, approval and freeze reasons still show on the ones that stay.
@@ -93,12 +105,19 @@ def _action_buttons(release, states, ladder, stable) -> list[dict]:
         shown.discard("pause")
     if release.status != S.PAUSED:
         shown.discard("resume")
-    if release.status not in OPEN_FOR_APPROVAL or not release.environment.required_approvals:
+    at_step = selectors.next_step(release)
+    if not at_step and (release.status not in OPEN_FOR_APPROVAL or not release.environment.required_approvals):
         shown -= {"approve", "reject"}
+    if at_step:
+        texts["approve"] = (f"Approve going to {at_step} %", f"Approve that {where} goes to {at_step} %?", "approval")
+        texts["reject"] = (f"Reject going to {at_step} %", f"Reject that {where} goes to {at_step} %? The ramp "
+                                                             f"pauses.", "approval")
     if not next_weights or next_weights[0] >= 100 or first_go:
         shown.discard("promote_full")  # the next step is 100 % already
     if release.status not in (*CANARY_STATUSES, S.LIVE):
         shown.discard("rollback")  # only a canary or the live release can be rolled back
+    if following is None or release.status not in selectors.PROMOTABLE_TO_NEXT_ENV:
+        shown.discard("promote_next_env")  # only a verified release goes on; the reason shows when it cannot
     buttons = []
     for name in ACTION_ORDER:
         state = states.get(name)
@@ -115,7 +134,16 @@ def _release_context(request, release) -> dict:
     states = selectors.release_actions(user=request.user, release=release)
     summary = selectors.approval_summary(release)
     stable = selectors.live_release(release.service, release.environment)
+    following, _why = selectors.next_environment(release)
+    step = selectors.next_step(release)
+    step_summary = selectors.approval_summary(release, step=step) if step else None
+    approving = step or (release.status in OPEN_FOR_APPROVAL and release.environment.required_approvals)
+    evidence = selectors.approval_evidence(release) if approving else None
     return {
+        "step_wait": (f"waiting for {selectors.missing_words(step_summary.missing)} to go to {step} %"
+                      if step_summary and step_summary.missing else ""),
+        "evidence": evidence,
+        "evidence_digest": selectors.evidence_digest(evidence) if evidence is not None else "",
         "release": release,
         "record": selectors.release_record(release),
         "ladder": ladder,
@@ -124,7 +152,7 @@ def _release_context(request, release) -> dict:
                           for role, needed in summary.required.items()],
         "decisions": release.approvals.select_related("user"),
         "actions": states,
-        "buttons": _action_buttons(release, states, ladder, stable),
+        "buttons": _action_buttons(release, states, ladder, stable, following),
         "stable": stable,
         "is_canary": release.status in CANARY_STATUSES,
         "timeline": release.audit_events.order_by("-created_at", "-id")[:500],
@@ -151,8 +179,12 @@ ACTIONS = {
     "pause": lambda actor, rid, c, w: services.release_pause(actor=actor, release_id=rid, comment=c),
     "resume": lambda actor, rid, c, w: services.release_resume(actor=actor, release_id=rid, comment=c),
     "rollback": lambda actor, rid, c, w: services.release_rollback(actor=actor, release_id=rid, comment=c),
-    "approve": lambda actor, rid, c, w: services.release_approve(actor=actor, release_id=rid, comment=c),
-    "reject": lambda actor, rid, c, w: services.release_reject(actor=actor, release_id=rid, comment=c),
+    "approve": lambda actor, rid, c, w, digest="": services.release_approve(actor=actor, release_id=rid, comment=c,
+                                                                            evidence_digest=digest),
+    "reject": lambda actor, rid, c, w, digest="": services.release_reject(actor=actor, release_id=rid, comment=c,
+                                                                          evidence_digest=digest),
+    "promote_next_env": lambda actor, rid, c, w: services.release_promote_next_env(actor=actor, release_id=rid,
+                                                                                   comment=c),
 }
 
 
@@ -172,7 +204,18 @@ def release_action(request, release_id: int, action: str):
     seen = request.POST.get("expected_weight", "")
     expected_weight = int(seen) if re.fullmatch(r"[0-9]{1,3}", seen) and int(seen) <= 100 else None
     try:
-        ACTIONS[action](Actor.of(request.user), release_id, comment, expected_weight)
+        extra = {}
+        if action in ("approve", "reject"):  # bound to the evidence the page showed (a 64-hex digest, or none)
+            digest = request.POST.get("evidence_digest", "")
+            extra["digest"] = digest if re.fullmatch(r"[0-9a-f]{64}", digest) else ""
+        result = ACTIONS[action](Actor.of(request.user), release_id, comment, expected_weight, **extra)
+        if action == "promote_next_env":
+            created = result[0]
+            messages.success(request, f"release #{created.pk} of {created.version.tag} started in "
+                                      f"{created.environment.name}, reusing the image of release #{release_id}")
+            if is_htmx(request):
+                return HttpResponse("", headers={"HX-Redirect": reverse("release-detail", args=[created.pk])})
+            return redirect("release-detail", release_id=created.pk)
         messages.success(request, f"{label}: done")
     except DomainError as error:
         messages.error(request, f"{label} refused: {error.message}")

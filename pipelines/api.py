@@ -54,6 +54,13 @@ class StageOutput(serializers.Serializer):
 class ScanOverrideOutput(serializers.Serializer):
     by = serializers.CharField()
     reason = serializers.CharField()
+    overridden = serializers.CharField(help_text="what the override accepted: High findings, unverified checks")
+
+
+class ReusedImageOutput(serializers.Serializer):
+    release_id = serializers.IntegerField(help_text="the release whose pipeline built, scanned and pushed the image")
+    pipeline_id = serializers.IntegerField()
+    digest = serializers.CharField()
 
 
 class PipelineOutput(serializers.Serializer):
@@ -62,6 +69,7 @@ class PipelineOutput(serializers.Serializer):
     status = serializers.CharField()
     labels = serializers.ListField(child=serializers.CharField())
     failure_reason = serializers.CharField()
+    reused_from = ReusedImageOutput(allow_null=True, help_text="build once: set when the image was reused")
     scan_override = ScanOverrideOutput(allow_null=True)
     created_at = serializers.CharField()
     started_at = serializers.CharField(allow_null=True)

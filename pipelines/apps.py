@@ -9,4 +9,9 @@ class PipelinesConfig(AppConfig):
 
     def ready(self) -> None:
         # receivers: release_transitioned -> start the pipeline; tasks: registered so services can queue by name.
-        from pipelines import receivers, tasks  # noqa: F401
+        # checks: the durable-work settings fit together (run by manage.py check and at worker start-up).
+        from pipelines import checks, receivers, tasks  # noqa: F401
+        from pipelines.selectors import scan_evidence
+        from releases.selectors import EVIDENCE_SOURCES
+
+        EVIDENCE_SOURCES["scan"] = scan_evidence  # what an approver is shown of the image's scan

@@ -14,7 +14,7 @@ from releases.sealed import SealedTextField
 class PipelineStatus(models.TextChoices):
     PENDING = "pending", "Pending"  # created, first stage queued
     RUNNING = "running", "Running"
-    WAITING = "waiting", "Waiting"  # for a scan override
+    WAITING = "waiting", "Waiting"  # for a scan override (High findings or an unverified scan)
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"  # labelled ci_failed; may be retried from the failed stage
     BLOCKED = "blocked", "Blocked"  # a Critical scan finding: never pushed, never retried
@@ -47,18 +47,19 @@ BUILD_STAGES = STAGE_ORDER
 class StageStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
-    WAITING = "waiting", "Waiting for an override"  # scan found High findings
+    WAITING = "waiting", "Waiting for an override"  # scan found High findings or could not verify the image
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     BLOCKED = "blocked", "Blocked"  # scan found a Critical finding
-    SKIPPED = "skipped", "Skipped"  # the release was made ready without this stage
+    SKIPPED = "skipped", "Skipped"  # nothing to do: the release was made ready without it, or the image is reused
 
 
 T = StageStatus
 STAGE_TRANSITIONS: dict[str, frozenset[str]] = {
     T.PENDING: frozenset({T.RUNNING, T.SKIPPED, T.FAILED}),
     # running -> running is a take-over of a stage whose worker died (attempt + 1)
-    T.RUNNING: frozenset({T.RUNNING, T.PENDING, T.WAITING, T.SUCCEEDED, T.FAILED, T.BLOCKED}),
+    # running -> skipped: the runner found nothing to do (build and push of a reused image)
+    T.RUNNING: frozenset({T.RUNNING, T.PENDING, T.WAITING, T.SUCCEEDED, T.FAILED, T.BLOCKED, T.SKIPPED}),
     T.WAITING: frozenset({T.SUCCEEDED, T.FAILED}),
     T.FAILED: frozenset({T.PENDING}),  # retry from the failed stage
     T.SUCCEEDED: frozenset(),
@@ -74,8 +75,15 @@ class Pipeline(models.Model):
     status = models.CharField(max_length=20, choices=PipelineStatus.choices, default=PipelineStatus.PENDING)
     labels = models.JSONField(default=list, blank=True, help_text='e.g. ["ci_failed"]')
     failure_reason = models.CharField(max_length=2000, blank=True)
+    reused_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="build once: the pipeline that built, scanned and pushed this version's image; this one reads "
+                  "the digest back from the registry, skips build and push, and re-judges that scan for its "
+                  "environment")
     scan_override_by = models.CharField(max_length=150, blank=True)
     scan_override_reason = models.TextField(blank=True)
+    scan_override_findings = models.CharField(max_length=2000, blank=True,
+                                              help_text="what the override accepted (High findings, unverified checks)")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -98,6 +106,10 @@ class Stage(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="last sign of life of the worker")
+    # The durable part of the queue (issue 13): when this stage's task was last sent, and how often the sweeper
+    # sent it again because nobody claimed it (a message lost with the broker) or its worker stopped beating.
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="when its task was last queued")
+    redrives = models.PositiveSmallIntegerField(default=0, help_text="times the sweeper queued it again")
 
     class Meta:
         ordering = ["pipeline", "position"]

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from pipelines import services
-from pipelines.models import ArtefactKind, LogLevel, StageName
+from pipelines.models import Artefact, ArtefactKind, LogLevel, Pipeline, StageName
 from releases.models import Release
 from releases.services import version_record_image
 
@@ -37,7 +37,11 @@ class StageBlocked(Exception):
 
 
 class StageNeedsOverride(Exception):
-    """The scan found what a release_manager must accept in writing (High findings)."""
+    """The scan found what a release_manager must accept in writing (High findings, an unverified check)."""
+
+
+class StageSkipped(Exception):
+    """Nothing to do (build and push of a reused image); `str(exc)` says why."""
 
 
 @dataclass
@@ -77,11 +81,68 @@ def build_context_of(release: Release) -> Path:
     return Path(path)
 
 
+# --- build once: a version's image is built, scanned and pushed by one pipeline; later releases reuse it ------
+
+
+def reused_build(ctx: StageContext) -> Pipeline | None:
+    """The pipeline whose image this one reuses (pipelines.services._build_of chose it), or None."""
+    pipeline = Pipeline.objects.select_related("reused_from").get(pk=ctx.pipeline_id)
+    return pipeline.reused_from
+
+
+def reuse_words(source: Pipeline, release: Release) -> str:
+    return f"image reused from release #{source.release_id}, digest {release.version.image_digest}"
+
+
+def _prove_reused_image(ctx: StageContext, release: Release, source: Pipeline) -> bool:
+    """Read the manifest back from the registry: the tag must still serve the digest that was built and scanned.
+    False (and the pipeline builds again) when it does not."""
+    from pipelines.integrations.registry import ManifestError, manifest_digest
+
+    reference = image_reference_for(release)
+    try:
+        served = manifest_digest(reference=reference)
+    except ManifestError as exc:
+        served, why = "", str(exc)
+    else:
+        why = f"the registry serves {served} for {reference}"
+    if served == release.version.image_digest:
+        ctx.log(f"{reuse_words(source, release)} (read back from the registry: still there); build and push are "
+                f"skipped, its scan is judged again for {release.environment.name}")
+        return True
+    services.pipeline_stop_reuse(pipeline_id=ctx.pipeline_id, stage_id=ctx.stage_id,
+                                 reason=f"the image of release #{source.release_id} "
+                                        f"({release.version.image_digest}) is gone: {why}")
+    return False
+
+
+def _reused_scan_results(ctx: StageContext, source: Pipeline):
+    """The checks of the scan that ran on this digest (they travel with it), and its SBOM if any."""
+    from pipelines.integrations.scan_results import CheckResult, CheckStatus, Finding, Severity
+
+    stored = {a.kind: a.content for a in Artefact.objects.filter(
+        stage__pipeline=source, kind__in=[ArtefactKind.SCAN_REPORT_JSON, ArtefactKind.SBOM])}
+    if ArtefactKind.SCAN_REPORT_JSON not in stored:
+        return [CheckResult(name="reused_scan", status=CheckStatus.UNVERIFIED,
+                            reason=f"the scan of release #{source.release_id} left no report to reuse")], None
+    report = json.loads(stored[ArtefactKind.SCAN_REPORT_JSON])
+    results = [CheckResult(name=check["name"], status=CheckStatus(check["status"]), reason=check.get("reason", ""),
+                           details=check.get("details") or {}, duration_s=check.get("duration_s", 0.0),
+                           findings=[Finding(**{**finding, "severity": Severity(finding["severity"])})
+                                     for finding in check.get("findings", [])])
+               for check in report.get("checks", [])]
+    sbom = json.loads(stored[ArtefactKind.SBOM]) if ArtefactKind.SBOM in stored else None
+    return results, sbom
+
+
 # --- the stages ------------------------------------------------------------------------------------------------
 
 
 def prepare(ctx: StageContext) -> None:
     release = ctx.release()
+    source = reused_build(ctx)
+    if source is not None and _prove_reused_image(ctx, release, source):
+        return
     context = build_context_of(release)
     if not context.is_dir():
         raise StageFailed(f"build context {context} of {release.service.name} does not exist on this worker")
@@ -98,6 +159,9 @@ def build(ctx: StageContext) -> None:
     from pipelines.integrations.docker_build import BuildFailed, ImageRejected, image_build_and_check
 
     release = ctx.release()
+    source = reused_build(ctx)
+    if source is not None:
+        raise StageSkipped(reuse_words(source, release))
     reference = image_reference_for(release)
     try:
         built, check = image_build_and_check(
@@ -122,13 +186,20 @@ def scan(ctx: StageContext) -> None:
     from pipelines.integrations.scanners import service_scan
 
     release = ctx.release()
-    context = build_context_of(release)
     reference = image_reference_for(release)
-    supplied = context / settings.ROLLGATE_PIPELINE_TRIVY_REPORT_NAME
-    with tempfile.TemporaryDirectory(prefix="rollgate-scan-") as workdir:
-        results, sbom = service_scan(context_dir=context, image=str(reference),
-                                     sbom_output=Path(workdir) / "sbom.json",
-                                     trivy_report=supplied if supplied.is_file() else None)
+    source = reused_build(ctx)
+    if source is not None:
+        # The scan result travels with the digest: the same checks, judged for this environment.
+        results, sbom = _reused_scan_results(ctx, source)
+        ctx.log(f"scan of release #{source.release_id} reused ({release.version.image_digest}); judged for "
+                f"{release.environment.name}")
+    else:
+        context = build_context_of(release)
+        supplied = context / settings.ROLLGATE_PIPELINE_TRIVY_REPORT_NAME
+        with tempfile.TemporaryDirectory(prefix="rollgate-scan-") as workdir:
+            results, sbom = service_scan(context_dir=context, image=str(reference),
+                                         sbom_output=Path(workdir) / "sbom.json",
+                                         trivy_report=supplied if supplied.is_file() else None)
     for result in results:
         level = LogLevel.INFO if result.status == "passed" else LogLevel.WARNING
         ctx.log(f"{result.name}: {result.status} - {result.reason}", level)
@@ -152,10 +223,14 @@ def push(ctx: StageContext) -> None:
     from pipelines.integrations.registry import PushFailed, image_push
 
     release = ctx.release()
+    source = reused_build(ctx)
+    if source is not None:
+        raise StageSkipped(f"{reuse_words(source, release)}: already in the registry, nothing to push")
     reference = image_reference_for(release)
     try:
         result = image_push(reference=reference, max_attempts=settings.ROLLGATE_PIPELINE_PUSH_ATTEMPTS,
-                            backoff_s=settings.ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS, log=ctx.log)
+                            backoff_s=settings.ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS, log=ctx.log,
+                            timeout_s=settings.ROLLGATE_PIPELINE_PUSH_TIMEOUT_SECONDS)
     except PushFailed as failed:
         services.artefact_store(stage_id=ctx.stage_id, kind=ArtefactKind.PUSH_RESULT, content=json.dumps(
             {"reference": failed.reference, "digest": "", "attempts": [vars(a) for a in failed.attempts]}, indent=2))

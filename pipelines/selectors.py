@@ -45,6 +45,8 @@ def _line(line: StageLogLine) -> dict:
 def pipeline_summary(pipeline: Pipeline, *, tail: int = LOG_TAIL) -> dict:
     """Everything the API and the page show: stages with durations, log tails and artefact links."""
     stages = list(pipeline.stages.prefetch_related("artefacts").order_by("position"))
+    if pipeline.reused_from_id:
+        pipeline = Pipeline.objects.select_related("reused_from", "release__version").get(pk=pipeline.pk)
     duration = None
     if pipeline.started_at and pipeline.finished_at:
         duration = round((pipeline.finished_at - pipeline.started_at).total_seconds(), 3)
@@ -54,7 +56,10 @@ def pipeline_summary(pipeline: Pipeline, *, tail: int = LOG_TAIL) -> dict:
         "status": pipeline.status,
         "labels": pipeline.labels,
         "failure_reason": pipeline.failure_reason,
-        "scan_override": ({"by": pipeline.scan_override_by, "reason": pipeline.scan_override_reason}
+        "reused_from": ({"release_id": pipeline.reused_from.release_id, "pipeline_id": pipeline.reused_from_id,
+                         "digest": pipeline.release.version.image_digest} if pipeline.reused_from_id else None),
+        "scan_override": ({"by": pipeline.scan_override_by, "reason": pipeline.scan_override_reason,
+                           "overridden": pipeline.scan_override_findings}
                           if pipeline.scan_override_by else None),
         "created_at": pipeline.created_at.isoformat(),
         "started_at": pipeline.started_at.isoformat() if pipeline.started_at else None,
@@ -88,3 +93,31 @@ def webhook_endpoint_list(*, user):
     if not policy.can(user, policy.WEBHOOK_MANAGE):
         return WebhookEndpoint.objects.none()
     return WebhookEndpoint.objects.all()
+
+
+def scan_evidence(release) -> dict:
+    """Approval evidence (releases.selectors.EVIDENCE_SOURCES["scan"]): the scan verdict of the release's image,
+    its override if any, and where the image was built (build once)."""
+    import json
+
+    from pipelines.models import ArtefactKind
+
+    pipeline = (Pipeline.objects.filter(release_id=release.pk).select_related("reused_from").order_by("-id")
+                .first())
+    if pipeline is None:
+        return {"state": "no pipeline yet", "digest": release.version.image_digest}
+    scan = pipeline.stages.filter(name="scan").first()
+    report = (Artefact.objects.filter(stage=scan, kind=ArtefactKind.SCAN_REPORT_JSON)
+              .values_list("content", flat=True).first()) if scan else None
+    decision = json.loads(report).get("decision", {}) if report else {}
+    return {
+        "state": scan.status if scan else "no scan stage",
+        "verdict": decision.get("verdict", ""),
+        "reasons": list(decision.get("reasons", []))[:10],
+        "severity_counts": decision.get("severity_counts", {}),
+        "unverified_checks": decision.get("unverified_checks", []),
+        "override": ({"by": pipeline.scan_override_by, "reason": pipeline.scan_override_reason,
+                      "overridden": pipeline.scan_override_findings} if pipeline.scan_override_by else None),
+        "digest": release.version.image_digest,
+        "built_by_release": pipeline.reused_from.release_id if pipeline.reused_from_id else release.pk,
+    }

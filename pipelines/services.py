@@ -41,7 +41,8 @@ from releases import events, policy
 from releases.choices import ReleaseStatus
 from releases.errors import InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import Release
-from releases.services import Actor, audit_record, release_lock, release_worker_transition, require_permission
+from releases.services import Actor, approvals_mark_stale, audit_record, release_lock, release_worker_transition, \
+    require_permission
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +66,19 @@ def _stage_event(stage: Stage, release_id: int) -> None:
 
 
 def _enqueue(task_name: str, *args) -> None:
-    """Queue a task by its stable name on commit: the tasks module imports this one, never the reverse."""
-    transaction.on_commit(lambda: current_app.tasks[task_name].apply_async(args=list(args)))
+    """Queue a task by its stable name on commit: the tasks module imports this one, never the reverse.
+
+    robust: with the broker down the send fails after the change committed; the caller's answer stands and the
+    sweeper (pipelines/sweeper.py) finds the work again from the rows."""
+    transaction.on_commit(lambda: current_app.tasks[task_name].apply_async(args=list(args)), robust=True)
 
 
-def _enqueue_stage(stage_id: int) -> None:
+def _enqueue_stage(stage_id: int, *, redrive: bool = False) -> None:
+    """Queue a stage's task on commit and note when: a stage queued long ago and still pending lost its message."""
+    fields = {"queued_at": timezone.now()}
+    if redrive:
+        fields["redrives"] = F("redrives") + 1
+    Stage.objects.filter(pk=stage_id).update(**fields)
     _enqueue("pipelines.run_stage", stage_id)
 
 
@@ -113,6 +122,24 @@ def _lock_release_of_stage(stage_id: int) -> Release | None:
 # --- start ---------------------------------------------------------------------------------------------------
 
 
+def _build_of(release: Release) -> Pipeline | None:
+    """Build once: the pipeline that built, scanned and pushed this version (service, tag, commit) for another
+    release, or None when it has not been built yet. Its prepare stage proves the image is still in the registry."""
+    if not release.version.image_digest:
+        return None
+    return (Pipeline.objects.filter(release__version_id=release.version_id, status=P.SUCCEEDED,
+                                    reused_from__isnull=True)
+            .exclude(release_id=release.pk).order_by("-id").first())
+
+
+def pipeline_stop_reuse(*, pipeline_id: int, stage_id: int, reason: str) -> None:
+    """The reused image is gone from the registry (or the tag moved): this pipeline builds it again instead."""
+    with transaction.atomic():
+        Pipeline.objects.filter(pk=pipeline_id).update(reused_from=None)
+        stage_log_append(stage_id=stage_id, message=f"{reason}; building the image again", level=LogLevel.WARNING)
+
+
+
 def pipeline_start(*, release_id: int) -> Pipeline | None:
     """Create the pipeline of a pending release and queue its first stage. Idempotent: one pipeline per release."""
     with transaction.atomic():
@@ -123,7 +150,7 @@ def pipeline_start(*, release_id: int) -> Pipeline | None:
         existing = Pipeline.objects.filter(release=release).first()
         if existing is not None or release.status != R.PENDING:
             return existing
-        pipeline = Pipeline.objects.create(release=release)
+        pipeline = Pipeline.objects.create(release=release, reused_from=_build_of(release))
         Stage.objects.bulk_create([Stage(pipeline=pipeline, name=name, position=index)
                                    for index, name in enumerate(STAGE_ORDER)])
         first = pipeline.stages.get(name=StageName.PREPARE)
@@ -177,6 +204,26 @@ def stage_claim(*, stage_id: int, task_id: str) -> Stage | None:
     return stage
 
 
+def stage_requeue(*, stage_id: int) -> None:
+    """The sweeper found the stage's work lost (pipelines/sweeper.py): send its task again, noted on the stage."""
+    stage = Stage.objects.select_related("pipeline").get(pk=stage_id)
+    _log_line(stage, stage.pipeline.release_id, "queued again: its task was lost or its worker stopped responding",
+              LogLevel.WARNING)
+    _enqueue_stage(stage_id, redrive=True)
+
+
+def stage_takeover_in(*, stage_id: int) -> float | None:
+    """Seconds until a running stage may be taken over (its heartbeat goes stale); None when it is not running.
+
+    A message redelivered because its worker died comes back within a second, while the stage still looks held:
+    the task asks again then instead of dropping the message (the sweeper would only find it much later)."""
+    heartbeat_at = Stage.objects.filter(pk=stage_id, status=T.RUNNING).values_list("heartbeat_at", flat=True).first()
+    if heartbeat_at is None:
+        return None
+    stale_at = heartbeat_at + dt.timedelta(seconds=settings.ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS)
+    return max(0.0, (stale_at - timezone.now()).total_seconds())
+
+
 def stage_heartbeat(*, stage_id: int, attempt: int) -> bool:
     """Sign of life from the worker running `attempt`; False when the stage is no longer ours."""
     return bool(Stage.objects.filter(pk=stage_id, status=T.RUNNING, attempt=attempt)
@@ -221,22 +268,26 @@ def _finish(stage_id: int, attempt: int | None, to_status: str, reason: str = ""
     return Stage.objects.select_related("pipeline").get(pk=stage_id)
 
 
-def stage_succeed(*, stage_id: int, attempt: int) -> bool:
-    """The run succeeded: record it and move on (next stage; after push the release is ready and the pipeline done)."""
+def stage_succeed(*, stage_id: int, attempt: int, skipped: str = "") -> bool:
+    """The run succeeded (or, with `skipped` saying why, had nothing to do): record it and move on (next stage;
+    after push the release is ready and the pipeline done)."""
     with transaction.atomic():
         _lock_release_of_stage(stage_id)
-        stage = _finish(stage_id, attempt, T.SUCCEEDED)
+        stage = _finish(stage_id, attempt, T.SKIPPED if skipped else T.SUCCEEDED, skipped)
         if stage is None:
             return False
         pipeline = stage.pipeline
         release_id = pipeline.release_id
+        if skipped:
+            _log_line(stage, release_id, f"skipped: {skipped}")
         _stage_event(stage, release_id)
         if stage.name == StageName.PUSH:
             # CI is done: the pipeline ends here; the promotion's rollout is the deploy app's.
             _pipeline_move(pipeline.pk, P.SUCCEEDED, from_statuses=[P.RUNNING], finished_at=timezone.now())
+            why = skipped or "image built, scanned and pushed"
             release_worker_transition(release_id=release_id, from_statuses={R.PENDING, R.BUILDING},
                                       to_status=R.READY, actor_name=SYSTEM, action="pipeline.succeeded",
-                                      reason="image built, scanned and pushed")
+                                      reason=why)
         else:
             following = STAGE_ORDER[STAGE_ORDER.index(stage.name) + 1]
             next_stage = pipeline.stages.get(name=following)
@@ -301,11 +352,19 @@ def stage_block(*, stage_id: int, attempt: int, reason: str) -> bool:
                                   reason=f"security scan: {reason}")
         _stage_event(stage, pipeline.release_id)
         _enqueue_notification(stage.pk)
+        # Approvals of the same version elsewhere were given before this scan: they go stale (after commit, each
+        # release locked on its own, so this transaction's locks never wait on another release's).
+        blocked = Release.objects.select_related("version").get(pk=pipeline.release_id)
+        transaction.on_commit(lambda: approvals_mark_stale(
+            service_id=blocked.service_id, tag=blocked.version.tag, exclude_release_id=blocked.pk,
+            actor_name=SYSTEM, reason=f"a scan of {blocked.version.tag} (release #{blocked.pk}) found what blocks "
+                                      f"it: {reason}"[:1000]))
     return True
 
 
 def stage_wait_for_override(*, stage_id: int, attempt: int, reason: str) -> bool:
-    """The scan found High findings: the pipeline waits for a release_manager override before pushing."""
+    """The scan found High findings or could not verify the image: the pipeline waits for a release_manager
+    override (with a written reason) before pushing."""
     with transaction.atomic():
         stage = _finish(stage_id, attempt, T.WAITING, reason)
         if stage is None:
@@ -362,7 +421,9 @@ def pipeline_retry_from_failed_stage(*, actor: Actor, release_id: int) -> Pipeli
 
 
 def scan_override(*, actor: Actor, release_id: int, reason: str) -> Pipeline:
-    """A release_manager accepts the High findings of a scan, in writing; the image is then pushed."""
+    """A release_manager accepts, in writing, what a scan could not clear (High findings, or checks that could not
+    be verified: scanner missing, no vulnerability data); the image is then pushed. Critical findings block for
+    good and cannot be overridden. The override is audited, shown on the release page and in approval evidence."""
     require_permission(actor, policy.SCAN_OVERRIDE)
     reason = (reason or "").strip()
     if len(reason) < OVERRIDE_REASON_MIN:
@@ -377,16 +438,18 @@ def scan_override(*, actor: Actor, release_id: int, reason: str) -> Pipeline:
                                        f"building release continue to its push")
         if scan.status != T.WAITING:
             raise TransitionNotAllowed(f"nothing to override: the scan stage of pipeline #{pipeline.pk} is "
-                                       f"{scan.status}; only High findings wait for an override (Critical ones "
-                                       f"block for good)")
+                                       f"{scan.status}; only High findings and unverified checks wait for an "
+                                       f"override (Critical ones block for good)")
+        overridden = scan.failure_reason  # what the scan could not clear, in its words
         _finish(scan.pk, None, T.SUCCEEDED, "", from_statuses=(T.WAITING,))
         _pipeline_move(pipeline.pk, P.RUNNING, from_statuses=[P.WAITING], scan_override_by=actor.name,
-                       scan_override_reason=reason)
+                       scan_override_reason=reason, scan_override_findings=overridden[:2000])
         release = Release.objects.get(pk=release_id)
         audit_record(actor=actor, action="scan.override", object_type="pipeline", object_id=pipeline.pk,
-                     release=release, from_state=T.WAITING, to_state=T.SUCCEEDED, reason=reason)
+                     release=release, from_state=T.WAITING, to_state=T.SUCCEEDED, reason=reason,
+                     details={"overridden": overridden})
         scan.status = T.SUCCEEDED
-        _log_line(scan, release_id, f"High findings overridden by {actor.name}: {reason}", LogLevel.WARNING)
+        _log_line(scan, release_id, f"scan overridden by {actor.name} ({overridden}): {reason}", LogLevel.WARNING)
         _stage_event(scan, release_id)
         push = pipeline.stages.get(name=StageName.PUSH)
         if push.status == T.PENDING:
@@ -399,19 +462,16 @@ def scan_override(*, actor: Actor, release_id: int, reason: str) -> Pipeline:
 
 
 def stages_reap_stale(*, now: dt.datetime | None = None) -> int:
-    """Fail running stages past their time limit or whose worker stopped beating. Returns how many."""
+    """Fail running stages past their time limit. Returns how many. (A stage whose worker stopped beating is not
+    failed: the sweeper queues it again and a live worker takes it over, pipelines/sweeper.py.)"""
     now = now or timezone.now()
     limits = settings.ROLLGATE_PIPELINE_STAGE_TIME_LIMITS
-    stale_after = settings.ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS
     reaped = 0
-    for stage in Stage.objects.filter(status=T.RUNNING).only("id", "name", "attempt", "started_at", "heartbeat_at"):
+    for stage in Stage.objects.filter(status=T.RUNNING).only("id", "name", "attempt", "started_at"):
         limit = float(limits.get(stage.name, 1800))
-        if stage.started_at and (now - stage.started_at).total_seconds() > limit:
-            reason = f"{stage.name} ran longer than its {limit:g} s limit (reaped)"
-        elif stage.heartbeat_at and (now - stage.heartbeat_at).total_seconds() > stale_after * 2:
-            reason = f"worker lost: no sign of life for {stale_after * 2:g} s (reaped)"
-        else:
+        if not (stage.started_at and (now - stage.started_at).total_seconds() > limit):
             continue
+        reason = f"{stage.name} ran longer than its {limit:g} s limit (reaped)"
         if stage_fail(stage_id=stage.pk, attempt=stage.attempt, reason=reason):
             reaped += 1
     return reaped

@@ -53,6 +53,8 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 TERMINAL_STATUSES = frozenset(s for s, nxt in ALLOWED_TRANSITIONS.items() if not nxt)
 # Statuses in which a release holds the canary slot of its service in its environment.
 CANARY_STATUSES = frozenset({S.DEPLOYING, S.GRAY, S.PAUSED})
+# A release still on its way: a second release of the same version to the same environment would duplicate it.
+OPEN_RELEASE_STATUSES = frozenset({S.PENDING, S.BUILDING, S.CI_FAILED, S.READY, S.DEPLOYING, S.GRAY, S.PAUSED})
 # Statuses in which approvals may still be given or withdrawn by a rejection.
 OPEN_FOR_APPROVAL = frozenset({S.PENDING, S.BUILDING, S.CI_FAILED, S.READY})
 # What an approvals inbox lists: open releases whose build has not failed (a failed build waits for a fix, not for

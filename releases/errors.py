@@ -5,10 +5,11 @@ class DomainError(Exception):
     status_code = 409
     code = "conflict"
 
-    def __init__(self, message: str, *, field: str | None = None):
+    def __init__(self, message: str, *, field: str | None = None, extra: dict | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.extra = extra or {}  # more for the client, e.g. the id of the release a duplicate matches
 
 
 class InvalidInput(DomainError):
@@ -38,3 +39,10 @@ class ActionBlocked(DomainError):
 
     status_code = 409
     code = "blocked"
+
+
+class DuplicateRelease(DomainError):
+    """The same version is already on its way to that environment: 409 naming the open release."""
+
+    status_code = 409
+    code = "duplicate_release"

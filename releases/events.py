@@ -79,7 +79,7 @@ def send_event(groups: list[str], event_type: str, payload: dict) -> None:
 
 
 def send_event_on_commit(groups: list[str], event_type: str, payload: dict) -> None:
-    transaction.on_commit(lambda: send_event(groups, event_type, payload))
+    transaction.on_commit(lambda: send_event(groups, event_type, payload), robust=True)
 
 
 def send_events(batch: list[tuple[list[str], str, dict]]) -> None:

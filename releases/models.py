@@ -61,6 +61,11 @@ class Environment(models.Model):
     required_approvals = models.JSONField(
         default=dict, blank=True, help_text='approvals per role before promotion, e.g. {"release_manager": 1, "qa": 1}'
     )
+    gray_step_approvals = models.JSONField(
+        default=dict, blank=True,
+        help_text='approvals per role before the ramp moves to a rung, e.g. {"50": {"qa": 1}, "100": '
+                  '{"release_manager": 1}}; the ramp (a person or the SLA gate) waits at the rung below until given',
+    )
     freeze_windows = models.JSONField(
         default=list,
         blank=True,
@@ -137,6 +142,8 @@ class Release(models.Model):
         help_text="the live release this one replaces; restored on rollback",
     )
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    idempotency_key = models.CharField(
+        max_length=200, blank=True, help_text="the Idempotency-Key header of the request that created it, if any")
     created_at = models.DateTimeField(auto_now_add=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)
 
@@ -165,6 +172,9 @@ class Release(models.Model):
                 name="one_canary_release",
             ),
             models.CheckConstraint(condition=Q(gray_weight__lte=100), name="release_gray_weight_max_100"),
+            # A retried request with the same Idempotency-Key finds the release the first one made.
+            models.UniqueConstraint(fields=["started_by", "idempotency_key"], condition=~Q(idempotency_key=""),
+                                    name="release_idempotency_key_per_user"),
         ]
 
     def __str__(self) -> str:
@@ -176,16 +186,33 @@ class Release(models.Model):
 
 
 class Approval(models.Model):
+    """One person's decision on a release, before promotion (step_weight 0) or before the ramp moves to a rung
+    (step_weight = that rung's weight). It keeps the evidence the person was shown; when later evidence changes
+    the picture it is marked stale (with the reason) and no longer counts: it must be given again."""
+
     release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="approvals")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     role = models.CharField(max_length=20, choices=Role.choices, help_text="the role the approval counts for")
     decision = models.CharField(max_length=10, choices=ApprovalDecision.choices)
     comment = models.TextField(blank=True)
+    step_weight = models.PositiveSmallIntegerField(
+        default=0, help_text="0: before promotion; otherwise the gray rung (percent) this approval lets the ramp reach")
+    evidence = models.JSONField(default=dict, blank=True,
+                                help_text="what the approver was shown: scan, SLA snapshot of the previous "
+                                          "environment, values diff (releases.selectors.approval_evidence)")
+    evidence_digest = models.CharField(max_length=64, blank=True)
+    stale_at = models.DateTimeField(null=True, blank=True)
+    stale_reason = models.CharField(max_length=1000, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
-        constraints = [models.UniqueConstraint(fields=["release", "user"], name="one_decision_per_user")]
+        constraints = [models.UniqueConstraint(fields=["release", "user", "step_weight"],
+                                               condition=Q(stale_at__isnull=True), name="one_decision_per_user_step")]
+
+    @property
+    def stale(self) -> bool:
+        return self.stale_at is not None
 
 
 class AuditEventQuerySet(models.QuerySet):

@@ -44,7 +44,8 @@ def audit_group_change(sender, instance, action, reverse, model, pk_set, **kwarg
     verb = "added" if action == "post_add" else "removed"
     for user in users:
         by = getattr(instance, "_rollgate_actor", None)
-        actor = Actor.of(by) if by is not None else Actor.system("django")
+        # a person (the admin), a system component (SSO sets Actor.system("sso")), or unknown
+        actor = by if isinstance(by, Actor) else Actor.of(by) if by is not None else Actor.system("django")
         user_roles_changed(actor=actor, user=user, added=sorted(names) if verb == "added" else [],
                            removed=sorted(names) if verb == "removed" else [])
 

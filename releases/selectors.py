@@ -1,4 +1,8 @@
 """Reads of the release domain. Lists are filtered by what the user may see (deny by default)."""
+import hashlib
+import json
+import logging
+import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -9,13 +13,16 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from releases import audit_chain, filters, policy
-from releases.choices import AWAITING_APPROVAL, CANARY_STATUSES, OPEN_FOR_APPROVAL, ApprovalDecision, ReleaseStatus
+from releases.choices import (AWAITING_APPROVAL, CANARY_STATUSES, OPEN_FOR_APPROVAL, OPEN_RELEASE_STATUSES,
+                              ApprovalDecision, ReleaseStatus)
+from releases.conventions import ConventionError, check_branch, check_tag_environment, parse_tag
 from releases.errors import NotFound
 from releases.freeze import active_freeze, describe
 from releases.keyset import KeysetPage, keyset_page
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
 
 S = ReleaseStatus
+log = logging.getLogger(__name__)
 
 
 # --- lookups by name: one helper each, one error shape ------------------------------------------------------
@@ -66,10 +73,18 @@ class ApprovalSummary:
     rejected_by: str = ""
 
 
-def approval_summary(release: Release) -> ApprovalSummary:
-    required = dict(sorted((release.environment.required_approvals or {}).items()))
+def step_requirements(environment: Environment, weight: int) -> dict[str, int]:
+    """Approvals per role needed before the ramp moves to `weight` % ({} when that rung needs none)."""
+    return dict((environment.gray_step_approvals or {}).get(str(weight), {}))
+
+
+def approval_summary(release: Release, step: int = 0) -> ApprovalSummary:
+    """Who approved, who must still approve, who rejected: before promotion (step 0) or at the gray step `step`.
+    Stale approvals do not count."""
+    needed = release.environment.required_approvals if step == 0 else step_requirements(release.environment, step)
+    required = dict(sorted((needed or {}).items()))
     summary = ApprovalSummary(required=required)
-    for approval in release.approvals.select_related("user"):
+    for approval in release.approvals.filter(step_weight=step, stale_at__isnull=True).select_related("user"):
         if approval.decision == ApprovalDecision.REJECTED:
             summary.rejected_by = approval.user.get_username()
         else:
@@ -79,6 +94,60 @@ def approval_summary(release: Release) -> ApprovalSummary:
         if have < count:
             summary.missing[role] = count - have
     return summary
+
+
+def missing_words(missing: dict[str, int]) -> str:
+    """{"qa": 1} -> "qa's approval"; {"qa": 2, "release_manager": 1} -> "approvals from 2 qa, 1 release_manager"."""
+    if len(missing) == 1 and next(iter(missing.values())) == 1:
+        return f"{next(iter(missing))}'s approval"
+    return "approvals from " + ", ".join(f"{count} {role}" for role, count in sorted(missing.items()))
+
+
+def next_step(release: Release) -> int:
+    """The rung (percent) a canary's ramp moves to next when that rung requires approvals, else 0."""
+    if release.status not in (S.GRAY, S.PAUSED) or not release.environment.gray_step_approvals:
+        return 0
+    following = [w for w in gray_ladder(release.environment) if w > release.gray_weight] or [100]
+    return following[0] if step_requirements(release.environment, following[0]) else 0
+
+
+def step_refusal(release: Release, target_weight: int) -> str:
+    """Why the ramp may not move from its weight to `target_weight` because a gray step on the way lacks its
+    approvals, e.g. "waiting for qa's approval to go to 50 %"; "" when nothing holds it."""
+    steps = sorted(int(w) for w in (release.environment.gray_step_approvals or {}))
+    for weight in steps:
+        if release.gray_weight < weight <= target_weight:
+            summary = approval_summary(release, step=weight)
+            if summary.rejected_by:
+                return f"{summary.rejected_by} rejected going to {weight} %"
+            if summary.missing:
+                return f"waiting for {missing_words(summary.missing)} to go to {weight} %"
+    return ""
+
+
+# --- approval evidence: what an approver is shown, and what the approval stores -----------------------------
+
+# Other apps add what they know about a release (pipelines: the scan; sla: the previous environment's verdict and
+# snapshot; deploy: the values diff against what runs now) by registering a reader here when they start:
+# name -> callable(release) -> dict of JSON values. Registration instead of an import keeps releases importing no
+# other app. Readers only read the database (no network), and return the same dict for the same state: the digest
+# tells an approver's form that the evidence changed since it was shown.
+EVIDENCE_SOURCES: dict = {}
+
+
+def approval_evidence(release: Release) -> dict:
+    evidence = {}
+    for name, source in sorted(EVIDENCE_SOURCES.items()):
+        try:
+            evidence[name] = source(release)
+        except Exception as error:  # one source failing must not hide the others, nor the approval form
+            log.exception("approval evidence %s of release %s failed", name, release.pk)
+            evidence[name] = {"error": f"could not be read: {type(error).__name__}"}
+    return evidence
+
+
+def evidence_digest(evidence: dict) -> str:
+    return hashlib.sha256(json.dumps(evidence, sort_keys=True, default=str).encode()).hexdigest()
 
 
 # --- the one rule for traffic moves: the reasoning (services.traffic_check raises with it) --------------------
@@ -131,11 +200,95 @@ def traffic_refusal(*, move: str, service: AgentService, environment: Environmen
         if summary.missing:
             missing = ", ".join(f"{count} {role}" for role, count in sorted(summary.missing.items()))
             return f"{environment.name} is protected: {move} needs approval from {missing}"
+        if move == policy.MOVE_CUT_OVER and release.status in CANARY_STATUSES:
+            # All new traffic to the canary passes every gray step still ahead of it.
+            waiting = step_refusal(release, 100)
+            if waiting:
+                return f"cannot {move}: {waiting}"
     if rule.approvals == policy.APPROVALS_WENT_LIVE and environment.required_approvals and tag:
         if not went_live(service, environment, tag):
             return (f"{environment.name} is protected: {tag} never went live here, so it never had its approvals; "
                     f"release it (with approvals) instead of rolling back to it")
     return ""
+
+
+# --- the promotion path: dev -> test -> staging -> prod (Environment.position) -------------------------------
+
+PROMOTABLE_TO_NEXT_ENV = frozenset({S.LIVE, S.SUPERSEDED})
+
+
+def next_environment(release: Release) -> tuple[Environment | None, str]:
+    """The environment after the release's own on the promotion path, and why the release may not go there now
+    ("" when it may): it must be live (or have been live, verified) where it is, the path must go on, and the
+    tag and branch conventions must allow the next environment (a -rcN candidate stops at staging)."""
+    here = release.environment
+    following = Environment.objects.filter(position__gt=here.position).order_by("position", "name").first()
+    if following is None:
+        return None, f"{here.name} is the last environment on the path; there is nowhere further to promote"
+    if release.status not in PROMOTABLE_TO_NEXT_ENV:
+        return following, (f"release #{release.pk} is {release.get_status_display().lower()} in {here.name}; only a "
+                           f"release that is live there (verified) goes on to {following.name}")
+    version = release.version
+    try:
+        check_tag_environment(parse_tag(version.tag), following.name)
+        if version.branch:
+            check_branch(version.branch, following.name)
+    except ConventionError as error:
+        return following, error.message
+    why = blocked_image_reason(release.service, following, version.tag)
+    if why:
+        return following, f"{release.service.name} {version.tag} is blocked ({why})"
+    return following, ""
+
+
+COMMIT_PATTERN = "^[0-9a-f]{40}$"
+
+
+def release_create_problems(*, service: str, environment: str, tag: str, commit: str,
+                            branch: str = "") -> dict[str, str]:
+    """What release_create would refuse, field by field, in its words (the start-a-release page checks as you
+    type): unknown service or environment, a tag or branch outside the conventions, a malformed commit, the same
+    version already open there, a tag already bound to another commit. Empty fields are not judged yet."""
+    problems: dict[str, str] = {}
+    service_obj = env_obj = None
+    if service:
+        try:
+            service_obj = service_by_name(service)
+        except NotFound as error:
+            problems["service"] = error.message
+    if environment:
+        try:
+            env_obj = environment_by_name(environment)
+        except NotFound as error:
+            problems["environment"] = error.message
+    parsed = None
+    if tag:
+        try:
+            parsed = parse_tag(tag)
+            if env_obj is not None:
+                check_tag_environment(parsed, env_obj.name)
+        except ConventionError as error:
+            problems["tag"] = error.message
+    if branch and env_obj is not None:
+        try:
+            check_branch(branch, env_obj.name)
+        except ConventionError as error:
+            problems["branch"] = error.message
+    if commit and not re.fullmatch(COMMIT_PATTERN, commit):
+        problems["commit"] = "must be the full 40-character lowercase hex git commit sha"
+    if service_obj is not None and parsed is not None and "commit" not in problems and commit:
+        bound = Version.objects.filter(service=service_obj, tag=tag).exclude(commit_sha=commit).first()
+        if bound is not None and tag != "dev-latest":
+            problems["commit"] = (f"tag {tag} of {service_obj.name} is already bound to commit {bound.commit_sha}; "
+                                  f"a tag binds exactly one commit")
+        elif env_obj is not None:
+            open_ = (Release.objects.filter(service=service_obj, environment=env_obj, version__tag=tag,
+                                            version__commit_sha=commit, status__in=sorted(OPEN_RELEASE_STATUSES))
+                     .order_by("-pk").first())
+            if open_ is not None:
+                problems["tag"] = (f"release #{open_.pk} of {service_obj.name} {tag} to {env_obj.name} is already "
+                                   f"open ({open_.status}); follow it instead of starting another")
+    return problems
 
 
 def release_list(*, user, service: str = "", environment: str = "", status: str = "", tag: str = "") -> QuerySet:
@@ -225,10 +378,14 @@ def release_actions(*, user, release: Release) -> dict[str, ActionState]:
     env = release.environment
     window = active_freeze(env.freeze_windows, timezone.now())
     frozen = f"{env.name} is {describe(window)}" if window else ""
-    summary = approval_summary(release)
+    step = next_step(release)
+    summary = approval_summary(release, step=step)
     missing = ""
     if status == S.READY and summary.missing:
         missing = "waiting for approval from " + ", ".join(f"{n} {r}" for r, n in summary.missing.items())
+    if status == S.GRAY:
+        following = [w for w in gray_ladder(env) if w > release.gray_weight] or [100]
+        missing = step_refusal(release, following[0])
     promotable = status in (S.READY, S.GRAY)
     status_words = release.get_status_display().lower()
     why_not = {S.PAUSED: "paused: resume first"}.get(status, f"release is {status_words}")
@@ -237,19 +394,27 @@ def release_actions(*, user, release: Release) -> dict[str, ActionState]:
         # Freeze window or blocked image in the rule's words (missing approvals keep their own wording below).
         frozen = traffic_refusal(move=move, service=release.service, environment=env, tag=release.version.tag)
     check("promote", policy.RELEASE_PROMOTE, promotable, why_not, frozen or missing)
-    check("promote_full", policy.RELEASE_PROMOTE, promotable, why_not, frozen or missing)
+    full_missing = step_refusal(release, 100) if status in (S.READY, S.GRAY) and live_release(
+        release.service, env) not in (None, release) else ""
+    check("promote_full", policy.RELEASE_PROMOTE, promotable, why_not, frozen or missing or full_missing)
     check("pause", policy.RELEASE_PAUSE, status == S.GRAY,
           f"only a release in gray can be paused; it is {status_words}")
     check("resume", policy.RELEASE_RESUME, status == S.PAUSED, f"release is {status_words}, not paused", frozen)
     check("rollback", policy.RELEASE_ROLLBACK, release_is_rollbackable(release),
           f"release is {status_words}: nothing to roll back")
-    approvable = bool(summary.required) and status in OPEN_FOR_APPROVAL
+    approvable = bool(summary.required) and (status in OPEN_FOR_APPROVAL or bool(step))
     own = release.started_by_id == getattr(user, "pk", None)
-    already = release.approvals.filter(user_id=getattr(user, "pk", None)).exists()
+    already = release.approvals.filter(user_id=getattr(user, "pk", None), step_weight=step,
+                                       stale_at__isnull=True).exists()
     why_approve = "no approvals needed here" if not summary.required else f"release is {status_words}"
-    extra = "you started this release" if own else ("you already decided" if already else "")
+    roles_here = [role for role in summary.required if role in policy.roles_of(user)]
+    what = f"going to {step} %" if step else "promotion"
+    extra = "you started this release" if own else ("you already decided" if already else (
+        f"{what} takes approvals from {', '.join(summary.required)}" if summary.required and not roles_here else ""))
     check("approve", policy.RELEASE_APPROVE, approvable, why_approve, extra)
     check("reject", policy.RELEASE_REJECT, approvable, why_approve, extra)
+    following, why_not_next = next_environment(release)
+    check("promote_next_env", policy.RELEASE_CREATE, following is not None and not why_not_next, why_not_next)
     return states
 
 
@@ -399,8 +564,8 @@ def approvals_missing(releases) -> dict[int, dict[str, int]]:
     if not waiting:
         return {}
     given: dict[int, dict[str, int]] = {}
-    for release_id, role in (Approval.objects.filter(release__in=[r.pk for r in waiting],
-                                                     decision=ApprovalDecision.APPROVED)
+    for release_id, role in (Approval.objects.filter(release__in=[r.pk for r in waiting], step_weight=0,
+                                                     stale_at__isnull=True, decision=ApprovalDecision.APPROVED)
                              .values_list("release_id", "role")):
         given.setdefault(release_id, {}).setdefault(role, 0)
         given[release_id][role] += 1
@@ -427,10 +592,12 @@ def _inbox(user) -> QuerySet:
     qs = (Release.objects.filter(status__in=sorted(AWAITING_APPROVAL),
                                  environment__required_approvals__has_any_keys=roles)
           .exclude(started_by=user)
-          .exclude(Exists(Approval.objects.filter(release=OuterRef("pk"), user=user))))
+          .exclude(Exists(Approval.objects.filter(release=OuterRef("pk"), user=user, step_weight=0,
+                                                  stale_at__isnull=True))))
     still_needed = Q()
     for index, role in enumerate(roles):
-        given = (Approval.objects.filter(release=OuterRef("pk"), role=role, decision=ApprovalDecision.APPROVED)
+        given = (Approval.objects.filter(release=OuterRef("pk"), role=role, decision=ApprovalDecision.APPROVED,
+                                         step_weight=0, stale_at__isnull=True)
                  .order_by().values("release").annotate(n=Count("id")).values("n"))
         qs = qs.alias(**{f"given_{index}": Coalesce(Subquery(given, output_field=IntegerField()), 0),
                          f"needed_{index}": Cast(KeyTextTransform(role, "environment__required_approvals"),
@@ -443,7 +610,9 @@ def approvals_inbox_count(*, user) -> int:
     """The nav badge: counted up to BADGE_LIMIT + 1 rows (the badge then says "99+")."""
     if not policy.can(user, policy.RELEASE_APPROVE):
         return 0
-    return _inbox(user)[:BADGE_LIMIT + 1].count()
+    count = _inbox(user)[:BADGE_LIMIT + 1].count()
+    # Canaries waiting at a gray step for the user's role count too (one query when there are none).
+    return count + len(approvals_step_waits(user=user)) if count <= BADGE_LIMIT else count
 
 
 def approvals_inbox(*, user, cursor: str = "", size: int | None = None) -> KeysetPage:
@@ -455,3 +624,40 @@ def approvals_inbox(*, user, cursor: str = "", size: int | None = None) -> Keyse
     missing = approvals_missing(page.items)
     page.items = [(release, missing.get(release.pk, {})) for release in page.items]
     return page
+
+
+STEP_WAITS_LIMIT = 200
+
+
+@dataclass
+class StepWait:
+    release: Release
+    weight: int
+    missing: dict[str, int]
+
+    @property
+    def words(self) -> str:
+        return f"waiting for {missing_words(self.missing)} to go to {self.weight} %"
+
+
+def approvals_step_waits(*, user) -> list[StepWait]:
+    """Canaries whose ramp waits at a gray step for an approval one of the user's roles can give (not started by
+    the user, not yet decided by them at that step). Few at any time: read whole, newest first."""
+    if not policy.can(user, policy.RELEASE_APPROVE):
+        return []
+    roles = policy.roles_of(user)
+    candidates = (Release.objects.filter(status__in=[S.GRAY, S.PAUSED]).exclude(environment__gray_step_approvals={})
+                  .exclude(started_by=user).select_related("service", "environment", "version", "started_by")
+                  .order_by("-created_at", "-id")[:STEP_WAITS_LIMIT])
+    waits = []
+    for release in candidates:
+        step = next_step(release)
+        if not step:
+            continue
+        missing = approval_summary(release, step=step).missing
+        if not set(missing) & roles:
+            continue
+        if release.approvals.filter(user=user, step_weight=step, stale_at__isnull=True).exists():
+            continue
+        waits.append(StepWait(release, step, missing))
+    return waits

@@ -12,25 +12,30 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
+from structlog import get_logger
+from structlog.contextvars import bind_contextvars
 
-from releases import audit_chain, events, policy
+from releases import audit_chain, events, policy, protection
 from releases.tokens import token_digest
 from releases.choices import (
     ALLOWED_TRANSITIONS,
     CANARY_STATUSES,
     OPEN_FOR_APPROVAL,
+    OPEN_RELEASE_STATUSES,
     ApprovalDecision,
     DeployTargetKind,
     ReleaseStatus,
 )
 from releases.conventions import MOVING_TAGS, ConventionError, check_branch, check_tag_environment, parse_tag
-from releases.errors import ActionBlocked, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from releases.errors import ActionBlocked, DuplicateRelease, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Approval, AuditEvent, Environment, Release, Version
-from releases.selectors import approval_summary, environment_by_name, gray_ladder, live_release, service_by_name, \
-    traffic_refusal
-from releases.signals import audit_recorded, release_transitioned
+from releases.selectors import approval_evidence, approval_summary, environment_by_name, evidence_digest, \
+    gray_ladder, live_release, missing_words, next_environment, next_step, service_by_name, step_refusal, \
+    step_requirements, traffic_refusal
+from releases.signals import approval_needed, audit_recorded, release_transitioned
 
 S = ReleaseStatus
+_audit_log = get_logger("rollgate.audit")
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,12 @@ def audit_record(
         event.row_hash = audit_chain.row_hash(event, event.prev_hash)
         event.save(force_insert=True)
         audit_recorded.send_robust(sender=AuditEvent, audit=event)  # notifications: deliveries in this transaction
+    # Later log lines of this request or task say who acted and on what; the row is logged once it is committed.
+    bind_contextvars(actor=actor.name, **({"release_id": release.pk} if release is not None else {}))
+    line = {"audit_id": event.pk, "object_type": object_type, "object_id": str(object_id), "from_state": from_state,
+            "to_state": to_state, "environment": environment.name if environment else None,
+            "service": service.name if service else None}
+    transaction.on_commit(lambda: _audit_log.info(action, **line))
     events.send_event_on_commit(
         [events.AUDIT_GROUP], "audit.created",
         {"audit_id": event.pk, "action": action, "release_id": release.pk if release else None},
@@ -143,11 +154,12 @@ def service_create(*, actor: Actor, name: str, image_repository: str, descriptio
     return service
 
 
-ENVIRONMENT_EDITABLE = ("protected", "required_approvals", "freeze_windows", "auto_rollback")
+ENVIRONMENT_EDITABLE = ("protected", "required_approvals", "gray_step_approvals", "freeze_windows", "auto_rollback")
 
 
 def environment_update(*, actor: Actor, name: str, changes: dict) -> Environment:
-    """Change an environment's protection, approvals, freeze windows or auto-rollback (already validated)."""
+    """Change an environment's protection, approvals (before promotion and at gray steps), freeze windows or
+    auto-rollback. The protection rules (releases.protection) are checked on the environment as it would be."""
     require_permission(actor, policy.ENVIRONMENT_MANAGE)
     with transaction.atomic():
         environment = Environment.objects.select_for_update(no_key=True).get(pk=environment_by_name(name).pk)
@@ -155,7 +167,14 @@ def environment_update(*, actor: Actor, name: str, changes: dict) -> Environment
         for key, value in changes.items():
             if key not in ENVIRONMENT_EDITABLE:
                 raise InvalidInput(f"{key}: cannot be changed here", field=key)
+            if key == "required_approvals":
+                value = protection.check_required_approvals(value)
+            elif key == "gray_step_approvals":
+                value = protection.check_step_approvals(value, ladder=gray_ladder(environment))
             setattr(environment, key, value)
+            changes[key] = value
+        protection.check_protection(protected=environment.protected,
+                                    required_approvals=environment.required_approvals or {}, changed=set(changes))
         environment.save(update_fields=list(changes))
         audit_record(actor=actor, action="environment.update", object_type="environment", object_id=environment.pk,
                      environment=environment, details={"before": before, "after": changes})
@@ -202,7 +221,21 @@ def version_record_image(*, release_id: int, reference: str = "", digest: str = 
 
 
 def release_create(*, actor: Actor, service: str, environment: str, tag: str, commit: str,
-                   branch: str = "") -> Release:
+                   branch: str = "", idempotency_key: str = "", details: dict | None = None) -> Release:
+    """A new release of (service, tag, commit) to an environment; its pipeline starts on commit.
+
+    Refused (409 naming it) when the same version is already open in that environment. With an idempotency key
+    (the API's Idempotency-Key header), the same request sent again returns the release the first one made;
+    `release_create_idempotent` says which happened."""
+    return release_create_idempotent(actor=actor, service=service, environment=environment, tag=tag, commit=commit,
+                                     branch=branch, idempotency_key=idempotency_key, details=details)[0]
+
+
+def release_create_idempotent(*, actor: Actor, service: str, environment: str, tag: str, commit: str,
+                              branch: str = "", idempotency_key: str = "",
+                              details: dict | None = None) -> tuple[Release, bool]:
+    """release_create, returning (release, replayed): replayed is True when the idempotency key found the
+    release an earlier identical request made (nothing new is created or audited then)."""
     require_permission(actor, policy.RELEASE_CREATE)
     try:  # the names come in the request body: an unknown one is bad input (400), in the lookups' words
         service_obj, env_obj = service_by_name(service), environment_by_name(environment)
@@ -216,27 +249,90 @@ def release_create(*, actor: Actor, service: str, environment: str, tag: str, co
         raise InvalidInput(error.message, field=error.field)
 
     with transaction.atomic():
+        # The service lock (first in the lock order) serialises creations of one service's releases, so two
+        # identical requests cannot both pass the duplicate check below.
+        AgentService.objects.select_for_update(no_key=True).filter(pk=service_obj.pk).get()
+        if idempotency_key and actor.user is not None:
+            earlier = (Release.objects.select_related("service", "environment", "version")
+                       .filter(started_by=actor.user, idempotency_key=idempotency_key).first())
+            if earlier is not None:
+                same = (earlier.service_id, earlier.environment_id, earlier.version.tag, earlier.version.commit_sha) \
+                    == (service_obj.pk, env_obj.pk, tag, commit)
+                if not same:
+                    raise TransitionNotAllowed(
+                        f"Idempotency-Key '{idempotency_key[:60]}' was already used for release #{earlier.pk} "
+                        f"({earlier.service.name} {earlier.version.tag} to {earlier.environment.name}); use a new "
+                        f"key for a different request", field="Idempotency-Key", extra={"release_id": earlier.pk})
+                return earlier, True
+        duplicate = (Release.objects.select_related("version")
+                     .filter(service=service_obj, environment=env_obj, version__tag=tag, version__commit_sha=commit,
+                             status__in=sorted(OPEN_RELEASE_STATUSES)).order_by("-pk").first())
+        if duplicate is not None:
+            raise DuplicateRelease(
+                f"release #{duplicate.pk} of {service_obj.name} {tag} (commit {commit[:12]}) to {env_obj.name} is "
+                f"already open ({duplicate.status}); follow it instead of starting another",
+                extra={"release_id": duplicate.pk})
         version = version_bind(service=service_obj, tag=tag, commit_sha=commit, branch=branch)
         release = Release.objects.create(
             service=service_obj, environment=env_obj, version=version, started_by=actor.user,
-            previous_release=live_release(service_obj, env_obj),
+            previous_release=live_release(service_obj, env_obj), idempotency_key=idempotency_key[:200],
         )
         audit_record(actor=actor, action="release.create", object_type="release", object_id=release.pk,
                      release=release, to_state=release.status,
-                     details={"tag": tag, "commit": commit, "branch": branch})
+                     details={"tag": tag, "commit": commit, "branch": branch, **(details or {})})
         _announce(release, from_status="", from_weight=0, actor=actor)  # pipelines start the build on this
-    return release
+    return release, False
+
+
+def release_promote_next_env(*, actor: Actor, release_id: int, comment: str = "",
+                             idempotency_key: str = "") -> tuple[Release, bool]:
+    """Send the version of a release that is live (verified) in its environment on to the next environment of the
+    path: a new release of the same (service, tag, commit), which reuses the pushed image (build once). Refused
+    (409) with the reason when the path ends, the release is not verified or the conventions stop the tag there.
+    Returns (new release, replayed) as release_create_idempotent does."""
+    require_permission(actor, policy.RELEASE_CREATE)
+    release = (Release.objects.select_related("service", "environment", "version")
+               .filter(pk=release_id).first())
+    if release is None:
+        raise NotFound(f"no release with id {release_id}")
+    following, why_not = next_environment(release)
+    if why_not:
+        raise ActionBlocked(f"cannot promote release #{release.pk} to the next environment: {why_not}")
+    version = release.version
+    return release_create_idempotent(
+        actor=actor, service=release.service.name, environment=following.name, tag=version.tag,
+        commit=version.commit_sha, branch=version.branch, idempotency_key=idempotency_key,
+        details={"promoted_from": release.pk, "from_environment": release.environment.name,
+                 **({"comment": comment} if comment else {})})
 
 
 # --- transitions ---------------------------------------------------------------------------------------------
 
 
 def _announce(release: Release, *, from_status: str, from_weight: int, actor: Actor) -> None:
-    """After commit: tell browsers (live event) and other apps (release_transitioned signal)."""
+    """After commit: tell browsers (live event) and other apps (release_transitioned signal), and the approvers
+    when the release now waits for them (approval_needed)."""
     _publish(release)
     kwargs = dict(release_id=release.pk, from_status=from_status, to_status=release.status, from_weight=from_weight,
                   to_weight=release.gray_weight, actor_name=actor.name)
     transaction.on_commit(lambda: release_transitioned.send_robust(sender=Release, **kwargs))
+    if release.status == S.READY and release.environment.required_approvals:
+        missing = approval_summary(release).missing
+        if missing:
+            _approval_needed(release, 0, missing, f"{release.version.tag} is built and waits for "
+                                                  f"{missing_words(missing)} before promotion")
+    elif release.status == S.GRAY and release.gray_weight != from_weight:
+        step = next_step(release)
+        missing = approval_summary(release, step=step).missing if step else {}
+        if missing:
+            _approval_needed(release, step, missing, f"the ramp waits at {release.gray_weight} %: "
+                                                     f"waiting for {missing_words(missing)} to go to {step} %")
+
+
+def _approval_needed(release: Release, step: int, missing: dict, reason: str) -> None:
+    """The hook for notifications (signals.approval_needed), sent on commit; audited so the wait is visible."""
+    kwargs = dict(release_id=release.pk, step_weight=step, missing=dict(missing), reason=reason)
+    transaction.on_commit(lambda: approval_needed.send_robust(sender=Release, **kwargs))
 
 
 def _publish(release: Release) -> None:
@@ -391,6 +487,10 @@ def release_promote(*, actor: Actor, release_id: int, comment: str = "", full: b
         next_weights = [w for w in ladder if w > release.gray_weight]
         nothing_live = live_release(release.service, release.environment) is None
         straight_to_live = full or nothing_live or not next_weights or next_weights[0] >= 100
+        if not (release.status == S.READY and nothing_live):  # a first release has no ramp to hold
+            waiting = step_refusal(release, 100 if straight_to_live else next_weights[0])
+            if waiting:
+                raise ActionBlocked(f"release #{release.pk} stays at {release.gray_weight} %: {waiting}")
         if release.status == S.READY and release.environment.deploy_target != DeployTargetKind.NONE:
             # The canary must be running before it gets traffic: the deploy stage rolls it out and then calls
             # release_rollout_finished, which sets the weight below (or fails the release).
@@ -482,17 +582,22 @@ def release_rollback(*, actor: Actor, release_id: int, comment: str = "", canary
         return release
 
 
-def release_approve(*, actor: Actor, release_id: int, comment: str = "") -> Approval:
-    return _decide(actor=actor, release_id=release_id, decision=ApprovalDecision.APPROVED, comment=comment)
+def release_approve(*, actor: Actor, release_id: int, comment: str = "", evidence_digest: str = "") -> Approval:
+    """Approve a release before promotion, or, for a canary waiting at a gray step, the move to that rung.
+    The approval stores the evidence shown (releases.selectors.approval_evidence); `evidence_digest` is the digest
+    of what the approver's form showed: refused (409) when the evidence has changed since."""
+    return _decide(actor=actor, release_id=release_id, decision=ApprovalDecision.APPROVED, comment=comment,
+                   shown_digest=evidence_digest)
 
 
-def release_reject(*, actor: Actor, release_id: int, comment: str) -> Approval:
+def release_reject(*, actor: Actor, release_id: int, comment: str, evidence_digest: str = "") -> Approval:
     if not comment.strip():
         raise InvalidInput("comment: a rejection needs a reason in the comment", field="comment")
-    return _decide(actor=actor, release_id=release_id, decision=ApprovalDecision.REJECTED, comment=comment)
+    return _decide(actor=actor, release_id=release_id, decision=ApprovalDecision.REJECTED, comment=comment,
+                   shown_digest=evidence_digest)
 
 
-def _decide(*, actor: Actor, release_id: int, decision: str, comment: str) -> Approval:
+def _decide(*, actor: Actor, release_id: int, decision: str, comment: str, shown_digest: str = "") -> Approval:
     if actor.user is None:
         raise Forbidden("approvals are given by people, not by system components")
     permission = policy.RELEASE_APPROVE if decision == ApprovalDecision.APPROVED else policy.RELEASE_REJECT
@@ -500,31 +605,87 @@ def _decide(*, actor: Actor, release_id: int, decision: str, comment: str) -> Ap
     verb = "approve" if decision == ApprovalDecision.APPROVED else "reject"
     with transaction.atomic():
         release = _lock(release_id)
-        required = release.environment.required_approvals or {}
-        if not required:
-            raise TransitionNotAllowed(f"{release.environment.name} needs no approvals; nothing to {verb}")
-        if release.status not in OPEN_FOR_APPROVAL:
-            raise TransitionNotAllowed(f"cannot {verb} release #{release.pk}: it is {release.status}; approvals "
-                                       f"are given before promotion")
+        env = release.environment
+        step = next_step(release)
+        if release.status in (S.GRAY, S.PAUSED):
+            if not step:
+                raise TransitionNotAllowed(f"cannot {verb} release #{release.pk}: it is {release.status} at "
+                                           f"{release.gray_weight} % and the next rung needs no approval")
+            required = step_requirements(env, step)
+            what = f"going to {step} %"
+        else:
+            required = env.required_approvals or {}
+            what = "promotion"
+            if not required:
+                raise TransitionNotAllowed(f"{env.name} needs no approvals; nothing to {verb}")
+            if release.status not in OPEN_FOR_APPROVAL:
+                raise TransitionNotAllowed(f"cannot {verb} release #{release.pk}: it is {release.status}; approvals "
+                                           f"are given before promotion or, in gray, before a step that needs them")
         if release.started_by_id == actor.user.pk:
             raise Forbidden(f"you started release #{release.pk}; someone else must {verb} it")
-        if release.approvals.filter(user=actor.user).exists():
-            raise TransitionNotAllowed(f"you already decided on release #{release.pk}")
+        if release.approvals.filter(user=actor.user, step_weight=step, stale_at__isnull=True).exists():
+            raise TransitionNotAllowed(f"you already decided on {what} of release #{release.pk}")
         roles = [r for r in required if r in policy.roles_of(actor.user)]
         if not roles:
-            raise Forbidden(f"{release.environment.name} takes approvals from {', '.join(required)}; "
+            raise Forbidden(f"{env.name} takes approvals for {what} from {', '.join(required)}; "
                             f"you are {', '.join(sorted(policy.roles_of(actor.user)))}")
-        missing = approval_summary(release).missing
+        evidence = approval_evidence(release)
+        digest = evidence_digest(evidence)
+        if shown_digest and shown_digest != digest:
+            raise TransitionNotAllowed(f"the evidence for release #{release.pk} changed since your form showed it "
+                                       f"(a new scan, SLA snapshot or values change): look at it again before you "
+                                       f"{verb}", field="evidence_digest")
+        missing = approval_summary(release, step=step).missing
         role = next((r for r in roles if r in missing), roles[0])
         approval = Approval.objects.create(release=release, user=actor.user, role=role, decision=decision,
-                                           comment=comment)
+                                           comment=comment, step_weight=step, evidence=evidence,
+                                           evidence_digest=digest)
         audit_record(actor=actor, action=f"release.{verb}", object_type="release", object_id=release.pk,
-                     release=release, from_state=release.status, reason=comment, details={"role": role})
-        if decision == ApprovalDecision.REJECTED:
+                     release=release, from_state=release.status, reason=comment,
+                     details={"role": role, "step_weight": step, "evidence_digest": digest})
+        if decision == ApprovalDecision.REJECTED and not step:
             _move(release, to_status=S.REJECTED, actor=actor, action="release.rejected", reason=comment)
+        elif decision == ApprovalDecision.REJECTED and release.status == S.GRAY:
+            _move(release, to_status=S.PAUSED, actor=actor, action="release.pause",
+                  reason=f"{actor.name} rejected going to {step} %: {comment}")
         else:
             _publish(release)
     return approval
+
+
+def approvals_mark_stale(*, service_id: int, tag: str, reason: str, after_position: int | None = None,
+                         exclude_release_id: int | None = None, actor_name: str = "evidence") -> int:
+    """Later evidence changed the picture (a new SLA snapshot blocks, a rescan found a Critical): the approvals
+    of the version's releases still waiting or ramping (in environments after `after_position`, if given) no
+    longer count; each release says so (audit row, live event) and asks its approvers again. Returns how many.
+
+    Called after the caller's own transaction has committed: each release is locked on its own."""
+    actor = Actor.system(actor_name)
+    targets = (Release.objects.filter(service_id=service_id, version__tag=tag,
+                                      status__in=sorted(OPEN_FOR_APPROVAL | CANARY_STATUSES))
+               .values_list("pk", flat=True))
+    if after_position is not None:
+        targets = targets.filter(environment__position__gt=after_position)
+    if exclude_release_id is not None:
+        targets = targets.exclude(pk=exclude_release_id)
+    marked = 0
+    for release_id in list(targets):
+        with transaction.atomic():
+            release = _lock(release_id)
+            count = release.approvals.filter(stale_at__isnull=True, decision=ApprovalDecision.APPROVED).update(
+                stale_at=timezone.now(), stale_reason=reason[:1000])
+            if not count:
+                continue
+            marked += count
+            audit_record(actor=actor, action="release.approvals_stale", object_type="release", object_id=release.pk,
+                         release=release, from_state=release.status, to_state=release.status, reason=reason,
+                         details={"stale_approvals": count})
+            _publish(release)
+            step = next_step(release)
+            missing = approval_summary(release, step=step).missing
+            if missing:
+                _approval_needed(release, step, missing, f"approvals went stale: {reason}"[:1000])
+    return marked
 
 
 def release_worker_transition(*, release_id: int, from_statuses: set[str], to_status: str, actor_name: str,

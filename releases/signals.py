@@ -14,3 +14,9 @@ release_transitioned = Signal()
 # transaction may hold before writing audit rows (the chain lock is the last lock), and must not raise
 # (it is sent with send_robust; a receiver uses a savepoint of its own).
 audit_recorded = Signal()
+
+# Sent after commit when a release starts waiting for approvals: built in an environment that requires them
+# (step_weight 0), arrived at the rung below a gray step that requires them (step_weight = that rung), or its
+# approvals went stale. Keyword arguments: release_id, step_weight, missing ({role: count}), reason (words).
+# The notification channels hook in here ("approval_needed"); receivers must be quick and must not raise.
+approval_needed = Signal()

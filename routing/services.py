@@ -95,7 +95,7 @@ def _announce(service: AgentService, environment: Environment, release: Release 
         events.send_event_on_commit([events.release_group(release.pk)], "routing.changed",
                                     {"service": service.name, "environment": environment.name,
                                      "release_id": release.pk})
-    transaction.on_commit(lambda: notify.publish_change(service.name, environment.name))
+    transaction.on_commit(lambda: notify.publish_change(service.name, environment.name), robust=True)
 
 
 def _change(*, actor: Actor, service: str, environment: str, action: str, reason: str, apply) -> RoutingState:

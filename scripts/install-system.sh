@@ -18,12 +18,14 @@ for pkg in "${missing[@]}"; do
     gcc|make|git|curl) command -v "$pkg" >/dev/null && continue ;;
     chromium) test -x /usr/bin/chromium && continue ;;
     gettext) command -v msgfmt >/dev/null && continue ;;
+    prometheus-alertmanager) command -v prometheus-alertmanager >/dev/null && continue ;;
+    docker-compose) command -v docker-compose >/dev/null && continue ;;  # only `docker-compose config` in tests
   esac
   filtered+=("$pkg")
 done
 if [ ${#filtered[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "please install: ${filtered[*]} (or run as root)" >&2; exit 1; fi
   echo "installing Debian packages: ${filtered[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${filtered[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq  # waits for another apt/dpkg instead of failing
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${filtered[@]}" >/dev/null
 fi

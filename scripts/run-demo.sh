@@ -20,14 +20,33 @@ echo "== preparing: podman + local registry, Redis, database, demo data"
 bash scripts/setup-pipelines.sh >/dev/null       # podman service (builds) + registry on 127.0.0.1:5000 (pushes)
 bash scripts/setup-sla.sh                        # the prometheus binary (a private instance runs under honcho)
 bash scripts/services.sh redis                   # Redis on 6379 unless one runs already
+# The database: PostgreSQL on 127.0.0.1:5432 (started, or installed, when missing), database rollgate_demo, unless
+# DATABASE_URL names another. Migrations and the demo data run as the owner role; every process under honcho runs
+# as the app role db_app_role makes (no ownership, no TRUNCATE, audit rows append-only: README "Security").
+if [ -z "${DATABASE_URL:-}" ]; then
+  bash scripts/services.sh postgres
+  OWNER_URL="postgres://postgres@127.0.0.1:5432/rollgate_demo"
+  APP_URL="postgres://rollgate_app@127.0.0.1:5432/rollgate_demo"
+else
+  OWNER_URL="$DATABASE_URL"
+  APP_URL="${ROLLGATE_APP_DATABASE_URL:-$DATABASE_URL}"
+fi
+export DATABASE_URL="$OWNER_URL"
 if [ -n "${DEMO_RESET:-}" ]; then
   echo "DEMO_RESET: removing the demo's database, agents' state and build context under var/"
   $PY manage.py local_agents --stop >/dev/null 2>&1 || true
   rm -rf var/rollgate.sqlite3 var/local-target var/demo var/celerybeat-schedule*
+  $PY manage.py demo_database --drop
 fi
+$PY manage.py demo_database                      # creates the database named by DATABASE_URL when it is missing
 $PY manage.py migrate --noinput -v0
+if [ "$APP_URL" != "$OWNER_URL" ]; then
+  app_role="$($PY -c 'import sys, urllib.parse as u; print(u.urlsplit(sys.argv[1]).username)' "$APP_URL")"
+  $PY manage.py db_app_role "$app_role" >/dev/null
+fi
 $PY manage.py seed_demo
 $PY manage.py demo_setup
+export DATABASE_URL="$APP_URL"
 
 export ROLLGATE_PORT="$PORT"
 export ROLLGATE_PUBLIC_URL="http://127.0.0.1:$PORT"

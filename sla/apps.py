@@ -6,3 +6,9 @@ class SlaConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "sla"
+
+    def ready(self) -> None:
+        from releases.selectors import EVIDENCE_SOURCES
+        from sla.selectors import sla_evidence
+
+        EVIDENCE_SOURCES["sla"] = sla_evidence  # what an approver is shown: the previous environment's verdict

@@ -72,20 +72,41 @@ def _to_float(raw: str) -> float | None:
 
 
 class PrometheusClient:
-    def __init__(self, url: str, *, timeout_s: float = 5.0, max_workers: int = 4):
+    """Instant queries against one Prometheus (or a compatible API: Thanos, Mimir, a cluster's auth proxy).
+
+    TLS certificates are verified by default (``verify_tls``), against ``ca_bundle`` (a PEM file) when the server's
+    CA is private. ``bearer_token`` or ``basic_auth`` (user, password) authenticate; ``headers`` are sent with every
+    request (X-Scope-OrgID for a multi-tenant Mimir, say). Secrets never appear in errors or in ``repr``.
+    """
+
+    def __init__(self, url: str, *, timeout_s: float = 5.0, max_workers: int = 4, verify_tls: bool = True,
+                 ca_bundle: str = "", bearer_token: str = "", basic_auth: tuple[str, str] | None = None,
+                 headers: Mapping[str, str] | None = None):
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.max_workers = max_workers
+        if bearer_token and basic_auth:
+            raise ValueError("Prometheus access takes a bearer token or basic auth, not both")
+        session = requests.Session()
+        session.verify = (ca_bundle or True) if verify_tls else False
+        request_headers = dict(headers or {})
+        if bearer_token:
+            request_headers["Authorization"] = f"Bearer {bearer_token}"
         # No retries inside a request: the gate evaluates again soon and counts consecutive failures itself;
         # retrying here would only make "Prometheus is down" slower to report.  POST: batched selectors can
         # be long.
         self._connection = PrometheusConnect(
             url=self.url,
-            disable_ssl=True,
+            headers=request_headers or None,
+            auth=tuple(basic_auth) if basic_auth else None,
+            session=session,
             retry=Retry(total=0, connect=0, read=0, backoff_factor=0),
             timeout=timeout_s,
             method="POST",
         )
+
+    def __repr__(self) -> str:
+        return f"PrometheusClient({self.url!r})"
 
     def instant(self, query: str, *, window_s: int | None, at: datetime) -> list[Sample]:
         """Evaluate `query` at time `at`; one Sample per returned series."""
@@ -93,6 +114,11 @@ class PrometheusClient:
         params = {"time": f"{at.timestamp():.3f}", "timeout": f"{int(self.timeout_s * 1000)}ms"}
         try:
             result = self._connection.custom_query(query, params=params)
+        except requests.exceptions.SSLError as exc:
+            raise PrometheusUnavailable(
+                f"TLS verification of Prometheus at {self.url} failed (a private CA? set its PEM file as the CA "
+                f"bundle): {type(exc).__name__}", query=query
+            ) from exc
         except requests.Timeout as exc:
             raise PrometheusUnavailable(
                 f"Prometheus at {self.url} did not answer within {self.timeout_s}s", query=query
@@ -105,6 +131,10 @@ class PrometheusClient:
             text = str(exc)
             if "HTTP Status Code 400" in text or "HTTP Status Code 422" in text:
                 raise QueryError(f"Prometheus rejected the query: {text[:300]}", query=query) from exc
+            if "HTTP Status Code 401" in text or "HTTP Status Code 403" in text:
+                raise PrometheusUnavailable(
+                    f"Prometheus at {self.url} refused Rollgate's credentials (HTTP {text.split('Code ')[1][:3]}): "
+                    f"check the bearer token or basic auth", query=query) from exc
             raise PrometheusUnavailable(f"Prometheus answered with an error: {text[:300]}", query=query) from exc
         except ValueError as exc:  # a proxy answering 200 with non-JSON, for instance
             raise PrometheusUnavailable(f"Prometheus answered with malformed JSON: {exc}", query=query) from exc

@@ -176,3 +176,34 @@ def latest_verdicts(*, release_ids: list[int]) -> dict[int, dict]:
     rows = GateRecord.objects.filter(release_id__in=release_ids).exclude(status="").values_list(
         "release_id", "status", "action")
     return {release_id: {"verdict": status, "action": action} for release_id, status, action in rows}
+
+
+def _snapshot(report: SlaReport | None) -> dict | None:
+    if report is None:
+        return None
+    return {"id": report.pk, "release_id": report.release_id, "status": report.status, "action": report.action,
+            "outcome": report.outcome, "gray_weight": report.gray_weight,
+            "evaluated_at": report.evaluated_at.isoformat(), "success_rate": report.success_rate,
+            "p95_latency_ms": report.p95_latency_ms, "error_trace_ratio": report.error_trace_ratio,
+            "callback_fail_rate": report.callback_fail_rate,
+            "summary": str((report.verdict or {}).get("summary", ""))[:300]}
+
+
+def sla_evidence(release: Release) -> dict:
+    """Approval evidence (releases.selectors.EVIDENCE_SOURCES["sla"]): the SLA verdict and latest snapshot of the
+    same version in the previous environment it ran in, and the release's own latest snapshot (a canary waiting
+    at a gray step). Only stored rows: the same state gives the same evidence."""
+    earlier = (Release.objects.filter(service_id=release.service_id, version__tag=release.version.tag,
+                                      environment__position__lt=release.environment.position)
+               .select_related("environment").order_by("-environment__position", "-id").first())
+    previous = None
+    if earlier is not None:
+        record = GateRecord.objects.filter(pk=earlier.pk).first()
+        previous = {
+            "environment": earlier.environment.name, "release_id": earlier.pk, "release_status": earlier.status,
+            "verdict": ({"status": record.status, "action": record.action, "healthy": record.healthy_at is not None}
+                        if record else None),
+            "snapshot": _snapshot(SlaReport.objects.filter(release=earlier).order_by("-evaluated_at", "-id").first()),
+        }
+    own = SlaReport.objects.filter(release=release).order_by("-evaluated_at", "-id").first()
+    return {"previous_environment": previous, "own_snapshot": _snapshot(own)}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -37,12 +38,13 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from releases import events, policy as access
+from releases import events, metrics, policy as access
 from releases.choices import ReleaseStatus
 from releases.errors import DomainError, InvalidInput, NotFound, TransitionNotAllowed
 from releases.models import AgentService, Environment, Release
 from releases.services import (
     Actor,
+    approvals_mark_stale,
     audit_record,
     release_gate_pause,
     release_promote,
@@ -52,10 +54,10 @@ from releases.services import (
     require_permission,
 )
 from sla.catalog import Metric
+from sla.access import prometheus_client_for
 from sla.gate import Evaluation, evaluate_batch
 from sla.models import GateRecord, SlaPolicyVersion, SlaReport, SlaSample
 from sla.policy import DEFAULT_POLICY, PolicyInvalid, SlaPolicy
-from sla.prometheus import PrometheusClient
 from sla.verdict import GateState, GrayRelease, ReleaseReadings
 
 log = logging.getLogger(__name__)
@@ -260,14 +262,30 @@ def gate_evaluate(candidates: list[Candidate], *, at: datetime | None = None,
         return []
     if transaction.get_connection().in_atomic_block:
         raise RuntimeError("gate_evaluate queries Prometheus: call it outside any database transaction")
-    prom = PrometheusClient(prometheus_url or settings.PROMETHEUS_URL,
-                            timeout_s=settings.SLA_PROMETHEUS_TIMEOUT_SECONDS)
-    try:
-        by_id = {c.release_id: c for c in candidates}
-        return evaluate_batch(prom, lambda gray: by_id[gray.release_id].policy,
-                              [(c.gray, c.state) for c in candidates], at=at)
-    finally:
-        prom.close()
+    by_id = {c.release_id: c for c in candidates}
+    at = at or datetime.now(dt_timezone.utc)  # every environment's batch judges the same instant
+    # One Prometheus per environment (sla/access.py: URL, TLS, credentials); one batch per environment.
+    by_environment: dict[str, list[int]] = {}
+    for index, candidate in enumerate(candidates):
+        by_environment.setdefault(candidate.gray.env, []).append(index)
+    out: list[Evaluation | None] = [None] * len(candidates)
+    for environment, indexes in by_environment.items():
+        prom = prometheus_client_for(environment, url=prometheus_url,
+                                     timeout_s=settings.SLA_PROMETHEUS_TIMEOUT_SECONDS)
+        started = time.monotonic()
+        try:
+            evaluations = evaluate_batch(prom, lambda gray: by_id[gray.release_id].policy,
+                                         [(candidates[i].gray, candidates[i].state) for i in indexes], at=at)
+        finally:
+            prom.close()
+        # Rollgate's own /metrics: how long each environment's batch took, and how many could not read Prometheus.
+        metrics.observe("gate_evaluation_seconds", time.monotonic() - started, environment=environment)
+        failed = sum(1 for evaluation in evaluations if evaluation.canary.error)
+        if failed:
+            metrics.increment("gate_evaluation_errors", failed, environment=environment)
+        for index, evaluation in zip(indexes, evaluations):
+            out[index] = evaluation
+    return out
 
 
 def _json_safe(value):
@@ -460,10 +478,20 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
              "action": verdict.action, "outcome": verdict.outcome.value, "healthy": verdict.healthy},
         )
 
+    if verdict.snapshot_due and verdict.action in BLOCKING_SNAPSHOT_ACTIONS:
+        # Approvals of this version further down the path were given on better evidence: they go stale.
+        approvals_mark_stale(service_id=release.service_id, tag=release.version.tag, actor_name=GATE_ACTOR,
+                             after_position=release.environment.position,
+                             reason=f"a new SLA snapshot of {release.version.tag} in {release.environment.name} "
+                                    f"blocks ({verdict.action}): {verdict.summary[:300]}")
     taken = _act(candidate, verdict)  # committed: a failure to act below never loses the stored verdict
     if taken:
         GateRecord.objects.filter(pk=candidate.release_id, sequence=seq + 1).update(action_taken=taken[:300])
     return Applied(candidate.release_id, seq + 1, verdict.status, verdict.action, taken, claimed=True)
+
+
+# A snapshot that pauses, rolls back or blocks makes approvals of the version in later environments stale.
+BLOCKING_SNAPSHOT_ACTIONS = frozenset({"pause", "rollback", "block_version"})
 
 
 def _lock_release_rows(release_id: int, *, no_key: bool = True) -> bool:

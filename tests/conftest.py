@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -18,6 +19,36 @@ _shas = itertools.count(1)
 
 def sha() -> str:
     return f"{next(_shas):040x}"
+
+
+# --- the app's database role (issue 14) ---------------------------------------------------------------------------
+# pytest itself runs as the owner role: it creates the test database, migrates it and empties it between tests
+# (TRUNCATE). Every Rollgate process a test starts (uvicorn, Celery workers, beat, the demo stack) runs as the
+# app role that `manage.py db_app_role` makes, as in production: no ownership, no TRUNCATE, audit rows append-only.
+APP_ROLE = "rollgate_app"
+_BASE_DATABASE_NAME = settings.DATABASES["default"]["NAME"]  # read before pytest-django switches to the test one
+
+
+@pytest.fixture(scope="session", autouse=True)
+def app_database_role(django_db_setup, django_db_blocker):
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    if connection.settings_dict["NAME"] == _BASE_DATABASE_NAME:
+        return None  # no test in this run uses the database, so pytest-django did not create a test database
+    with django_db_blocker.unblock():
+        call_command("db_app_role", APP_ROLE, stdout=open("/dev/null", "w"))
+    return APP_ROLE
+
+
+def app_database_url() -> str:
+    """DATABASE_URL of the test database as the app role, for the processes a test starts."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{APP_ROLE}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def make_user(username: str, *roles: str):

@@ -7,11 +7,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
 from django.conf import settings
+from django.db import connections
+
+from tests.conftest import app_database_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,13 +25,10 @@ def free_port() -> int:
 
 
 def database_url() -> str:
-    db = settings.DATABASES["default"]
-    if "postgresql" not in db["ENGINE"]:
+    """The test database as the app role (tests/conftest.py): the server runs with the rights production gives it."""
+    if connections["default"].vendor != "postgresql":
         pytest.skip("live-server tests need PostgreSQL (set DATABASE_URL): the server process shares the test database")
-    auth = quote(db.get("USER") or "postgres")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    return app_database_url()
 
 
 @contextlib.contextmanager

@@ -69,8 +69,8 @@ def test_every_write_endpoint_answers_400_naming_the_field(api):
         for name, (document, rule) in cases.items():
             response = send(api, method, url, document)
             checked += 1
-            if response.status_code in (401, 403) and ("agents" in url or "webhooks" in url):
-                continue  # refused before the body is read: the caller is not an agent / GitLab
+            if response.status_code in (401, 403) and ("agents" in url or "webhooks" in url or "alerts/" in url):
+                continue  # refused before the body is read: the caller is not an agent / GitLab / Alertmanager
             if response.status_code == 404:
                 continue  # the fixture has no such object (a pipeline, a webhook): looked up before the body
             answered_400 += 1

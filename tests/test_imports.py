@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ("releases", "pipelines", "deploy", "sla", "routing", "frontend", "demo", "rollgate_client", "rollgate_cli",
-        "notifications", "config")
+        "notifications", "config", "alerts", "observability")
 
 
 def _modules() -> dict[str, Path]:
@@ -59,6 +59,10 @@ def forbidden(source: str, target: str) -> str | None:
         return "pipelines and deploy never import each other"
     if a == "sla" and b in ("pipelines", "deploy"):
         return "sla imports neither pipelines nor deploy"
+    if a == "alerts" and b not in ("releases", "alerts"):
+        return "alerts (the Alertmanager receiver) imports releases only"
+    if b in ("alerts", "observability") and a not in ("config", "observability"):
+        return f"nothing imports {b} (config only routes to it)"
     if b == "frontend" and a != "config":
         return "nothing imports frontend (config only routes to it)"
     return None
@@ -122,4 +126,6 @@ def test_the_checks_catch_a_cycle_and_a_forbidden_edge():
     assert forbidden("sla.services", "deploy.models")
     assert forbidden("deploy.api", "frontend.views")
     assert forbidden("rollgate_cli.main", "releases.services")
+    assert forbidden("alerts.services", "deploy.services")
+    assert forbidden("releases.services", "alerts.models")
     assert forbidden("deploy.rollouts", "releases.services") is None

@@ -109,6 +109,9 @@ TEMPLATES = [
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, plus a COMMIT whose outcome is checked when the connection breaks (issue 13).
+        DATABASES["default"]["ENGINE"] = "config.postgres"
 else:
     VAR_DIR.mkdir(exist_ok=True)
     DATABASES = {
@@ -280,9 +283,9 @@ ROLLGATE_PIPELINE_LOG_RETENTION_DAYS = env.int("ROLLGATE_PIPELINE_LOG_RETENTION_
 # A running stage past its limit (seconds) is failed by the reaper (pipelines.reap_stale_stages).
 ROLLGATE_PIPELINE_STAGE_TIME_LIMITS = env.json("ROLLGATE_PIPELINE_STAGE_TIME_LIMITS", default={
     "prepare": 300, "build": 1800, "scan": 900, "push": 900, "deploy": 1800})
-# A running stage whose worker has not beaten for this long is taken over (redelivery) or reaped.
-ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS = env.float("ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS", default=120.0)
 ROLLGATE_PIPELINE_PUSH_ATTEMPTS = env.int("ROLLGATE_PIPELINE_PUSH_ATTEMPTS", default=3)
+# A push attempt whose stream shows no progress for this long (a registry that hangs) fails and is tried again.
+ROLLGATE_PIPELINE_PUSH_TIMEOUT_SECONDS = env.float("ROLLGATE_PIPELINE_PUSH_TIMEOUT_SECONDS", default=120.0)
 ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS = env.list("ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS", cast=float,
                                                   default=[2.0, 5.0])
 ROLLGATE_PIPELINE_MAX_IMAGE_BYTES = env.int("ROLLGATE_PIPELINE_MAX_IMAGE_BYTES", default=2 * 1024**3)
@@ -308,13 +311,52 @@ if env.str("ROLLGATE_GITLAB_PROJECT_TOKENS_FILE", default=""):
     import json as _json
 
     ROLLGATE_GITLAB_PROJECT_TOKENS = _json.loads(Path(env.str("ROLLGATE_GITLAB_PROJECT_TOKENS_FILE")).read_text())
-# e.g. '{"visibility_timeout": 600}': how soon Redis redelivers the message of a worker that died mid-stage.
 # The benchmark runs its workers on a queue of its own so it never takes (or leaves) anyone else's messages.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
-CELERY_BROKER_TRANSPORT_OPTIONS.update(env.json("CELERY_BROKER_TRANSPORT_OPTIONS", default={}))
 CELERY_BEAT_SCHEDULE.update({
     "pipelines-reap-stale-stages": {"task": "pipelines.reap_stale_stages", "schedule": 60.0},
     "pipelines-prune-stage-logs": {"task": "pipelines.prune_stage_logs", "schedule": 3600.0},
+})
+# --- Durable work (issue 13; README "Durable work", docs/ARCHITECTURE.md) ---------------------------------------
+# These numbers work together; pipelines/checks.py refuses a combination that cannot work (manage.py check, and
+# every worker and beat at start-up):
+# - a worker beats every HEARTBEAT_STALE/4 s while it runs a stage or rollout; after HEARTBEAT_STALE s without a
+#   beat the work may be taken over. A pool process that dies has its message back at once and that delivery takes
+#   over then; a whole worker that dies is found by the sweeper (every SWEEP_INTERVAL s), so a take-over comes at
+#   most HEARTBEAT_STALE + SWEEP_INTERVAL s after the kill (20 s as shipped).
+# - work queued and not claimed for REDRIVE_AFTER s (its message lost with Redis) is queued again, then after
+#   twice that, ..., up to REDRIVE_MAX_BACKOFF s.
+# - Redis hands a message that was never acknowledged to another worker after the visibility timeout. Tasks wait in
+#   a worker, unacknowledged, until their countdown (retries, take-over checks): the timeout must be longer than any
+#   of those, or they are delivered twice while they wait. The sweeper, not this timeout, finds lost work.
+ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS = env.float("ROLLGATE_PIPELINE_HEARTBEAT_STALE_SECONDS", default=15.0)
+ROLLGATE_SWEEP_INTERVAL_SECONDS = env.float("ROLLGATE_SWEEP_INTERVAL_SECONDS", default=5.0)
+ROLLGATE_REDRIVE_AFTER_SECONDS = env.float("ROLLGATE_REDRIVE_AFTER_SECONDS", default=30.0)
+ROLLGATE_REDRIVE_MAX_BACKOFF_SECONDS = env.float("ROLLGATE_REDRIVE_MAX_BACKOFF_SECONDS", default=600.0)
+# A stage or rollout whose workers were lost this many times fails with the reason instead of being taken over.
+ROLLGATE_WORK_MAX_ATTEMPTS = env.int("ROLLGATE_WORK_MAX_ATTEMPTS", default=6)
+# How long a worker keeps trying to record an outcome while the database is unreachable (a restart, a failover).
+ROLLGATE_DATABASE_OUTAGE_BUDGET_SECONDS = env.float("ROLLGATE_DATABASE_OUTAGE_BUDGET_SECONDS", default=120.0)
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 3600
+CELERY_BROKER_TRANSPORT_OPTIONS.update(env.json("CELERY_BROKER_TRANSPORT_OPTIONS", default={}))
+# Publishing while Redis is down: a few quick tries, then the send gives up (the committed change stands and the
+# sweeper sends the work later) instead of holding a web request for long.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3,
+                                    "interval_max": 0.5}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The gate queue: the SLA gate, traffic moves and the sweepers, short tasks that must never wait behind a build.
+# Its own worker process consumes it (Procfile "gate"; compose and k8s "gate-worker"); builds and rollouts stay on
+# the default queue ("worker").
+ROLLGATE_GATE_QUEUE = env.str("ROLLGATE_GATE_QUEUE", default="gate")
+CELERY_TASK_ROUTES = {name: {"queue": ROLLGATE_GATE_QUEUE} for name in (
+    "sla.evaluate_gray_releases", "deploy.set_weight", "deploy.go_live", "deploy.roll_back", "deploy.rollout_cancel",
+    "deploy.revision_rollback", "deploy.scale_down_idle", "pipelines.sweep", "deploy.sweep")}
+CELERY_BEAT_SCHEDULE.update({
+    "pipelines-sweep": {"task": "pipelines.sweep", "schedule": ROLLGATE_SWEEP_INTERVAL_SECONDS,
+                        "options": {"expires": ROLLGATE_SWEEP_INTERVAL_SECONDS * 2}},
+    "deploy-sweep": {"task": "deploy.sweep", "schedule": ROLLGATE_SWEEP_INTERVAL_SECONDS,
+                     "options": {"expires": ROLLGATE_SWEEP_INTERVAL_SECONDS * 2}},
 })
 # Credential files (TargetCredential kinds *_file) may only be read from these directories.
 ROLLGATE_CREDENTIAL_FILE_DIRS = env.list("ROLLGATE_CREDENTIAL_FILE_DIRS", default=["/run/secrets", "/var/run/secrets"])
@@ -330,3 +372,92 @@ ROLLGATE_NOTIFY_TIMEOUT_SECONDS = env.float("ROLLGATE_NOTIFY_TIMEOUT_SECONDS", d
 # Re-drives deliveries whose queue message was lost and announces freeze windows starting and ending.
 CELERY_BEAT_SCHEDULE["notifications.sweep"] = {"task": "notifications.sweep", "schedule": 60.0,
                                               "options": {"expires": 60.0}}
+
+# === Issue 17: running Rollgate as platform teams run their tools ===============================================
+# (one block, additive: Alertmanager receiver, Prometheus client options, own metrics and logs, proxy settings, SSO)
+INSTALLED_APPS += ["alerts"]  # noqa: F405 — the Alertmanager receiver (alerts/)
+
+# --- Alertmanager receiver: POST /api/alerts/alertmanager ---------------------------------------------------------
+# Alertmanager's webhook_config sends "Authorization: Bearer <this>" (http_config.authorization.credentials).
+# Unset: the receiver answers 403.
+ROLLGATE_ALERTMANAGER_TOKEN = env_secret("ROLLGATE_ALERTMANAGER_TOKEN", default="")
+# Which alert labels name the service, the environment and (optionally) the version a canary runs.
+ROLLGATE_ALERTMANAGER_LABELS = {"service": "service", "environment": "env", "version": "version",
+                                **env.json("ROLLGATE_ALERTMANAGER_LABELS", default={})}
+# Alertmanager's "firing"/"resolved" is its own enum in the API schema (not one of the release statuses).
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["AlertStatusEnum"] = "alerts.models.AlertStatus"
+# What a firing alert does to the matching canary, per environment ("*": every other one): pause or rollback.
+ROLLGATE_ALERTMANAGER_ACTIONS = env.json("ROLLGATE_ALERTMANAGER_ACTIONS", default={"*": "pause"})
+_bad_actions = {name: action for name, action in ROLLGATE_ALERTMANAGER_ACTIONS.items()
+                if action not in ("pause", "rollback")}
+if _bad_actions or not isinstance(ROLLGATE_ALERTMANAGER_ACTIONS, dict):
+    raise RuntimeError(f"ROLLGATE_ALERTMANAGER_ACTIONS: each environment's action must be pause or rollback, got "
+                       f"{_bad_actions}")
+if set(ROLLGATE_ALERTMANAGER_LABELS) != {"service", "environment", "version"}:
+    raise RuntimeError("ROLLGATE_ALERTMANAGER_LABELS: keys are service, environment and version (values: label "
+                       f"names), got {sorted(ROLLGATE_ALERTMANAGER_LABELS)}")
+
+# --- Prometheus access (SLA gate): TLS verified by default, auth, headers, one Prometheus per environment ---------
+# PROMETHEUS_URL (above) is the default. A private CA: PROMETHEUS_CA_BUNDLE=/path/ca.pem. PROMETHEUS_TLS_VERIFY=false
+# only for a lab. Auth: PROMETHEUS_BEARER_TOKEN(_FILE), or PROMETHEUS_USERNAME + PROMETHEUS_PASSWORD(_FILE).
+# PROMETHEUS_HEADERS='{"X-Scope-OrgID": "team-a"}' adds headers to every query.
+PROMETHEUS_TLS_VERIFY = env.bool("PROMETHEUS_TLS_VERIFY", default=True)
+PROMETHEUS_CA_BUNDLE = env.str("PROMETHEUS_CA_BUNDLE", default="")
+PROMETHEUS_BEARER_TOKEN = env_secret("PROMETHEUS_BEARER_TOKEN", default="")
+PROMETHEUS_USERNAME = env.str("PROMETHEUS_USERNAME", default="")
+PROMETHEUS_PASSWORD = env_secret("PROMETHEUS_PASSWORD", default="")
+PROMETHEUS_HEADERS = env.json("PROMETHEUS_HEADERS", default={})
+# Per environment (clusters usually have one Prometheus each), any of: url, tls_verify, ca_bundle, bearer_token_file,
+# username, password_file, headers; what an environment leaves out comes from the PROMETHEUS_* defaults above.
+# ROLLGATE_PROMETHEUS_ENVIRONMENTS='{"prod": {"url": "https://prometheus.prod:9090", "ca_bundle": "/etc/ca.pem",
+#   "bearer_token_file": "/run/secrets/prom-prod"}}'  (or the same JSON in the file ROLLGATE_PROMETHEUS_ENVIRONMENTS_FILE)
+ROLLGATE_PROMETHEUS_ENVIRONMENTS = env.json("ROLLGATE_PROMETHEUS_ENVIRONMENTS", default={})
+if env.str("ROLLGATE_PROMETHEUS_ENVIRONMENTS_FILE", default=""):
+    import json as _json
+
+    ROLLGATE_PROMETHEUS_ENVIRONMENTS = _json.loads(Path(env.str("ROLLGATE_PROMETHEUS_ENVIRONMENTS_FILE")).read_text())
+
+# --- Rollgate's own observability: /metrics, health, structured logs --------------------------------------------
+INSTALLED_APPS += ["observability"]  # noqa: F405 — /metrics, /api/health/live, /api/health/ready
+# Request id, actor and release id on every log line of a request (after authentication: it names the user).
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "config.logs.RequestContextMiddleware")
+# One JSON object per log line (timestamp, level, logger, event, request_id, release_id, actor); "console" for people.
+ROLLGATE_LOG_FORMAT = env.str("ROLLGATE_LOG_FORMAT", default="json")
+from config.logs import logging_config  # noqa: E402
+
+LOGGING = logging_config(fmt=ROLLGATE_LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING too (JSON), not Celery's own format
+# The Celery queues whose length /metrics reports (the lead's issue 13 adds "gate" for the SLA gate and traffic).
+ROLLGATE_METRICS_QUEUES = env.list("ROLLGATE_METRICS_QUEUES", default=["celery", "gate"])
+
+# --- Proxies and TLS (README, "Deploy on Kubernetes"): one list of trusted proxies for uvicorn and Django ----------
+# uvicorn reads FORWARDED_ALLOW_IPS itself (its --forwarded-allow-ips); when ROLLGATE_TRUSTED_PROXIES is unset, the
+# same list is Rollgate's, so the two layers never disagree about who may set X-Forwarded-For / -Proto.
+if not ROLLGATE_TRUSTED_PROXIES and env.str("FORWARDED_ALLOW_IPS", default="") not in ("", "*"):
+    ROLLGATE_TRUSTED_PROXIES = env.list("FORWARDED_ALLOW_IPS")
+
+# --- Single sign-on: OpenID Connect (mozilla-django-oidc; releases/sso.py). Local accounts keep working. ---------
+# On when OIDC_RP_CLIENT_ID is set. The provider's endpoints come from its discovery document
+# (<issuer>/.well-known/openid-configuration): authorization, token, userinfo and jwks.
+ROLLGATE_OIDC_ENABLED = bool(env.str("OIDC_RP_CLIENT_ID", default=""))
+ROLLGATE_OIDC_PROVIDER_NAME = env.str("ROLLGATE_OIDC_PROVIDER_NAME", default="single sign-on")
+ROLLGATE_OIDC_USERNAME_CLAIM = env.str("ROLLGATE_OIDC_USERNAME_CLAIM", default="preferred_username")
+# The claim holding the person's groups, and which Rollgate role each group gives:
+# ROLLGATE_OIDC_ROLE_MAP='{"release-managers": "release_manager", "sre": "ops", "qa": "qa"}'
+ROLLGATE_OIDC_ROLE_CLAIM = env.str("ROLLGATE_OIDC_ROLE_CLAIM", default="groups")
+ROLLGATE_OIDC_ROLE_MAP = env.json("ROLLGATE_OIDC_ROLE_MAP", default={})
+if ROLLGATE_OIDC_ENABLED:
+    INSTALLED_APPS += ["mozilla_django_oidc"]  # noqa: F405
+    AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, "releases.sso.RollgateOIDCBackend"]
+    OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID")
+    OIDC_RP_CLIENT_SECRET = env_secret("OIDC_RP_CLIENT_SECRET", default="")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+    OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT")
+    OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT")
+    OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT")
+    OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+    OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default=f"openid email profile {ROLLGATE_OIDC_ROLE_CLAIM}")
+    OIDC_VERIFY_SSL = env.bool("OIDC_VERIFY_SSL", default=True)
+    OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=10.0)
+    LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"

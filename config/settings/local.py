@@ -10,3 +10,9 @@ ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="rollg
 
 # The demo's private Prometheus scrapes /metrics/traces on 127.0.0.1 without a token.
 ROLLGATE_METRICS_OPEN = env.bool("ROLLGATE_METRICS_OPEN", default=True)
+
+# Logs for people at a terminal (same fields as the JSON lines production writes); ROLLGATE_LOG_FORMAT=json to see those.
+from config.logs import logging_config  # noqa: E402
+
+ROLLGATE_LOG_FORMAT = env.str("ROLLGATE_LOG_FORMAT", default="console")
+LOGGING = logging_config(fmt=ROLLGATE_LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))

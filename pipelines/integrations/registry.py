@@ -154,9 +154,32 @@ def _push_once(client, ref: ImageReference, insecure: bool, log: LogFn) -> str:
                 pushed_digest = aux["Digest"]
     except docker.errors.APIError as exc:
         raise RuntimeError(f"engine refused the push: {exc.explanation or exc}") from exc
-    except (docker.errors.DockerException, OSError) as exc:
-        raise RuntimeError(f"push interrupted: {exc}") from exc
+    except RuntimeError:
+        raise  # our own reason, from the stream above
+    except Exception as exc:  # noqa: BLE001 - requests, urllib3 and socket errors all end a push the same way
+        # The engine relays the registry: when the engine's answer stops, the registry behind it is the usual
+        # cause, so the reason names the registry (the local socket's name says nothing to the reader).
+        if _is_timeout(exc):
+            waited = getattr(client.api, "timeout", None)
+            raise RuntimeError(f"registry {ref.registry} stopped answering: no progress from the push of {ref} for "
+                               f"{waited} s (read timeout)") from exc
+        raise RuntimeError(f"push of {ref} to registry {ref.registry} interrupted: {type(exc).__name__}") from exc
     return pushed_digest
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """A read timeout, whichever layer raised it (socket, urllib3, requests, or one wrapping the other)."""
+    import requests.exceptions
+    import urllib3.exceptions
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (TimeoutError, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)):
+            return True
+        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0],
+                                                                                          BaseException) else None)
+    return False
 
 
 def image_push(
@@ -168,17 +191,19 @@ def image_push(
     log: LogFn = lambda line: None,
     client: docker.DockerClient | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    timeout_s: float = 120.0,
 ) -> PushResult:
     """Push with retries and verify the digest by reading the manifest back.
 
     `backoff_s[i]` is the wait after failed attempt i+1 (the last value repeats).
-    A digest mismatch or an unreadable manifest counts as a failed attempt too.
+    A digest mismatch, an unreadable manifest, a refusal and a registry that stops answering (no progress for
+    `timeout_s`, a read timeout) each count as a failed attempt; every reason names the registry's address.
     Raises PushFailed with every attempt's reason when none succeeded.
     """
     ref = parse_image_reference(reference) if isinstance(reference, str) else reference
     if insecure is None:
         insecure = registry_is_loopback(ref.registry)
-    client = client or docker_client()
+    client = client or docker_client(timeout_s=timeout_s)
     attempts: list[PushAttempt] = []
     for number in range(1, max_attempts + 1):
         started = time.monotonic()

@@ -4,8 +4,10 @@ Order of strength: BLOCKED > NEEDS_OVERRIDE > WARN > CLEAR.
 - any Critical finding -> BLOCKED (never pushed);
 - a denied licence -> BLOCKED by default (configurable to NEEDS_OVERRIDE);
 - any High finding -> NEEDS_OVERRIDE (a release_manager override with a written reason);
-- an UNVERIFIED check -> BLOCKED in the environments listed in `unverified_blocks_in`
-  (prod by default), WARN elsewhere. Unverified is never CLEAR.
+- an UNVERIFIED check (scanner missing, no vulnerability data) -> NEEDS_OVERRIDE in every environment: the
+  release waits for a release_manager who accepts, in writing, that the image could not be verified. It never
+  ends the release (an offline machine cannot verify anything) and it is never CLEAR. Environments listed in
+  `unverified_warns_in` (none by default) only WARN.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ _STRENGTH = [ScanVerdict.CLEAR, ScanVerdict.WARN, ScanVerdict.NEEDS_OVERRIDE, Sc
 
 @dataclass(frozen=True)
 class ScanPolicy:
-    unverified_blocks_in: frozenset[str] = frozenset({"prod"})
+    unverified_warns_in: frozenset[str] = frozenset()
     denied_licence_verdict: ScanVerdict = ScanVerdict.BLOCKED
     override_role: str = "release_manager"
 
@@ -86,10 +88,11 @@ def scan_decide(*, results: Iterable[CheckResult], environment: str,
                       "override with a written reason"))
     unverified = [r for r in results if r.status == CheckStatus.UNVERIFIED]
     for result in unverified:
-        blocks = environment in policy.unverified_blocks_in
-        found.append((ScanVerdict.BLOCKED if blocks else ScanVerdict.WARN,
+        waits = environment not in policy.unverified_warns_in
+        found.append((ScanVerdict.NEEDS_OVERRIDE if waits else ScanVerdict.WARN,
                       f"{result.name} unverified: {result.reason}"
-                      + (f" (unverified checks block {environment})" if blocks else "")))
+                      + (f" (an unverified scan waits for a {policy.override_role} override in {environment})"
+                         if waits else "")))
     found.sort(key=lambda item: _STRENGTH.index(item[0]), reverse=True)
     verdict = found[0][0] if found else ScanVerdict.CLEAR
     return ScanDecision(

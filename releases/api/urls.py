@@ -17,6 +17,9 @@ urlpatterns = [
     path("releases/<int:release_id>/pause/", views.ReleasePauseApi.as_view(), name="api-release-pause"),
     path("releases/<int:release_id>/resume/", views.ReleaseResumeApi.as_view(), name="api-release-resume"),
     path("releases/<int:release_id>/rollback/", views.ReleaseRollbackApi.as_view(), name="api-release-rollback"),
+    path("releases/<int:release_id>/evidence/", views.ReleaseEvidenceApi.as_view(), name="api-release-evidence"),
+    path("releases/<int:release_id>/promote-next-env/", views.ReleasePromoteNextEnvApi.as_view(),
+         name="api-release-promote-next-env"),
     path("audit-events/", views.AuditEventListApi.as_view(), name="api-audit-events"),
     path("audit-events/<int:event_id>/", views.AuditEventDetailApi.as_view(), name="api-audit-event"),
 ]

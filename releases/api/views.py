@@ -5,7 +5,8 @@ One view per action (HackSoft style); the logic is in releases/services.py and r
 from django.conf import settings
 from django.db import connection
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -15,10 +16,11 @@ from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from releases import audit_chain, policy, selectors, services
+from releases import audit_chain, policy, protection, selectors, services
 from releases.api.base import (KEYSET_PARAMETERS, CommentInput, StrictInputSerializer, comma_choices_field,
                                paginate_keyset, requires)
 from releases.choices import ReleaseStatus
+from releases.errors import DomainError
 from releases.freeze import validate_freeze_windows
 from releases.models import AgentService, Environment
 from releases.services import Actor
@@ -77,7 +79,8 @@ class EnvironmentOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Environment
-        fields = ["id", "name", "namespace", "position", "protected", "required_approvals", "freeze_windows",
+        fields = ["id", "name", "namespace", "position", "protected", "required_approvals", "gray_step_approvals",
+                  "freeze_windows",
                   "auto_rollback", "deploy_target", "gray_phases"]
 
     def get_gray_phases(self, env) -> list[int]:
@@ -119,13 +122,15 @@ class EnvironmentDetailApi(APIView):
         freeze_windows = FreezeWindowsField(required=False)
         auto_rollback = serializers.BooleanField(required=False)
 
-        def validate_required_approvals(self, value):
-            from releases.choices import Role
+        gray_step_approvals = serializers.DictField(
+            child=serializers.DictField(child=serializers.IntegerField(min_value=0, max_value=5)), required=False,
+            help_text='approvals before the ramp moves to a rung: {"50": {"qa": 1}, "100": {"release_manager": 1}}')
 
-            unknown = sorted(set(value) - set(Role.values))
-            if unknown:
-                raise serializers.ValidationError(f"unknown role {', '.join(unknown)}; roles: {', '.join(Role.values)}")
-            return {role: count for role, count in value.items() if count}
+        def validate_required_approvals(self, value):
+            try:
+                return protection.check_required_approvals(value)
+            except DomainError as error:
+                raise serializers.ValidationError(error.message.removeprefix("required_approvals: "))
 
         def validate_freeze_windows(self, value):
             try:
@@ -186,12 +191,19 @@ class ReleaseDetailOutput(ReleaseOutput):
 
     def get_approvals(self, release) -> dict:
         summary = selectors.approval_summary(release)
+        step = selectors.next_step(release)
+        step_summary = selectors.approval_summary(release, step=step) if step else None
         return {
             "required": summary.required,
             "missing": summary.missing,
+            "gray_steps": release.environment.gray_step_approvals or {},
+            "waiting_at_step": ({"weight": step, "required": step_summary.required, "missing": step_summary.missing,
+                                 "words": f"waiting for {selectors.missing_words(step_summary.missing)} to go to "
+                                          f"{step} %" if step_summary.missing else ""} if step else None),
             "decisions": [
                 {"user": a.user.username, "role": a.role, "decision": a.decision, "comment": a.comment,
-                 "created_at": a.created_at}
+                 "created_at": a.created_at, "step_weight": a.step_weight, "evidence_digest": a.evidence_digest,
+                 "stale": a.stale, "stale_reason": a.stale_reason}
                 for a in release.approvals.select_related("user")
             ],
         }
@@ -200,6 +212,28 @@ class ReleaseDetailOutput(ReleaseOutput):
         user = self.context["request"].user
         return {name: {"allowed": s.allowed, "reason": s.reason}
                 for name, s in selectors.release_actions(user=user, release=release).items()}
+
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, location=OpenApiParameter.HEADER, required=False,
+    description="any unique string (1-200 printable ASCII characters, e.g. a UUID): the same request sent again "
+                "with the same key answers 200 with the release the first one made (header Idempotent-Replayed: "
+                "true) instead of creating another")
+
+
+def idempotency_key_of(request) -> str:
+    key = request.headers.get("Idempotency-Key", "")
+    if key and (len(key) > 200 or not all(" " <= char <= "~" for char in key)):
+        raise ValidationError({"Idempotency-Key": ["must be 1-200 printable ASCII characters, e.g. a UUID"]})
+    return key
+
+
+def created_response(request, release, replayed: bool) -> Response:
+    release = selectors.release_get(user=request.user, release_id=release.pk)
+    body = ReleaseDetailOutput(release, context={"request": request}).data
+    if replayed:
+        return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
+    return Response(body, status=status.HTTP_201_CREATED)
 
 
 class ReleaseListApi(APIView):
@@ -239,14 +273,15 @@ class ReleaseListApi(APIView):
         return paginate_keyset(self, request, selectors.release_list(user=request.user, **filters.validated_data),
                                ReleaseOutput)
 
-    @extend_schema(request=InputSerializer, responses={201: ReleaseDetailOutput})
+    @extend_schema(request=InputSerializer, responses={201: ReleaseDetailOutput, 200: ReleaseDetailOutput},
+                   parameters=[IDEMPOTENCY_KEY_PARAMETER])
     def post(self, request):
+        key = idempotency_key_of(request)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        release = services.release_create(actor=Actor.of(request.user), **data.validated_data)
-        release = selectors.release_get(user=request.user, release_id=release.pk)
-        return Response(ReleaseDetailOutput(release, context={"request": request}).data,
-                        status=status.HTTP_201_CREATED)
+        release, replayed = services.release_create_idempotent(actor=Actor.of(request.user), idempotency_key=key,
+                                                               **data.validated_data)
+        return created_response(request, release, replayed)
 
 
 class ReleaseDetailApi(APIView):
@@ -282,15 +317,24 @@ def _action_schema(cls):
     return extend_schema(request=cls.input_serializer, responses=ReleaseDetailOutput)(cls)
 
 
+class ApproveInput(CommentInput):
+    evidence_digest = serializers.RegexField(
+        r"^[0-9a-f]{64}$", required=False, allow_blank=True, default="",
+        help_text="the digest from GET /api/releases/<id>/evidence/ you looked at: refused with 409 if the evidence "
+                  "changed since", error_messages={"invalid": "must be the 64-character hex digest of the evidence"})
+
+
 @_action_schema
 class ReleaseApproveApi(_ReleaseActionApi):
     permission = policy.RELEASE_APPROVE
+    input_serializer = ApproveInput
 
     def perform(self, actor, release_id, data):
-        services.release_approve(actor=actor, release_id=release_id, comment=data["comment"])
+        services.release_approve(actor=actor, release_id=release_id, comment=data["comment"],
+                                 evidence_digest=data["evidence_digest"])
 
 
-class RejectInput(CommentInput):
+class RejectInput(ApproveInput):
     comment = serializers.CharField(max_length=settings.ROLLGATE_MAX_COMMENT_LENGTH, error_messages={
         "required": "a rejection needs a reason in the comment",
         "blank": "a rejection needs a reason in the comment"})
@@ -302,7 +346,30 @@ class ReleaseRejectApi(_ReleaseActionApi):
     input_serializer = RejectInput
 
     def perform(self, actor, release_id, data):
-        services.release_reject(actor=actor, release_id=release_id, comment=data["comment"])
+        services.release_reject(actor=actor, release_id=release_id, comment=data["comment"],
+                                evidence_digest=data["evidence_digest"])
+
+
+class EvidenceOutput(serializers.Serializer):
+    digest = serializers.CharField(help_text="send it with approve/reject as evidence_digest")
+    step_weight = serializers.IntegerField(help_text="0: approving promotion; N: approving the move to N %")
+    evidence = serializers.DictField(help_text="scan (verdict, override, digest), sla (previous environment's "
+                                               "verdict and latest snapshot), values (diff against what runs now)")
+
+
+class ReleaseEvidenceApi(APIView):
+    """What an approver is shown, exactly as an approval given now would store it."""
+
+    permission_classes = [requires(policy.RELEASE_VIEW)]
+
+    @extend_schema(responses=EvidenceOutput)
+    def get(self, request, release_id: int):
+        release = selectors.release_get(user=request.user, release_id=release_id)
+        if release is None:
+            return Response({"detail": f"no release with id {release_id}", "code": "not_found"}, status=404)
+        evidence = selectors.approval_evidence(release)
+        return Response(EvidenceOutput({"digest": selectors.evidence_digest(evidence),
+                                        "step_weight": selectors.next_step(release), "evidence": evidence}).data)
 
 
 class PromoteInput(CommentInput):
@@ -345,6 +412,26 @@ class ReleaseRollbackApi(_ReleaseActionApi):
 
     def perform(self, actor, release_id, data):
         services.release_rollback(actor=actor, release_id=release_id, comment=data["comment"])
+
+
+class ReleasePromoteNextEnvApi(APIView):
+    """The version of a release that is live (verified) in its environment goes on to the next environment of the
+    path (dev → test → staging → prod): a new release of the same version, reusing its pushed image."""
+
+    permission_classes = [requires(policy.RELEASE_CREATE)]
+
+    @extend_schema(request=CommentInput, responses={201: ReleaseDetailOutput, 200: ReleaseDetailOutput},
+                   parameters=[IDEMPOTENCY_KEY_PARAMETER])
+    def post(self, request, release_id: int):
+        key = idempotency_key_of(request)
+        data = CommentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        if selectors.release_get(user=request.user, release_id=release_id) is None:
+            return Response({"detail": f"no release with id {release_id}", "code": "not_found"}, status=404)
+        release, replayed = services.release_promote_next_env(actor=Actor.of(request.user), release_id=release_id,
+                                                              comment=data.validated_data["comment"],
+                                                              idempotency_key=key)
+        return created_response(request, release, replayed)
 
 
 # --- audit ---------------------------------------------------------------------------------------------------

@@ -34,7 +34,11 @@ def test_demo_setup_makes_staging_the_local_demo_and_is_idempotent(db, tmp_path,
     policy = policy_effective(environment=staging).to_dict()
     assert all(policy[name] == value for name, value in DEMO_POLICY.items())
     assert SlaPolicyVersion.objects.filter(environment=staging).count() == 1, "saved once, not per run"
-    assert AuditEvent.objects.filter(action="environment.update", actor_name="demo-setup").count() == 1
+    assert AuditEvent.objects.filter(action="environment.update", actor_name="demo-setup").count() == 2
+    prod = Environment.objects.get(name="prod")  # the demo plays prod too: same target, a gray step for qa
+    assert prod.deploy_target == "local" and prod.gray_step_approvals == {"50": {"qa": 1}}
+    assert policy_effective(environment=prod).to_dict()["min_sample_size"] == DEMO_POLICY["min_sample_size"]
+    assert (tmp_path / "demo" / "agent-token-prod").is_file()
 
     token_file = tmp_path / "demo" / "agent-token"
     key = token_file.read_text().strip()
@@ -42,13 +46,15 @@ def test_demo_setup_makes_staging_the_local_demo_and_is_idempotent(db, tmp_path,
     assert key not in first, "the key is never printed"
     principal = auth.agent_for_key(key)
     assert principal.may_access("agent-infer", "staging") and not principal.may_access("agent-infer", "prod")
-    assert AgentToken.objects.filter(revoked_at__isnull=True).count() == 1
+    prod_key = (tmp_path / "demo" / "agent-token-prod").read_text().strip()
+    assert auth.agent_for_key(prod_key).may_access("agent-infer", "prod") and prod_key not in first
+    assert AgentToken.objects.filter(revoked_at__isnull=True).count() == 2  # one per environment
 
     # A revoked key is replaced by a new one.
-    auth.token_revoke(token_id=AgentToken.objects.get().pk)
+    auth.token_revoke(token_id=AgentToken.objects.get(environment__name="staging").pk)
     call_command("demo_setup", var_dir=str(tmp_path))
     assert token_file.read_text().strip() != key
-    assert AgentToken.objects.filter(revoked_at__isnull=True).count() == 1
+    assert AgentToken.objects.filter(revoked_at__isnull=True).count() == 2
 
 
 def test_demo_setup_before_seed_demo_says_what_to_run(db, tmp_path):

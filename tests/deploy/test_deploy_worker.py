@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from config.celery_app import app as celery_app
 from deploy.targets.manifests import COLOUR_LABEL
 from releases.choices import ReleaseStatus
 from releases.models import Release
 from releases.services import Actor, release_promote
+from tests.conftest import app_database_url
 from tests.deploy.conftest import NS, kube_environment
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,12 +35,11 @@ def wait_for(predicate, timeout: float, what: str):
 def worker():
     """A Celery worker on this test's database and Redis db; stopped (and waited for) afterwards."""
     celery_app.control.purge()
-    db = connection.settings_dict
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "PYTHONPATH": str(ROOT),
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+           "DATABASE_URL": app_database_url(),
            "REDIS_URL": settings.REDIS_URL}
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "--pool=solo", "--concurrency=1",
+        [sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "-Q", "celery,gate", "--pool=solo", "--concurrency=1",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO", "-n", "deploy-test@%h"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

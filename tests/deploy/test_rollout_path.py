@@ -134,7 +134,7 @@ def test_a_weight_change_older_than_the_one_applied_is_never_applied(file_target
     canary = make_release("v1.1.0")
     release_promote(actor=Actor.of(rm), release_id=canary.pk)  # deploying -> gray 5 %: weight change 1
     rollout = Rollout.objects.get(release=canary)
-    assert (rollout.weight_seq, rollout.applied_weight_seq, driver.weights) == (1, 1, [5])
+    assert (rollout.traffic_seq, rollout.traffic_applied_seq, driver.weights) == (1, 1, [5])
 
     release_promote(actor=Actor.of(rm), release_id=canary.pk, expected_weight=5)  # 10 %: weight change 2
     assert driver.weights == [5, 10]
@@ -142,7 +142,7 @@ def test_a_weight_change_older_than_the_one_applied_is_never_applied(file_target
     Release.objects.filter(pk=canary.pk).update(gray_weight=5)  # even when the weight matches it again
     assert deploy_set_weight.apply(args=[canary.pk, 5, 1]).get() == "stale"
     assert driver.weights == [5, 10]
-    assert Rollout.objects.get(release=canary).applied_weight_seq == 2
+    assert Rollout.objects.get(release=canary).traffic_applied_seq == 2
 
 
 def test_rollout_status_writes_follow_the_rollout_transition_map(file_target, make_release, rm):

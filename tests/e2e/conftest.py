@@ -1,6 +1,7 @@
 """Browser tests: a real uvicorn server (http + websocket) on 127.0.0.1 over the pytest test database and the real
 Redis channel layer, driven by Playwright with Debian's Chromium. Never `playwright install`."""
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def chromium_path():
 
 @pytest.fixture(scope="module")
 def server_url(django_db_setup, chromium_path):
-    """uvicorn in a subprocess, pointed at the test database that pytest-django created."""
+    """uvicorn in a subprocess, pointed at the test database that pytest-django created (as the app role)."""
     with uvicorn_server() as url:
         yield url
 
@@ -63,6 +64,34 @@ def new_page(browser, server_url):
     yield make
     for context in contexts:
         context.close()
+    wait_server_quiet()
+
+
+def wait_server_quiet(timeout: float = 15.0):
+    """Wait (bounded) until the server process has no query or transaction open on the test database.
+
+    Closing a browser context does not stop a request the server is already answering (a fragment refresh after a
+    live event, say). pytest-django's teardown TRUNCATEs every table; run while such a request holds a table lock,
+    the two deadlock and the next test starts on a database that was never emptied."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state IS NOT NULL AND state <> 'idle'")
+            busy = cursor.fetchone()[0]
+        now = time.monotonic()
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= 0.3:  # quiet for a moment, not between two queries of one request
+            return
+        time.sleep(0.05)
+    print(f"e2e: the server still had a query open on the test database after {timeout:.0f} s")
 
 
 def log_in(page, username: str, password: str | None = None):

@@ -33,7 +33,7 @@ from tests.e2e.conftest import database_url, free_port
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
-STORY_TIMEOUT_S = 210
+STORY_TIMEOUT_S = 420
 REGISTRY = "127.0.0.1:5000"
 PODMAN_SOCKET = "/run/podman/podman.sock"
 
@@ -127,13 +127,17 @@ def demo_stack(tmp_path, transactional_db):
         gate_env = {"PROMETHEUS_URL": prometheus.url, "SLA_GATE_INTERVAL_SECONDS": 2}
         stack.start("web", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
                             "--port", str(port), "--no-access-log", "--log-level", "warning"], **gate_env)
-        stack.start("worker", [sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-s",
+        stack.start("worker", [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "celery,gate", "-B", "-s",
                                str(tmp_path / "beat-schedule"), "--concurrency", "2", "-n",
                                f"story-{port}@127.0.0.1", "-l", "warning", "--without-gossip", "--without-mingle"],
                      **gate_env)
         stack.start("traffic", [sys.executable, "-m", "demo.traffic", "--rollgate", url, "--state-dir",
                                 str(state_dir), "--rate", "100", "--wait-for-stable", "0", "--report-every", "15"],
                     ROLLGATE_AGENT_TOKEN_FILE=var / "demo" / "agent-token")
+        stack.start("traffic-prod", [sys.executable, "-m", "demo.traffic", "--rollgate", url, "--state-dir",
+                                     str(state_dir), "--env", "prod", "--rate", "100", "--wait-for-stable", "0",
+                                     "--report-every", "15"],
+                    ROLLGATE_AGENT_TOKEN_FILE=var / "demo" / "agent-token-prod")
         stack.watch_agents(state_dir)
         deadline = time.monotonic() + 30
         while True:
@@ -217,3 +221,26 @@ def test_the_demo_story_ramps_v1_1_0_to_live_and_the_gate_rolls_back_v1_2_0(demo
     assert (table.stable_version, table.canary_version, table.canary_weight) == ("v1.1.0", None, 0.0)
     # The traffic generator's results reached Rollgate with its agent token (none refused).
     assert "trace results not accepted" not in stack.log("traffic"), stack.log("traffic")
+
+    # The demo plays prod: the versions verified in staging went on with the same image, their unverified scans
+    # were overridden by rm, rm and qa approved, and the gate ramped v1.1.0, waiting at 50 % for qa.
+    prod_v100, prod_v110 = (Release.objects.select_related("version").get(version__tag=tag, environment__name="prod")
+                            for tag in ("v1.0.0", "v1.1.0"))
+    assert prod_v100.status == ReleaseStatus.SUPERSEDED and prod_v110.status == ReleaseStatus.LIVE
+    for prod_release, staging_release in ((prod_v100, v100), (prod_v110, v110)):
+        assert prod_release.version_id == staging_release.version_id
+        stages = dict(prod_release.pipelines.get().stages.values_list("name", "status"))
+        assert (stages["build"], stages["push"]) == ("skipped", "skipped"), stages
+        assert AuditEvent.objects.filter(release=prod_release, action="scan.override", actor_name="rm").exists()
+        assert set(prod_release.approvals.filter(step_weight=0).values_list("user__username", flat=True)) == \
+            {"rm", "qa"}
+    step = prod_v110.approvals.get(step_weight=50)
+    assert step.user.username == "qa" and step.evidence["sla"]["previous_environment"]["environment"] == "staging"
+    prod_steps = [(e.details["from_weight"], e.details["to_weight"]) for e in
+                  AuditEvent.objects.filter(release=prod_v110, actor_name="sla-gate", action="release.promote")
+                  .order_by("pk")]
+    assert (30, 50) in prod_steps and prod_steps[-1][1] == 100, prod_steps
+    promoted_to_50 = AuditEvent.objects.get(release=prod_v110, action="release.promote", details__to_weight=50)
+    assert step.created_at <= promoted_to_50.created_at  # the gate moved past 30 % only after qa's approval
+    story_log = stack.log("story", 20000)
+    assert "waiting for qa's approval to go to 50 %" in story_log, story_log

@@ -14,18 +14,17 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 
 from releases.models import AgentService
+from tests.conftest import app_database_url
 from tests.pipelines.integrations.conftest import build_context, engine, registry  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def worker_database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    """The test database as the app role (tests/conftest.py): workers run with the rights production gives them."""
+    return app_database_url()
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "condition"):
@@ -45,7 +44,8 @@ class Workers:
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, **extra_env) -> subprocess.Popen:
+    def start(self, queues: str = "celery,gate", **extra_env) -> subprocess.Popen:
+        """A solo worker on ``queues`` (both by default: builds and the gate queue's traffic moves and sweeps)."""
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
                "DATABASE_URL": worker_database_url(), "REDIS_URL": settings.REDIS_URL,
                "ROLLGATE_PIPELINE_PUSH_BACKOFF_SECONDS": "0.1,0.2", "PYTHONUNBUFFERED": "1",
@@ -53,7 +53,7 @@ class Workers:
         name = f"w{len(self.processes)}-{uuid.uuid4().hex[:6]}@127.0.0.1"
         log_file = open(self.log_dir / f"worker-{len(self.processes)}.log", "wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-n", name, "-l", "info",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-Q", queues, "-n", name, "-l", "info",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         process.log_path = log_file.name

@@ -13,6 +13,7 @@ import http.client
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _MANIFEST_PUT = re.compile(r"^/v2/.+/manifests/[^/]+$")
@@ -21,10 +22,13 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
 
 
 class FlakyRegistryProxy:
-    def __init__(self, upstream: str, refuse_pushes: int, status: int = 503):
+    def __init__(self, upstream: str, refuse_pushes: int, status: int = 503, hang_s: float = 0.0):
+        """refuse_pushes: how many manifest PUTs to refuse with ``status``, or, with ``hang_s``, to hold without an
+        answer for that many seconds and then drop (a registry that hangs)."""
         self.upstream_host, _, port = upstream.partition(":")
         self.upstream_port = int(port or 80)
         self.refuse_pushes = refuse_pushes
+        self.hang_s = hang_s
         self.refusal_status = status
         self.manifest_puts = 0
         self.refused = 0
@@ -97,6 +101,10 @@ class FlakyRegistryProxy:
             def _forward(self):
                 body = self._read_body()
                 if proxy._should_refuse(self.command, self.path):
+                    if proxy.hang_s:
+                        time.sleep(proxy.hang_s)  # bounded: then the connection is dropped unanswered
+                        self.close_connection = True
+                        return
                     error = {"errors": [{
                         "code": "UNAVAILABLE",
                         "message": f"flaky proxy refused push {proxy.refused} of "

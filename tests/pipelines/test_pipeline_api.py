@@ -75,7 +75,8 @@ def test_high_findings_wait_for_a_release_manager_override_with_a_reason(pipelin
 
     response = client_for(rm).post(url, {"reason": "accepted risk: not reachable, fix in v3.1.1"}, format="json")
     assert response.status_code == 202, response.content
-    assert response.json()["scan_override"] == {"by": "rm", "reason": "accepted risk: not reachable, fix in v3.1.1"}
+    assert response.json()["scan_override"] == {"by": "rm", "reason": "accepted risk: not reachable, fix in v3.1.1",
+                                                "overridden": "2 high findings"}
     assert Stage.objects.get(pk=scan.pk).status == StageStatus.SUCCEEDED
     assert Pipeline.objects.get(pk=pipeline.pk).status == PipelineStatus.RUNNING
     assert AuditEvent.objects.filter(action="scan.override", actor_name="rm").exists()
@@ -144,3 +145,27 @@ def test_a_redelivered_failure_notification_is_posted_once(pipeline, ops):
         assert [d.delivered for d in first] == [True] and again == [] and len(posts) == 1
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("env,tag", [("prod", "v3.2.0"), ("dev", "v3.2.1"), ("staging", "v3.2.2-rc4")])
+def test_unverified_scan_waits_for_an_audited_override_in_every_environment(make_release, rm, dev, env, tag, client):
+    release = make_release(tag, env=env, status=ReleaseStatus.PENDING)
+    pipeline = services.pipeline_start(release_id=release.pk)
+    scan = run_to(pipeline, "scan")
+    why = "python_dependencies unverified: skipped 3 of 3 packages (vulnerability data unreachable)"
+    assert services.stage_wait_for_override(stage_id=scan.pk, attempt=scan.attempt, reason=why)
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.BUILDING  # waiting, not ended
+    client.force_login(rm)
+    page = client.get(f"/releases/{release.pk}/pipeline/").content.decode()
+    assert "waits for a release manager" in page and 'data-action="scan-override"' in page
+
+    response = client_for(rm).post(f"/api/releases/{release.pk}/scan-override/",
+                                   {"reason": "offline demo machine: no vulnerability data, image from our base"},
+                                   format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["scan_override"]["overridden"] == why
+    event = AuditEvent.objects.get(action="scan.override", release=release)
+    assert event.details["overridden"] == why and event.reason.startswith("offline demo machine")
+    page = client.get(f"/releases/{release.pk}/pipeline/").content.decode()
+    assert "data-scan-override" in page and "offline demo machine" in page

@@ -11,6 +11,7 @@
     const comment = document.getElementById("confirm-comment");
     const label = document.getElementById("confirm-comment-label");
     const weight = document.getElementById("confirm-weight");
+    const evidence = document.getElementById("confirm-evidence");
     const ok = document.getElementById("confirm-ok");
     function checkComment() {
       const missing = comment.required && !comment.value.trim();
@@ -27,6 +28,8 @@
       form.action = button.dataset.url;
       form.dataset.action = button.dataset.action;
       weight.value = button.dataset.expectedWeight || "";
+      // Approvals are bound to the evidence shown on the page: the server refuses them if it changed since.
+      if (evidence) evidence.value = button.dataset.evidenceDigest || "";
       comment.value = "";
       comment.required = required;
       checkComment();

@@ -129,3 +129,25 @@ def test_unreachable_registry_fails_every_attempt_with_reason(engine, build_cont
         image_push(reference=ref, client=engine, max_attempts=2, backoff_s=NO_WAIT)
     assert len(failed.value.attempts) == 2
     assert all("connection refused" in a.reason for a in failed.value.attempts)
+
+
+@pytest.mark.parametrize("hangs", [1, 2])
+def test_registry_that_hangs_is_retried_and_named(engine, registry, build_context, unique_reference, hangs):
+    """A registry that stops answering (the push stream shows no progress) is a failed attempt like a refusal:
+    retried after the backoff, and the reason names the registry, not the engine's local socket."""
+    from pipelines.integrations.docker_build import docker_client
+
+    with FlakyRegistryProxy(upstream=registry, refuse_pushes=hangs, hang_s=6.0) as proxy:
+        ref = unique_reference(registry_address=proxy.address)
+        image_build_and_check(context_dir=build_context, reference=ref, client=engine)
+        impatient = docker_client(timeout_s=2)  # the push's read timeout: no progress for 2 s
+        try:
+            result = image_push(reference=ref, client=impatient, max_attempts=hangs + 1, backoff_s=(6.5,))
+        finally:
+            impatient.close()
+    assert [a.succeeded for a in result.attempts] == [False] * hangs + [True]
+    for attempt in result.attempts[:hangs]:
+        assert f"registry {proxy.address} stopped answering" in attempt.reason
+        assert "read timeout" in attempt.reason and "sock" not in attempt.reason
+    direct = image_reference(registry=registry, path=ref.path, service=ref.service, tag=ref.tag)
+    assert manifest_digest(reference=direct) == result.digest

@@ -81,18 +81,33 @@ def test_pip_audit_that_skipped_packages_is_unverified_not_clean():
     assert len(result.details["skipped"]) == 3
     assert result.details["audited"] == 0
     assert "skipped 3 of 3 packages" in result.reason
-    assert scan_decide(results=[result], environment="prod").verdict == ScanVerdict.BLOCKED
-    assert scan_decide(results=[result], environment="dev").verdict == ScanVerdict.WARN
+    # Never "clear", never the end of the release: it waits for a release manager, in every environment.
+    for environment in ("prod", "staging", "dev"):
+        decision = scan_decide(results=[result], environment=environment)
+        assert decision.verdict == ScanVerdict.NEEDS_OVERRIDE and not decision.may_push
+        assert decision.override_role == "release_manager"
+        assert f"waits for a release_manager override in {environment}" in decision.reasons[0]
 
 
-def test_unverified_blocking_environments_are_configurable():
+def test_unverified_scan_waits_in_every_environment_unless_configured_to_warn():
     result = CheckResult(name="python_dependencies", status=CheckStatus.UNVERIFIED,
                          reason="skipped")
-    policy = ScanPolicy(unverified_blocks_in=frozenset({"prod", "staging"}))
+    policy = ScanPolicy(unverified_warns_in=frozenset({"dev", "test"}))
     assert scan_decide(results=[result], environment="staging",
-                       policy=policy).verdict == ScanVerdict.BLOCKED
+                       policy=policy).verdict == ScanVerdict.NEEDS_OVERRIDE
+    assert scan_decide(results=[result], environment="prod",
+                       policy=policy).verdict == ScanVerdict.NEEDS_OVERRIDE
     assert scan_decide(results=[result], environment="test",
                        policy=policy).verdict == ScanVerdict.WARN
+
+
+def test_critical_finding_still_blocks_when_another_check_is_unverified():
+    unverified = CheckResult(name="image_vulnerabilities", status=CheckStatus.UNVERIFIED, reason="no trivy")
+    critical = trivy_report_parse(trivy_report("CRITICAL"))
+    decision = scan_decide(results=[unverified, critical], environment="prod")
+    assert decision.verdict == ScanVerdict.BLOCKED
+    assert decision.reasons[0] == "1 critical findings"
+    assert decision.unverified_checks == ["image_vulnerabilities"]
 
 
 def test_pip_audit_vulnerabilities_are_findings_and_skips_are_counted():
@@ -214,7 +229,7 @@ def test_service_scan_runs_every_check_and_renders_escaped_reports(tmp_path):
     assert [r.name for r in results] == [
         "dockerfile_lint", "python_dependencies", "licences", "sbom", "image_vulnerabilities"]
     decision = scan_decide(results=results, environment="staging")
-    # High finding outranks the (non-prod) unverified pip-audit warning.
+    # The High finding and the unverified pip-audit both wait for the same override.
     assert decision.verdict == ScanVerdict.NEEDS_OVERRIDE
     assert decision.unverified_checks == ["python_dependencies"]
     report = scan_report_json(subject="agent v1", results=results, decision=decision)
