@@ -148,3 +148,29 @@ def freeze_event(*, environment: str, window: dict, started: bool, window_key: s
 
     return Event(type=event_type, key=f"freeze-{environment}-{window_key}-{'start' if started else 'end'}",
                  environment=environment, compose=compose)
+
+
+def approval_step_event(*, release, step_weight: int, missing: dict, reason: str) -> Event:
+    """A release that waits for approvals at a gray step, or whose approvals went stale (releases.signals.
+    approval_needed). The wait at build time (step 0) is recognised from its audit row (audit_event)."""
+    import hashlib
+
+    reason = redact(reason)
+    audience = tuple(sorted(missing))
+    digest = hashlib.sha256(f"{step_weight}|{sorted(missing.items())}|{reason}".encode()).hexdigest()[:12]
+
+    def compose() -> Message:
+        words = {"where": _release_line(release)}
+        return Message(
+            event=EventType.APPROVAL_NEEDED, title=_("[Rollgate] Approval needed: %(where)s") % words,
+            lines=(_("Waiting for approval from %(roles)s") % {
+                       "roles": ", ".join(f"{n} {role}" for role, n in sorted(missing.items()))}, reason),
+            link=public_url(f"/releases/{release.pk}/"), link_text=_("Open in Rollgate"),
+            data={"release_id": release.pk, "service": release.service.name,
+                  "environment": release.environment.name, "version": release.version.tag,
+                  "status": release.status, "gray_weight": release.gray_weight, "step_weight": step_weight,
+                  "approving_roles": list(audience), "reason": reason})
+
+    return Event(type=EventType.APPROVAL_NEEDED, key=f"approval-{release.pk}-{step_weight}-{digest}",
+                 environment=release.environment.name, release_id=release.pk, audience_roles=audience,
+                 compose=compose)

@@ -5,7 +5,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from notifications import services
-from releases.signals import audit_recorded
+from releases.signals import approval_needed, audit_recorded
 
 log = logging.getLogger(__name__)
 
@@ -19,3 +19,12 @@ def on_audit_recorded(sender, audit, **kwargs):
             services.audit_notify(audit=audit)
     except Exception:  # noqa: BLE001 - a notification must never undo or block a release transition
         log.exception("notifications: could not queue deliveries for audit row %s", audit.pk)
+
+
+@receiver(approval_needed, dispatch_uid="notifications.approval_needed")
+def on_approval_needed(sender, release_id, step_weight, missing, reason, **kwargs):
+    """Gray-step approvals and stale approvals (issue 15's signal, sent after commit)."""
+    try:
+        services.approval_step_notify(release_id=release_id, step_weight=step_weight, missing=missing, reason=reason)
+    except Exception:  # noqa: BLE001 - the release has moved already; a notification must not raise into it
+        log.exception("notifications: could not queue approval-needed deliveries for release %s", release_id)

@@ -17,11 +17,11 @@ from django.utils import timezone
 
 from notifications import channels
 from notifications.choices import ALLOWED_TRANSITIONS, DeliveryStatus as D, EventType
-from notifications.events import Event, audit_event, freeze_event
+from notifications.events import Event, approval_step_event, audit_event, freeze_event
 from notifications.models import Delivery, FreezeState, Subscription
 from releases.errors import InvalidInput, NotFound, TransitionNotAllowed
 from releases.freeze import active_freeze
-from releases.models import Environment
+from releases.models import Environment, Release
 from releases.policy import WEBHOOK_MANAGE
 from releases.selectors import approval_summary
 from releases.services import Actor, audit_record, require_permission
@@ -169,6 +169,19 @@ def audit_notify(*, audit) -> list[int]:
     if event is None:
         return []
     return event_publish(event=event)
+
+
+def approval_step_notify(*, release_id: int, step_weight: int, missing: dict, reason: str) -> list[int]:
+    """releases.signals.approval_needed (after commit) for a gray step or stale approvals; step 0 (built, waiting)
+    is announced from its audit row inside the transition's transaction (audit_notify)."""
+    if not step_weight and not reason.startswith("approvals went stale"):
+        return []
+    release = Release.objects.select_related("service", "environment", "version").filter(pk=release_id).first()
+    if release is None or not missing:
+        return []
+    with transaction.atomic():
+        return event_publish(event=approval_step_event(release=release, step_weight=step_weight, missing=missing,
+                                                       reason=reason))
 
 
 # --- delivering ----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from releases.choices import ReleaseStatus as S
 from releases.models import Environment
 from releases.services import (Actor, audit_record, release_pause, release_promote, release_rollback,
                                release_worker_transition)
-from tests.conftest import client_for
+from tests.conftest import client_for, sha
 
 # Deliveries are queued on commit, and two workers race on real connections: real transactions.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -291,3 +291,38 @@ def test_each_subscription_reads_its_own_language(receiver, queued, make_release
         in feishu["content"][-1]
     slack = [p.json() for p in receiver.posts if p.path == "/slack-en"][0]
     assert slack["text"] == "[Rollgate] Paused: agent-infer v1.4.0 in staging at 5 %"
+
+
+def test_a_ramp_waiting_at_a_gray_step_asks_the_roles_of_that_step(receiver, queued, environments, service, dev,
+                                                                   rm, rm2, qa):
+    from releases.services import release_approve
+
+    Environment.objects.filter(name="prod").update(gray_step_approvals={"50": {"qa": 1}})
+    subscribe(receiver, "qa-room", "generic", [E.APPROVAL_NEEDED], roles=["qa"])
+    subscribe(receiver, "rm-room", "generic", [E.APPROVAL_NEEDED], roles=["release_manager"])
+    stable = make_ready("v1.0.0", dev)
+    release_approve(actor=Actor.of(rm), release_id=stable.pk)
+    release_approve(actor=Actor.of(qa), release_id=stable.pk)
+    release_promote(actor=Actor.of(rm), release_id=stable.pk)
+    canary = make_ready("v1.1.0", dev)
+    release_approve(actor=Actor.of(rm2), release_id=canary.pk)
+    release_approve(actor=Actor.of(qa), release_id=canary.pk)
+    Delivery.objects.all().delete()
+    for weight in (0, 5, 10):
+        release_promote(actor=Actor.of(rm), release_id=canary.pk, expected_weight=weight)
+    # at 30 % the ramp waits for qa before 50 %: only the qa room hears it, once
+    assert delivered(release_id=canary.pk) == [("approval_needed", "qa-room")]
+    drain()
+    body = receiver.posts[-1].json()
+    assert body["step_weight"] == 50 and body["approving_roles"] == ["qa"]
+    assert "Waiting for approval from 1 qa" in body["text"] and "to go to 50 %" in body["text"]
+
+
+def make_ready(tag, by):
+    from releases.services import release_create
+
+    release = release_create(actor=Actor.of(by), service="agent-infer", environment="prod", tag=tag,
+                             commit=sha())
+    assert release_worker_transition(release_id=release.pk, from_statuses={S.PENDING}, to_status=S.READY,
+                                     actor_name="pipeline", action="pipeline.succeeded")
+    return release
