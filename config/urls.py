@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 urlpatterns = [
     path("api/", include("releases.api.urls")),
@@ -11,10 +12,14 @@ urlpatterns = [
     path("api/", include("sla.api.urls")),
     path("monitor/", include("sla.api.monitor_urls")),
     path("api/", include("pipelines.urls")),  # pipelines (issue 3)
+    path("api/", include("notifications.urls")),  # notifications (issue 18)
     path("api/", include("alerts.urls")),  # Alertmanager receiver (issue 17)
     path("", include("observability.urls")),  # /metrics, /api/health/live, /api/health/ready (issue 17)
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Swagger UI for signed-in users (a browser page: the login page first, not a 401)
+    path("api/docs/", login_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the language switcher posts here
     path("", include("frontend.urls")),
 ]
 

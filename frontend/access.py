@@ -31,4 +31,7 @@ def page_requires(action: str):
 
 
 def is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
+    """An htmx request that wants a fragment. A history restore (the back button after htmx swapped the page,
+    with nothing in htmx's history cache) needs the whole page: htmx puts the answer in place of <body>."""
+    return (request.headers.get("HX-Request") == "true"
+            and request.headers.get("HX-History-Restore-Request") != "true")

@@ -8,13 +8,14 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from frontend import fleet_cells
 from frontend.access import is_htmx, page_requires
 from releases import policy, selectors, services
-from releases.choices import CANARY_STATUSES, OPEN_FOR_APPROVAL, TERMINAL_STATUSES, ReleaseStatus
+from releases.choices import CANARY_STATUSES, OPEN_FOR_APPROVAL, ReleaseStatus
 from releases.errors import DomainError
 from releases.models import Environment
 from releases.services import Actor
@@ -98,8 +99,12 @@ def _action_buttons(release, states, ladder, stable, following=None) -> list[dic
     # Buttons that cannot apply in this state are left out rather than shown greyed (a final release offers
     # nothing; a live one only its rollback); role, approval and freeze reasons still show on the ones that stay.
     shown = set(ACTION_ORDER)
-    if release.status not in (S.READY, S.GRAY, S.PAUSED):
-        shown -= {"promote", "promote_full", "pause", "resume"}
+    if release.status not in (S.READY, S.GRAY):
+        shown -= {"promote", "promote_full"}  # a paused ramp is resumed first (release_promote refuses it)
+    if release.status != S.GRAY:
+        shown.discard("pause")
+    if release.status != S.PAUSED:
+        shown.discard("resume")
     at_step = selectors.next_step(release)
     if not at_step and (release.status not in OPEN_FOR_APPROVAL or not release.environment.required_approvals):
         shown -= {"approve", "reject"}
@@ -109,8 +114,8 @@ def _action_buttons(release, states, ladder, stable, following=None) -> list[dic
                                                              f"pauses.", "approval")
     if not next_weights or next_weights[0] >= 100 or first_go:
         shown.discard("promote_full")  # the next step is 100 % already
-    if release.status in TERMINAL_STATUSES or release.status == S.SUPERSEDED:
-        shown.discard("rollback")
+    if release.status not in (*CANARY_STATUSES, S.LIVE):
+        shown.discard("rollback")  # only a canary or the live release can be rolled back
     if following is None or release.status not in selectors.PROMOTABLE_TO_NEXT_ENV:
         shown.discard("promote_next_env")  # only a verified release goes on; the reason shows when it cannot
     buttons = []
@@ -225,3 +230,8 @@ def _after_action(request, release_id: int):
             raise Http404("no such release")
         return render(request, "frontend/_release_body.html", _release_context(request, release))
     return redirect("release-detail", release_id=release_id)
+
+
+def favicon(request):
+    """/favicon.ico: the icon's hashed static URL (resolved per request: the manifest exists only in production)."""
+    return redirect(static("frontend/favicon.svg"), permanent=False)

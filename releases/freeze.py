@@ -1,5 +1,6 @@
 """Freeze windows: times when an environment accepts no promotion (rollbacks and pauses are always allowed)."""
 from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils.dateparse import parse_datetime
 
@@ -40,8 +41,14 @@ def validate_freeze_windows(windows) -> list[dict]:
             end_t = _parse_time(window.get("to", ""), f"{where}.to")
             if end_t <= start_t:
                 raise ValueError(f"{where}.to: must be after 'from' (split a window that crosses midnight)")
+            zone = str(window.get("time_zone") or "UTC")
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{where}.time_zone: '{zone[:64]}' is not an IANA time zone like Asia/Shanghai")
             cleaned.append({"weekdays": sorted(set(days)), "from": start_t.strftime("%H:%M"),
-                            "to": end_t.strftime("%H:%M"), "reason": reason})
+                            "to": end_t.strftime("%H:%M"), "reason": reason,
+                            **({"time_zone": zone} if zone != "UTC" else {})})
         else:
             raise ValueError(f"{where}: needs either start/end or weekdays/from/to")
     return cleaned
@@ -53,8 +60,11 @@ def active_freeze(windows: list[dict], now: datetime) -> dict | None:
         if "start" in window:
             if parse_datetime(window["start"]) <= now < parse_datetime(window["end"]):
                 return window
-        elif now.weekday() in window.get("weekdays", []):
-            if _parse_time(window["from"], "from") <= now.time() < _parse_time(window["to"], "to"):
+        else:
+            # weekday windows are wall-clock times in their own zone (default UTC): "Fri 18:00-23:00 Asia/Shanghai"
+            local = now.astimezone(ZoneInfo(window.get("time_zone") or "UTC"))
+            if local.weekday() in window.get("weekdays", []) and \
+                    _parse_time(window["from"], "from") <= local.time() < _parse_time(window["to"], "to"):
                 return window
     return None
 
@@ -64,4 +74,4 @@ def describe(window: dict) -> str:
     if "start" in window:
         return f"frozen until {window['end']}{reason}"
     days = ",".join(WEEKDAYS[d] for d in window["weekdays"])
-    return f"frozen {days} {window['from']}-{window['to']} UTC{reason}"
+    return f"frozen {days} {window['from']}-{window['to']} {window.get('time_zone') or 'UTC'}{reason}"

@@ -67,7 +67,7 @@ ACTION_LABELS = {
     SLA_VIEW: "read SLA reports",
     SLA_POLICY_MANAGE: "change SLA policies",
     ROUTING_MANAGE: "change gray routing (switch back, rules, blocked versions; cut over also needs release.promote)",
-    WEBHOOK_MANAGE: "manage failure-notification webhooks",
+    WEBHOOK_MANAGE: "manage notification subscriptions and failure-notification webhooks",
 }
 
 

@@ -33,7 +33,7 @@ from releases.models import AgentService, Approval, AuditEvent, Environment, Rel
 from releases.selectors import approval_evidence, approval_summary, environment_by_name, evidence_digest, \
     gray_ladder, live_release, missing_words, next_environment, next_step, service_by_name, step_refusal, \
     step_requirements, traffic_refusal
-from releases.signals import approval_needed, release_transitioned
+from releases.signals import approval_needed, audit_recorded, release_transitioned
 
 S = ReleaseStatus
 _audit_log = get_logger("rollgate.audit")
@@ -88,6 +88,7 @@ def audit_record(
         event.prev_hash = AuditEvent.objects.order_by("-id").values_list("row_hash", flat=True).first() or ""
         event.row_hash = audit_chain.row_hash(event, event.prev_hash)
         event.save(force_insert=True)
+        audit_recorded.send_robust(sender=AuditEvent, audit=event)  # notifications: deliveries in this transaction
     # Later log lines of this request or task say who acted and on what; the row is logged once it is committed.
     bind_contextvars(actor=actor.name, **({"release_id": release.pk} if release is not None else {}))
     line = {"audit_id": event.pk, "object_type": object_type, "object_id": str(object_id), "from_state": from_state,

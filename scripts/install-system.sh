@@ -17,6 +17,7 @@ for pkg in "${missing[@]}"; do
     prometheus) command -v prometheus >/dev/null && continue ;;  # the demo and the SLA tests run private instances
     gcc|make|git|curl) command -v "$pkg" >/dev/null && continue ;;
     chromium) test -x /usr/bin/chromium && continue ;;
+    gettext) command -v msgfmt >/dev/null && continue ;;
     prometheus-alertmanager) command -v prometheus-alertmanager >/dev/null && continue ;;
     docker-compose) command -v docker-compose >/dev/null && continue ;;  # only `docker-compose config` in tests
   esac

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "deploy",
     "sla",
     "routing",  # gray routing for schedulers (issue 6)
+    "notifications",  # release events to Slack, Feishu, DingTalk, WeCom, webhooks (issue 18)
     "frontend",
     "demo",  # the one-command demo: demo_setup and demo_story commands (issue 8)
 ]
@@ -57,11 +58,14 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the page's language: switcher cookie, else Accept-Language
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "frontend.middleware.UserTimezoneMiddleware",  # times in the user's time zone (preferences, else browser)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "frontend.middleware.HtmxVaryMiddleware",  # pages differ by HX-Request: Vary says so (back button, caches)
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into a 429 page
 ]
@@ -177,16 +181,25 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
-LANGUAGE_CODE = "en-us"
+# Chinese and English (issue 18): the language comes from the switcher (cookie), else the browser's
+# Accept-Language; times are shown in the user's time zone (preferences page, else the browser's, else UTC).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
-USE_I18N = False
+USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-# WhiteNoise serves static files straight from the finders; production.py collects them into STATIC_ROOT.
+# WhiteNoise serves static files straight from the finders; production.py collects them into STATIC_ROOT with
+# hashed names and compressed copies.
 WHITENOISE_USE_FINDERS = True
-# Third-party browser libraries (htmx, Chart.js) are npm dependencies (package.json), served from node_modules.
-STATICFILES_DIRS = [("vendor", BASE_DIR / "node_modules")]
+# Third-party browser libraries (htmx, Chart.js) are npm dependencies (package.json); only the files the pages
+# load are published, under vendor/ (config/static_files.py: VENDOR_FILES), never the rest of node_modules.
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",  # frontend/static: the project's own
+    "config.static_files.VendorFinder",
+]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -211,6 +224,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Release control for agent services: versions, environments, gray releases, approvals, audit.",
     "VERSION": "0.1.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # /api/docs/ (Swagger UI, signed-in users): the bundle from our static files, its init script a separate
+    # same-origin request (SpectacularSwaggerSplitView), so the CSP's script-src 'self' holds.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": False, "displayOperationId": False},
+    "ENUM_NAME_OVERRIDES": {"NotificationEventEnum": "notifications.choices.EventType",
+                            "DeliveryStatusEnum": "notifications.choices.DeliveryStatus"},
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "releases.api.schema_hooks.add_error_responses"],
 }
@@ -343,6 +363,15 @@ ROLLGATE_CREDENTIAL_FILE_DIRS = env.list("ROLLGATE_CREDENTIAL_FILE_DIRS", defaul
 # Shared cache (login throttling counts across web processes).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                       "KEY_PREFIX": "rollgate"}}
+# --- Notifications (issue 18): release events to chat and webhooks -----------------------------------------------
+# Each delivery is tried up to ROLLGATE_NOTIFY_MAX_ATTEMPTS times, waiting base * 2^(n-1) seconds (capped) between.
+ROLLGATE_NOTIFY_MAX_ATTEMPTS = env.int("ROLLGATE_NOTIFY_MAX_ATTEMPTS", default=6)
+ROLLGATE_NOTIFY_BACKOFF_SECONDS = env.float("ROLLGATE_NOTIFY_BACKOFF_SECONDS", default=10.0)
+ROLLGATE_NOTIFY_BACKOFF_CAP_SECONDS = env.float("ROLLGATE_NOTIFY_BACKOFF_CAP_SECONDS", default=900.0)
+ROLLGATE_NOTIFY_TIMEOUT_SECONDS = env.float("ROLLGATE_NOTIFY_TIMEOUT_SECONDS", default=5.0)
+# Re-drives deliveries whose queue message was lost and announces freeze windows starting and ending.
+CELERY_BEAT_SCHEDULE["notifications.sweep"] = {"task": "notifications.sweep", "schedule": 60.0,
+                                              "options": {"expires": 60.0}}
 
 # === Issue 17: running Rollgate as platform teams run their tools ===============================================
 # (one block, additive: Alertmanager receiver, Prometheus client options, own metrics and logs, proxy settings, SSO)

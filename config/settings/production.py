@@ -1,6 +1,5 @@
 """Production: what runs unless DJANGO_SETTINGS_MODULE says otherwise (manage.py, asgi, wsgi and Celery default to
 it). It refuses to start without its secrets, and serves HTTPS only: HSTS, redirect, secure cookies, a CSP."""
-from pathlib import Path
 
 from .base import *  # noqa: F401,F403
 from .base import BASE_DIR, env, env_secret
@@ -47,7 +46,16 @@ if not CSRF_TRUSTED_ORIGINS and ROLLGATE_PUBLIC_URL.startswith("https://"):  # n
     CSRF_TRUSTED_ORIGINS = [ROLLGATE_PUBLIC_URL.rstrip("/")]  # noqa: F405
 # The health checks and /metrics answer over plain HTTP too (kubelet probes and Prometheus reach the pod directly).
 SECURE_REDIRECT_EXEMPT = [r"^api/health/", r"^metrics$"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
-# The image collects static files at build time and ships without node_modules (no Node.js at run time).
-STATICFILES_DIRS = [(prefix, path) for prefix, path in STATICFILES_DIRS if Path(path).is_dir()]  # noqa: F405
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+# The image collects static files at build time and ships without node_modules (no Node.js at run time): the
+# vendor finder (config/static_files.py) lists only files that exist, and checks for them only where it serves them.
 WHITENOISE_USE_FINDERS = False
+# collectstatic writes each file under a content-hashed name (htmx.min.3f2a….js) with .gz next to it (.br too when
+# the brotli package is installed); WhiteNoise serves the hashed names with "max-age=315360000, public, immutable"
+# and negotiates the compressed copy. Templates name files through {% static %}, which resolves the hashed name.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Only the hashed copies stay in STATIC_ROOT (every reference goes through {% static %}).
+WHITENOISE_KEEP_ONLY_HASHED_FILES = True

@@ -96,7 +96,8 @@ class EnvironmentListApi(APIView):
 
 
 @extend_schema_field({"type": "array", "description": "each window: {start, end, reason} (ISO 8601 times with a "
-                     "zone, end after start) or {weekdays: [0-6], from: HH:MM, to: HH:MM, reason} (to after from)",
+                     "zone, end after start) or {weekdays: [0-6], from: HH:MM, to: HH:MM, time_zone?, reason} (to after "
+                     "from; wall-clock times in time_zone, an IANA name, default UTC)",
                      "items": {"type": "object", "properties": {
                          "start": {"type": "string", "format": "date-time"},
                          "end": {"type": "string", "format": "date-time"},
@@ -104,6 +105,7 @@ class EnvironmentListApi(APIView):
                                       "items": {"type": "integer", "minimum": 0, "maximum": 6}},
                          "from": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
                          "to": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                         "time_zone": {"type": "string", "maxLength": 64, "example": "Asia/Shanghai"},
                          "reason": {"type": "string", "maxLength": 200}}}})
 class FreezeWindowsField(serializers.JSONField):
     """releases.freeze.validate_freeze_windows checks it; the schema says the shape."""

@@ -1,37 +1,19 @@
 """Browser tests: a real uvicorn server (http + websocket) on 127.0.0.1 over the pytest test database and the real
 Redis channel layer, driven by Playwright with Debian's Chromium. Never `playwright install`."""
 import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
-from django.conf import settings
-from django.db import connections
 
-from tests.conftest import app_database_url
+# free_port and database_url are imported from here by e2e modules (test_demo_story.py)
+from tests.live_server import database_url, free_port, uvicorn_server  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def database_url() -> str:
-    """The test database as the app role (tests/conftest.py): the server runs with the rights production gives it."""
-    if connections["default"].vendor != "postgresql":
-        pytest.skip("browser tests need PostgreSQL (set DATABASE_URL): the server process shares the test database")
-    return app_database_url()
 
 
 @pytest.fixture(scope="session")
@@ -43,40 +25,9 @@ def chromium_path():
 
 @pytest.fixture(scope="module")
 def server_url(django_db_setup, chromium_path):
-    """uvicorn in a subprocess, pointed at the test database that pytest-django created."""
-    port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": database_url(),
-           "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1"}
-    (ROOT / "test-artifacts").mkdir(exist_ok=True)
-    log = open(ROOT / "test-artifacts" / "e2e-server.log", "a")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {process.returncode}")
-            try:
-                if httpx.get(f"{url}/login/", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not answer within 30 s")
-            time.sleep(0.2)
+    """uvicorn in a subprocess, pointed at the test database that pytest-django created (as the app role)."""
+    with uvicorn_server() as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -116,6 +116,7 @@ def test_prod_promotion_is_held_until_qa_approves_then_promote_and_roll_back(new
 def test_qa_sees_promote_disabled_with_its_reason_and_reject_needs_a_reason(new_page, make_release, live_release,
                                                                             qa, rm):
     release = act(make_release, "v1.1.0", "staging")
+    act(release_promote, actor=Actor.of(rm), release_id=release.pk)  # a canary: rollback applies (not to ready)
     page = new_page()
     log_in(page, "qa")
     page.goto(f"/releases/{release.pk}/")
