@@ -18,8 +18,21 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "rollgate.example.com"
 
 
+@pytest.fixture(scope="module")
+def static_root(tmp_path_factory):
+    """Production settings serve hashed static files from a manifest: collect them first, as the image does."""
+    root = tmp_path_factory.mktemp("staticfiles")
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.production", SECRET_KEY=secrets.token_urlsafe(50),
+               ROLLGATE_CREDENTIALS_KEY=secrets.token_urlsafe(32), STATIC_ROOT=str(root), ALLOWED_HOSTS=HOST)
+    done = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
 @pytest.fixture
-def production_server(django_db_setup, django_db_blocker):
+def production_server(django_db_setup, django_db_blocker, static_root):
     """start(**env) -> base URL of uvicorn running config.settings.production (secrets generated here)."""
     processes = []
 
@@ -31,7 +44,8 @@ def production_server(django_db_setup, django_db_blocker):
         env = {**{k: v for k, v in os.environ.items() if k not in skip},
                "DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": secrets.token_urlsafe(50),
                "ROLLGATE_CREDENTIALS_KEY": secrets.token_urlsafe(32), "ALLOWED_HOSTS": HOST,
-               "DATABASE_URL": database_url(), "ROLLGATE_PUBLIC_URL": f"https://{HOST}", **extra}
+               "DATABASE_URL": database_url(), "ROLLGATE_PUBLIC_URL": f"https://{HOST}",
+               "STATIC_ROOT": str(static_root), **extra}
         process = subprocess.Popen([sys.executable, "-m", "uvicorn", "config.asgi:application", "--host",
                                     "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
                                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)

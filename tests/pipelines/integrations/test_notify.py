@@ -129,7 +129,7 @@ def test_slow_webhook_times_out_without_raising(receiver, failure):
     delivery = webhook_send(webhook=Webhook(url=f"{receiver.url}/slow", name="ops"),
                             failure=failure, timeout_s=0.3)
     assert not delivery.delivered
-    assert delivery.error == "webhook timed out after 0.3s"
+    assert delivery.error == "webhook timed out after 0.3 s"
     assert delivery.duration_s < 1
 
 
