@@ -291,7 +291,13 @@ def test_a_version_is_recorded_before_it_starts_so_a_starter_that_dies_midway_lo
     assert read_processes(state_dir) == []  # lock-free readers (traffic, Prometheus) skip it: no pid yet
 
     survivor = LocalTarget(state_dir, startup_timeout_s=20)
+    # The child is adopted by the launch token in its environment, readable once it has exec'd: a reader a moment
+    # after the spawn (bounded wait; on a loaded machine the exec can take a little while).
+    deadline = time.monotonic() + 10
     found = survivor.find(SERVICE, ENV, "v9.0.0")
+    while found is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        found = survivor.find(SERVICE, ENV, "v9.0.0")
     assert found is not None and found.pid == child.pid
     assert survivor.stop(SERVICE, ENV, "v9.0.0") == ["v9.0.0"]
     child.wait(timeout=10)
