@@ -9,8 +9,9 @@ The deploy half of the sweeper (pipelines/sweeper.py has the idea and the backof
 - a traffic change the target never applied: the newest change on the row (traffic_seq) is ahead of the newest
   applied one (traffic_applied_seq), or was sent and failed;
 - a release whose records say one thing serves while the newest traffic change says another (a live release whose
-  go-live was never queued, a rolled-back one whose cut never was, a gray one at another weight): the change the
-  release's status calls for is queued, so what the records say serves is what runs.
+  go-live was never queued, a gray one at another weight, a rolled-back one whose cut never was, the last only
+  within ROLLGATE_RECONCILE_CUT_WINDOW_SECONDS and while no later rollout exists): the change the release's status
+  calls for is queued, so what the records say serves is what runs.
 
 Sending again is safe: rollouts are claimed by compare-and-set, weights carry their sequence number (an old one
 is never applied), and go-live / roll-back / cancel are idempotent on every driver.
@@ -120,8 +121,17 @@ def deploy_sweep(*, now: dt.datetime | None = None) -> DeploySweepReport:
         disagree |= Q(release__status=status) & ~Q(traffic_task__in=tasks)
     disagree |= Q(release__status__in=[S.GRAY, S.PAUSED], traffic_task="deploy.set_weight") & ~Q(
         traffic_weight=F("release__gray_weight"))
+    # A cut (rolled back, blocked) is only re-applied while it is recent and no later rollout of the same service
+    # and environment exists: re-cutting an old release must never touch the traffic of a newer canary.
+    newer = Rollout.objects.filter(release__service=OuterRef("release__service"),
+                                   release__environment=OuterRef("release__environment"),
+                                   created_at__gt=OuterRef("created_at"))
+    cut = Q(release__status__in=[S.ROLLED_BACK, S.BLOCKED])
+    recent_cut = cut & Q(release__status_changed_at__gte=now - dt.timedelta(
+        seconds=settings.ROLLGATE_RECONCILE_CUT_WINDOW_SECONDS)) & ~Exists(newer)
     out_of_line = (Rollout.objects.filter(status=RS.SUCCEEDED, release__status_changed_at__lt=settled)
                    .filter(~Q(release__environment__deploy_target=DeployTargetKind.NONE))
+                   .filter(~cut | recent_cut)
                    .annotate(traffic_weight=weight).filter(disagree)
                    .values_list("release_id", "release__status", "release__gray_weight")[:BATCH])
     for release_id, status, gray_weight in out_of_line:

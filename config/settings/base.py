@@ -335,6 +335,9 @@ ROLLGATE_REDRIVE_AFTER_SECONDS = env.float("ROLLGATE_REDRIVE_AFTER_SECONDS", def
 ROLLGATE_REDRIVE_MAX_BACKOFF_SECONDS = env.float("ROLLGATE_REDRIVE_MAX_BACKOFF_SECONDS", default=600.0)
 # A stage or rollout whose workers were lost this many times fails with the reason instead of being taken over.
 ROLLGATE_WORK_MAX_ATTEMPTS = env.int("ROLLGATE_WORK_MAX_ATTEMPTS", default=6)
+# A rolled-back or blocked release whose cut never reached the target is cut again only this long after it stopped
+# (and only while no later rollout of its service and environment exists).
+ROLLGATE_RECONCILE_CUT_WINDOW_SECONDS = env.float("ROLLGATE_RECONCILE_CUT_WINDOW_SECONDS", default=3600.0)
 # How long a worker keeps trying to record an outcome while the database is unreachable (a restart, a failover).
 ROLLGATE_DATABASE_OUTAGE_BUDGET_SECONDS = env.float("ROLLGATE_DATABASE_OUTAGE_BUDGET_SECONDS", default=120.0)
 CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = 3600

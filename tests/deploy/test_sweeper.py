@@ -166,3 +166,22 @@ def test_a_live_release_whose_go_live_was_never_queued_is_put_in_line(make_relea
     assert target.lives == [canary.pk]
     rollout = Rollout.objects.get(release=canary)
     assert (rollout.traffic_task, rollout.traffic_applied_seq) == ("deploy.go_live", 2)
+
+
+def test_an_old_cut_is_never_reapplied_over_a_newer_canary(make_release, rm, target, tmp_path):
+    """A rolled-back release with no recorded cut (history from before traffic changes were recorded) is left
+    alone once a later rollout of the same service and environment exists, or once it is older than the window."""
+    stable, canary = stable_and_canary(make_release, rm, target)
+    with eager():
+        release_promote(actor=Actor.of(rm), release_id=canary.pk)
+        release_rollback(actor=Actor.of(rm), release_id=canary.pk, comment="bad canary")
+        newer = make_release("v1.2.0")
+        release_promote(actor=Actor.of(rm), release_id=newer.pk)
+    Rollout.objects.filter(release=canary).update(traffic_task="", traffic_args=[], traffic_seq=0,
+                                                  traffic_applied_seq=0)
+    Release.objects.filter(pk=canary.pk).update(status_changed_at=later(-120))
+    with eager():
+        report = deploy_sweep()
+    assert canary.pk not in report.traffic_reconciled
+    assert Rollout.objects.get(release=canary).traffic_task == ""
+    assert running(tmp_path) == {"v1.0.0", "v1.2.0"}  # the newer canary keeps running
