@@ -33,7 +33,7 @@ from deploy import rollouts
 from deploy.models import Rollout, RolloutStatus
 from deploy.queue import enqueue_on_commit
 from releases.choices import DeployTargetKind, ReleaseStatus
-from releases.durable import redrive_delay
+from releases.durable import SweepReport, redrive_due
 from releases.models import Release
 
 log = logging.getLogger("rollgate.deploy")
@@ -52,23 +52,12 @@ EXPECTED_TRAFFIC: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
-class DeploySweepReport:
+class DeploySweepReport(SweepReport):
     rollouts_created: list[int] = field(default_factory=list)  # release ids
     rollouts_requeued: list[int] = field(default_factory=list)
     rollouts_taken_over: list[int] = field(default_factory=list)
     traffic_resent: list[int] = field(default_factory=list)
     traffic_reconciled: list[int] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {k: list(v) for k, v in vars(self).items()}
-
-    @property
-    def total(self) -> int:
-        return sum(len(v) for v in vars(self).values())
-
-
-def _due(queued_at: dt.datetime | None, redrives: int, now: dt.datetime) -> bool:
-    return queued_at is None or (now - queued_at).total_seconds() >= redrive_delay(redrives)
 
 
 def deploy_sweep(*, now: dt.datetime | None = None) -> DeploySweepReport:
@@ -90,7 +79,7 @@ def deploy_sweep(*, now: dt.datetime | None = None) -> DeploySweepReport:
                .annotate(since=Coalesce("queued_at", "created_at")).filter(since__lt=settled)
                .values_list("pk", "release_id", "queued_at", "since", "redrives")[:BATCH])
     for rollout_id, release_id, queued_at, since, redrives in waiting:
-        if _due(since, redrives, now) and _requeue(rollout_id, RS.PENDING, queued_at):
+        if redrive_due(since, redrives, now) and _requeue(rollout_id, RS.PENDING, queued_at):
             report.rollouts_requeued.append(release_id)
 
     # 3. Running rollouts whose worker stopped beating: the new delivery takes them over (attempt + 1).
@@ -103,7 +92,7 @@ def deploy_sweep(*, now: dt.datetime | None = None) -> DeploySweepReport:
                 f"worker lost {attempt} times: each worker that ran this rollout stopped responding"))
             continue
         first = queued_at is None or heartbeat_at is None or queued_at < heartbeat_at
-        if (first or _due(queued_at, redrives, now)) and _requeue(rollout_id, RS.RUNNING, queued_at):
+        if (first or redrive_due(queued_at, redrives, now)) and _requeue(rollout_id, RS.RUNNING, queued_at):
             report.rollouts_taken_over.append(release_id)
 
     # 4. The newest traffic change was never applied (lost, or sent and failed): send it again, with backoff.
@@ -111,7 +100,7 @@ def deploy_sweep(*, now: dt.datetime | None = None) -> DeploySweepReport:
                .exclude(traffic_task="")
                .values_list("pk", "release_id", "traffic_queued_at", "traffic_redrives")[:BATCH])
     for rollout_id, release_id, queued_at, redrives in lagging:
-        if _due(queued_at, redrives, now) and _resend_traffic(rollout_id, queued_at):
+        if redrive_due(queued_at, redrives, now) and _resend_traffic(rollout_id, queued_at):
             report.traffic_resent.append(release_id)
 
     # 5. Records and the newest traffic change disagree: queue what the release's status calls for.

@@ -29,7 +29,7 @@ from django.utils import timezone
 from pipelines import services
 from pipelines.models import Pipeline, PipelineStatus, Stage, StageStatus
 from releases.choices import ReleaseStatus
-from releases.durable import redrive_delay
+from releases.durable import SweepReport, redrive_due
 from releases.models import Release
 
 log = logging.getLogger(__name__)
@@ -38,27 +38,16 @@ BATCH = 200  # rows per kind per sweep: a sweep stays short however much was los
 
 
 @dataclass
-class SweepReport:
+class PipelineSweepReport(SweepReport):
     pipelines_started: list[int] = field(default_factory=list)  # release ids
     stages_requeued: list[int] = field(default_factory=list)  # stage ids whose message was lost
     stages_taken_over: list[int] = field(default_factory=list)  # stage ids whose worker stopped beating
     stages_failed: list[int] = field(default_factory=list)  # taken over too often
 
-    def as_dict(self) -> dict:
-        return {k: list(v) for k, v in vars(self).items()}
 
-    @property
-    def total(self) -> int:
-        return sum(len(v) for v in vars(self).values())
-
-
-def _due(queued_at: dt.datetime | None, redrives: int, now: dt.datetime) -> bool:
-    return queued_at is None or (now - queued_at).total_seconds() >= redrive_delay(redrives)
-
-
-def pipelines_sweep(*, now: dt.datetime | None = None) -> SweepReport:
+def pipelines_sweep(*, now: dt.datetime | None = None) -> PipelineSweepReport:
     now = now or timezone.now()
-    report = SweepReport()
+    report = PipelineSweepReport()
     after = dt.timedelta(seconds=settings.ROLLGATE_REDRIVE_AFTER_SECONDS)
 
     # 1. Pending releases whose pipeline was never created.
@@ -78,7 +67,7 @@ def pipelines_sweep(*, now: dt.datetime | None = None) -> SweepReport:
                .filter(since__lt=now - after)
                .values_list("pk", "queued_at", "since", "redrives")[:BATCH])
     for stage_id, queued_at, since, redrives in waiting:
-        if _due(since, redrives, now) and _requeue(stage_id, status=T.PENDING, queued_at=queued_at):
+        if redrive_due(since, redrives, now) and _requeue(stage_id, status=T.PENDING, queued_at=queued_at):
             report.stages_requeued.append(stage_id)
 
     # 3. Running stages whose worker stopped beating: queue them again, the new delivery takes them over.
@@ -94,7 +83,7 @@ def pipelines_sweep(*, now: dt.datetime | None = None) -> SweepReport:
         # Not queued again since its worker last beat: take it over now. Queued again already (and still not
         # taken over: the message was lost too, or no worker is up): again after the backoff.
         first = queued_at is None or heartbeat_at is None or queued_at < heartbeat_at
-        if (first or _due(queued_at, redrives, now)) and _requeue(stage_id, status=T.RUNNING, queued_at=queued_at):
+        if (first or redrive_due(queued_at, redrives, now)) and _requeue(stage_id, status=T.RUNNING, queued_at=queued_at):
             report.stages_taken_over.append(stage_id)
     if report.total:
         log.warning("sweeper: queued lost pipeline work again: %s", report.as_dict())

@@ -8,9 +8,11 @@ a build neither reports the stage as lost nor turns a deploy that succeeded into
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from typing import TypeVar
 
 from django.conf import settings
@@ -34,6 +36,23 @@ def redrive_delay(redrives: int) -> float:
     is merely long (builds ahead) gets a few duplicates, not one per sweep; a duplicate finds nothing to claim."""
     first = settings.ROLLGATE_REDRIVE_AFTER_SECONDS
     return min(settings.ROLLGATE_REDRIVE_MAX_BACKOFF_SECONDS, first * 2 ** min(redrives, 16))
+
+
+def redrive_due(queued_at: dt.datetime | None, redrives: int, now: dt.datetime) -> bool:
+    """Is a row's work due to be sent again: never queued, or queued longer ago than ``redrive_delay``?"""
+    return queued_at is None or (now - queued_at).total_seconds() >= redrive_delay(redrives)
+
+
+class SweepReport:
+    """What a sweep did, one list of ids per kind of repair. Subclasses are dataclasses whose fields are those
+    lists; ``as_dict`` is what the sweep task logs and returns, ``total`` how many rows it touched."""
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {f.name: list(getattr(self, f.name)) for f in fields(self)}
+
+    @property
+    def total(self) -> int:
+        return sum(len(ids) for ids in self.as_dict().values())
 
 
 def reconnect() -> None:
