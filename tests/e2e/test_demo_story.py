@@ -215,7 +215,8 @@ def test_the_demo_story_ramps_v1_1_0_to_live_and_the_gate_rolls_back_v1_2_0_and_
     assert quality_pause.reason.startswith("SLA gate: v1.2.1's answers got worse: mean eval score 0.") and \
         "although its requests still succeed" in quality_pause.reason, quality_pause.reason
     quality_report = SlaReport.objects.filter(release=v121, action="pause").order_by("evaluated_at").first()
-    deciding = {f["rule"] for f in quality_report.verdict["findings"] if f["fired"]}
+    deciding = {f["rule"] for f in quality_report.verdict["findings"]
+                if f["fired"] and f["effect"] in ("pause", "block_version", "rollback")}
     assert deciding == {"eval_score_regression"}, quality_report.verdict["reasons"]
     assert quality_report.error_trace_ratio < 0.01  # HTTP success saw nothing wrong
     assert "v1.2.1 is paused at" in stack.log("story", 40000) and "eval score" in stack.log("story", 40000)
