@@ -7,7 +7,9 @@ The agents are found through the local target's file_sd file (var/local-target/t
 rewrites whenever a version starts or stops, so a new canary is scraped within a second or two. Both jobs keep the
 labels the targets export (``honor_labels``): an agent's own service/env/version labels win, and the file_sd
 labels only fill in series that lack them. The SLA gate reads the agents' own series; what the scheduler reported
-through Rollgate is kept as ``scheduler_reported_agent_*`` so no trace is counted twice.
+through Rollgate is kept as ``scheduler_reported_agent_*`` so no trace is counted twice. The LLM quality series
+(``agent_eval_score_*``, ``agent_tool_*``, ``agent_steps_*``, ``agent_ttft_seconds_*``, ``agent_tokens_in/out_total``,
+``agent_cost_*``) come only from Rollgate's trace results and keep their names.
 
 ``ensure_prometheus`` reuses a Prometheus at PROMETHEUS_URL when it already scrapes the demo agents, and otherwise
 starts a private one on a free port with its storage in a temporary directory that is removed when it stops.
@@ -39,6 +41,8 @@ DEFAULT_CONFIG = REPO_ROOT / "var" / "demo" / "prometheus.yml"
 AGENTS_JOB = "rollgate-demo-agents"
 ROLLGATE_JOB = "rollgate-traces"
 REPORTED_PREFIX = "scheduler_reported_"  # agent_requests_total from /metrics/traces -> scheduler_reported_agent_...
+# The families both the agents and /metrics/traces export (RE2, anchored): only these are renamed.
+AGENT_OWN_SERIES = "agent_(?:requests_total|request_latency_seconds_(?:bucket|sum|count)|callback_total|tokens_total)"
 
 
 def free_port() -> int:
@@ -69,8 +73,10 @@ def render_config(*, targets_file: Path | str = DEFAULT_TARGETS_FILE, rollgate_u
             "static_configs": [{"targets": [parts.netloc]}],
             # The agents export the same series themselves (with finer latency buckets). Summing both would count
             # every trace twice and mix two bucket layouts in one histogram, so the gate reads the agents' own
-            # series and the scheduler-reported copies are kept under a prefix of their own.
-            "metric_relabel_configs": [{"source_labels": ["__name__"], "regex": "(agent_.+)",
+            # series and the scheduler-reported copies are kept under a prefix of their own. The LLM quality
+            # series (eval score, tool calls, steps, TTFT, tokens in/out, cost) exist only here, from the trace
+            # results: they keep their names, and the gate's quality rules read them.
+            "metric_relabel_configs": [{"source_labels": ["__name__"], "regex": f"({AGENT_OWN_SERIES})",
                                         "target_label": "__name__", "replacement": f"{REPORTED_PREFIX}$1"}],
         })
     return {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "scrape_configs": jobs}

@@ -55,6 +55,11 @@ DEMO_POLICY = {
     # Evidence before each step (sla.stats.required_sample): at 2.5 canary traces/s a 5 % rung needs a few
     # hundred traces at the design's 0.05; the demo accepts 0.2 so that a rung takes about a minute, not three.
     "significance": 0.2,
+    # LLM quality (the demo agent sends eval scores, tool calls, tokens and its model): judged over 30 s once 40
+    # scored traces are in on each side, so v1.2.1's worse answers pause it within seconds at 5 %. A drop of 0.12
+    # with scores spread by 0.08 is far beyond chance at 40 traces (z ~ 9); healthy versions differ by noise only.
+    "quality_window_s": 30,
+    "min_quality_sample": 40,
 }
 
 DOCKERFILE = """\

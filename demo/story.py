@@ -6,10 +6,14 @@
   3. v1.2.0 (profile "erroring": ~8 % of traces fail) goes through the pipeline and is promoted to 5 %; the SLA
      gate sees its error rate regress against v1.1.0 and pauses the ramp (the design table: an error regression
      pauses); rm reads the gate's sentence and rolls it back in one click: all traffic returns to v1.1.0.
-  4. v1.3.0 (healthy) is built and left ready, so the user can promote (or roll back) in the browser.
-  5. prod: v1.0.0, verified in staging, is promoted to prod (same image: build and push skipped); its unverified scan
+  4. v1.2.1 (profile "worse_answers": a cheaper model) goes through the pipeline and is promoted to 5 %; every
+     request still succeeds, as fast as before, but its answers score ~0.70 instead of 0.82 (the demo agent sends
+     an eval score with each trace result). HTTP success cannot see it; the LLM quality gate (sla/quality.py) does,
+     and pauses the ramp saying so in words. It is left paused for the user to read on its release page.
+  5. v1.3.0 (healthy) is built and left ready, so the user can promote it (after rolling v1.2.1 back) in the browser.
+  6. prod: v1.0.0, verified in staging, is promoted to prod (same image: build and push skipped); its unverified scan
      waits for rm's override, rm and qa approve, and it goes live there (nothing was live in prod).
-  6. prod: v1.1.0 the same way; the SLA gate ramps it 5 -> 10 -> 30 % and waits at the 50 % gray step until qa
+  7. prod: v1.1.0 the same way; the SLA gate ramps it 5 -> 10 -> 30 % and waits at the 50 % gray step until qa
      approves; then it ramps on to 100 % and goes live.
 
 People act as the demo users (dev tags and starts releases and sends them on to prod, rm overrides unverified scans
@@ -46,7 +50,7 @@ FINAL = {S.ROLLED_BACK, S.REJECTED, S.BLOCKED, S.FAILED, S.CI_FAILED}
 @dataclasses.dataclass(frozen=True)
 class Step:
     tag: str
-    goal: str  # "live", "rolled_back" or "ready"
+    goal: str  # "live", "rolled_back", "paused" (by the SLA gate, left so) or "ready"
     headline: str
     environment: str = ""  # "" is the story's environment (staging); "prod": promoted there from staging
 
@@ -60,6 +64,9 @@ STEPS = (
     Step("v1.1.0", "live", "v1.1.0 (healthy) ramps 5 -> 10 -> 30 -> 50 -> 100 % as the SLA gate passes each phase"),
     Step("v1.2.0", "rolled_back", "v1.2.0 (faulty: ~8 % of its traces fail) is promoted to 5 %; the SLA gate "
                                   "should pause it, and rm rolls it back"),
+    Step("v1.2.1", "paused", "v1.2.1 (a cheaper model: every request still succeeds, but its answers score ~0.70 "
+                             "instead of 0.82) is promoted to 5 %; the LLM quality gate should pause it on the eval "
+                             "score"),
     Step("v1.3.0", "ready", "v1.3.0 (healthy) is built and left ready for you to promote"),
     Step("v1.0.0", "live", "prod: v1.0.0, verified in staging, goes on to prod with the same image; its unverified "
                            "scan is overridden, rm and qa approve, and it goes live (nothing is live in prod yet)",
@@ -179,6 +186,8 @@ class Story:
                 return "ready"
             if step.goal == "rolled_back" and status == S.ROLLED_BACK:
                 return self._rolled_back(release)
+            if step.goal == "paused" and (status == S.PAUSED or status in FINAL) and self._gate_paused(release):
+                return self._left_paused(release)
             waiting_scan = self._scan_waiting(release) if status == S.BUILDING and not overridden else ""
             if waiting_scan:
                 overridden = True
@@ -287,6 +296,21 @@ class Story:
                  .order_by("-pk").first())
         reason = (event.reason if event else "") or "paused by a person"
         return reason.removeprefix("SLA gate: ")
+
+    def _gate_paused(self, release: Release) -> bool:
+        return AuditEvent.objects.filter(release=release, action="release.pause", actor_name="sla-gate").exists()
+
+    def _left_paused(self, release: Release) -> str:
+        """The quality gate's pause: its sentence, and what the user can do about it."""
+        tag = release.version.tag
+        if release.status != S.PAUSED:  # a person acted on it since (an earlier run of the story)
+            self.say(f"{tag} was paused by the SLA gate and is now {release.status}: "
+                     f"{self._gate_pause_reason(release)[:300]}")
+            return "paused"
+        self.say(f"{tag} is paused at {release.gray_weight} % by the SLA gate: {self._gate_pause_reason(release)}")
+        self.say(f"  every request of {tag} still succeeds: only the eval scores its traces carry show the "
+                 f"regression. It stays paused for you to read on {self._link(release)} (roll it back there)")
+        return "paused"
 
     def _rolled_back(self, release: Release) -> str:
         event = (AuditEvent.objects.filter(release=release, action="release.rollback").order_by("-pk").first())
@@ -441,8 +465,13 @@ def closing_words(story: Story) -> list[str]:
     live = story._live()
     url = story.url or "http://127.0.0.1:8000"
     lines.append(f"open {url}/ and log in as rm (password rollgate-demo), then:")
+    paused = story._release("v1.2.1")
+    if paused is not None and paused.status == S.PAUSED:
+        lines.append(f"  - read why the LLM quality gate paused v1.2.1 on {url}/releases/{paused.pk}/ (its requests "
+                     f"all succeed; its answers got worse), then roll it back there;")
     if ready is not None and ready.status == S.READY:
-        lines.append(f"  - promote v1.3.0 on {url}/releases/{ready.pk}/ and watch the SLA gate ramp it;")
+        lines.append(f"  - {'then ' if paused is not None and paused.status == S.PAUSED else ''}promote v1.3.0 on "
+                     f"{url}/releases/{ready.pk}/ and watch the SLA gate ramp it;")
     offered = ready is not None and ready.status == S.READY
     if live is not None:
         lines.append(f"  - {'or ' if offered else ''}roll back {live.version.tag} (live) on {url}/releases/{live.pk}/ "

@@ -4,7 +4,8 @@
 
 For each trace: a fresh trace_id, ``RoutingClient.choose`` (trace_id hashed against the gray weight of the routing
 table at ``/api/routing/<service>/<env>/``; everything to the stable version while there is no table), a POST to
-the chosen version's local agent (ports from the local target's state file), then the result goes into a batch
+the chosen version's local agent (ports from the local target's state file), then the result (with the agent's LLM
+quality fields: eval score, tool calls and errors, steps, time to first token, tokens in/out, model) goes into a batch
 POSTed to ``/api/traces/results?service=<service>&environment=<env>`` every second (contract:
 docs/routing-client.md). Rollgate takes results only with an agent token: ``ROLLGATE_AGENT_TOKEN`` (or the file
 named by ``ROLLGATE_AGENT_TOKEN_FILE``; ``manage.py routing_agent_token create`` makes one) is sent as
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from rollgate_client import ResultsPostError, RoutingClient, RoutingTable, post_results
-from rollgate_client.results import MAX_BATCH_SIZE
+from rollgate_client.results import MAX_BATCH_SIZE, MAX_MODEL_LENGTH, QUALITY_FIELDS
 
 logger = logging.getLogger("demo.traffic")
 
@@ -193,6 +194,7 @@ class TrafficGenerator:
         callback_ok = answer.get("callback_ok")
         tokens = answer.get("tokens")
         return {
+            **quality_fields(answer),
             "trace_id": trace_id,
             "agent_id": str(answer.get("agent_id") or f"{version}@{url.rsplit(':', 1)[-1]}")[:200],
             "version": version,
@@ -270,6 +272,25 @@ class TrafficGenerator:
             flusher.join()
             self.flush()
         return self.stats
+
+
+def quality_fields(answer: Mapping) -> dict:
+    """The LLM quality fields the agent answered with (eval score, tool calls, steps, time to first token, tokens in
+    and out, model), passed on to Rollgate as they are; a value of the wrong type is left out rather than sent, so
+    a broken agent cannot make Rollgate refuse the whole trace."""
+    fields = {}
+    for name, (kind, upper) in QUALITY_FIELDS.items():
+        value = answer.get(name)
+        if isinstance(value, bool) or not isinstance(value, int if kind == "count" else (int, float)):
+            continue
+        if 0 <= value <= upper:
+            fields[name] = value
+    model = answer.get("model")
+    if isinstance(model, str) and 0 < len(model) <= MAX_MODEL_LENGTH and "\x00" not in model:
+        fields["model"] = model
+    if "tool_errors" in fields and fields["tool_errors"] > fields.get("tool_calls", -1):
+        del fields["tool_errors"]
+    return fields
 
 
 def results_url_for(base: str, service: str, env: str) -> str:

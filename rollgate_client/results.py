@@ -8,8 +8,9 @@ A batch is a JSON list of objects (at most ``MAX_BATCH_SIZE``)::
 ``callback_ok`` may be null or left out when the trace had no callback.  LLM agents may add, per trace (each
 optional, null when not measured): ``eval_score`` (0-1, from whatever evaluator the team runs), ``tool_calls`` and
 ``tool_errors`` (whole numbers, errors <= calls), ``steps`` (agent loop iterations), ``ttft_ms`` (time to first
-token), ``tokens_in`` / ``tokens_out`` and ``cost`` (in the team's currency).  Unknown fields are
-refused, so a typo such as ``latency`` is reported instead of silently losing the latency.
+token), ``tokens_in`` / ``tokens_out``, ``cost`` (in the team's currency) and ``model`` (the model's name, a string
+of at most 200 characters; Rollgate prices ``tokens_in``/``tokens_out`` of a trace without ``cost`` from its
+per-model price table).  Unknown fields are refused, so a typo such as ``latency`` is reported instead of silently losing the latency.
 
 Partial-batch rule: one malformed item does not sink the batch.  ``validate_batch`` keeps the
 valid items and reports each invalid one by index; only a batch that is not a list or is larger
@@ -38,7 +39,8 @@ _REQUIRED_FIELDS = ("trace_id", "agent_id", "version", "ok", "latency_ms", "toke
 QUALITY_FIELDS = {"eval_score": ("fraction", 1), "tool_calls": ("count", MAX_STEPS), "tool_errors": ("count", MAX_STEPS),
                   "steps": ("count", MAX_STEPS), "ttft_ms": ("number", MAX_LATENCY_MS),
                   "tokens_in": ("count", MAX_TOKENS), "tokens_out": ("count", MAX_TOKENS), "cost": ("number", MAX_COST)}
-_ALL_FIELDS = frozenset(_REQUIRED_FIELDS + ("callback_ok",) + tuple(QUALITY_FIELDS))
+MAX_MODEL_LENGTH = 200
+_ALL_FIELDS = frozenset(_REQUIRED_FIELDS + ("callback_ok", "model") + tuple(QUALITY_FIELDS))
 
 
 class BatchRejectedError(ValueError):
@@ -66,6 +68,7 @@ class TraceResult:
     tokens_in: int | None = None
     tokens_out: int | None = None
     cost: float | None = None
+    model: str | None = None  # the model that served the trace: prices its tokens when cost is not sent
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -80,6 +83,8 @@ class TraceResult:
         for name in QUALITY_FIELDS:  # only the measured ones: older servers refuse unknown fields
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
+        if self.model is not None:
+            data["model"] = self.model
         return data
 
 
@@ -125,6 +130,11 @@ def _item_errors(item: Any, index: int) -> list[str]:
         elif (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
               or not 0 <= value <= upper):
             errors.append(f"{where}.{name}: must be a number from 0 to {upper}, got {value!r:.60}")
+    model = item.get("model")
+    if model is not None and (not isinstance(model, str) or not model or len(model) > MAX_MODEL_LENGTH
+                              or "\x00" in model):
+        errors.append(f"{where}.model: must be a non-empty string of at most {MAX_MODEL_LENGTH} characters without "
+                      f"NUL, got {model!r:.60}")
     calls, tool_errors = item.get("tool_calls"), item.get("tool_errors")
     if (isinstance(calls, int) and isinstance(tool_errors, int) and not isinstance(calls, bool)
             and not isinstance(tool_errors, bool) and tool_errors > calls):
@@ -160,6 +170,7 @@ def validate_batch(
                 latency_ms=float(item["latency_ms"]),
                 tokens=item["tokens"],
                 callback_ok=item.get("callback_ok"),
+                model=item.get("model"),
                 **{name: (float(item[name]) if QUALITY_FIELDS[name][0] != "count" else item[name])
                    for name in QUALITY_FIELDS if item.get(name) is not None},
             )

@@ -25,7 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from releases import policy
 from releases.models import AgentService, Environment
 from rollgate_client.results import BatchRejectedError, batch_response, validate_batch
-from routing import auth, metrics, notify, selectors
+from routing import auth, metrics, notify, prices, selectors
 
 # A long-poll re-reads the table at least this often even without a notification (a lost publish, Redis down).
 RECHECK_SECONDS = 5.0
@@ -260,6 +260,7 @@ async def trace_results(request):
                                  f"{service_obj.name} known to Rollgate"]
         valid = kept
     if valid:
+        valid = prices.price_results(valid, prices.configured_table())  # cost from tokens where only they came
         ints, sums = metrics.aggregate(service_obj.name, env_obj.name, valid)
         pipe = _redis().pipeline(transaction=False)
         metrics.record(pipe, ints, sums, time.time())

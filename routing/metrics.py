@@ -16,6 +16,10 @@ LLM quality (only for versions whose results carry the optional fields; rollgate
     agent_ttft_seconds_bucket{service,env,version,le} / _sum / _count          histogram (time to first token)
     agent_tokens_in_total / agent_tokens_out_total{service,env,version}        counters
     agent_cost_total{service,env,version}                                      counter (cost of the traces)
+    agent_cost_unknown_total{service,env,version}                              counter (traces naming a model
+                                                                               whose cost is unknown: not priced)
+
+A result without ``cost`` is priced from the per-model table first (routing/prices.py, by the view).
 
 One batch is aggregated in Python first and written with one pipelined round trip (HINCRBY / HINCRBYFLOAT on one
 hash); a scrape reads the hash once (HGETALL) and renders the text exposition format.
@@ -50,11 +54,12 @@ TTFT = "agent_ttft_seconds"
 TOKENS_IN = "agent_tokens_in_total"
 TOKENS_OUT = "agent_tokens_out_total"
 COST = "agent_cost_total"
+COST_UNKNOWN = "agent_cost_unknown_total"
 STEP_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 30, 40, 50, 75, 100)
 TTFT_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 _TTFT_BOUNDS_MS = tuple(bound * 1000 for bound in TTFT_BUCKETS_S)
 _BUCKETED = {"stp": STEP_BUCKETS, "ttf": TTFT_BUCKETS_S}
-_SUMMED_INTS = {"tok", "evn", "tc", "te", "tin", "tout", "stpsum"}
+_SUMMED_INTS = {"tok", "evn", "tc", "te", "tin", "tout", "stpsum", "cu"}
 _SUMMED_FLOATS = {"latsum", "evs", "evq", "cost", "ttfsum"}
 
 # Seconds. Fixed for every version, so the gate compares like with like (changing them splits the series).
@@ -100,6 +105,8 @@ def aggregate(service: str, environment: str, results: Iterable[TraceResult]) ->
             ints[_field("tout", label)] += r.tokens_out
         if r.cost is not None:
             sums[_field("cost", label)] += r.cost
+        elif r.model is not None:  # a model the price table does not know, and no cost sent: not free, unknown
+            ints[_field("cu", label)] += 1
     return ints, sums
 
 
@@ -256,6 +263,11 @@ def _render_quality(quality: dict[str, dict[tuple, float]], buckets: dict[str, d
         keys = sorted(quality["tc"] if kind == "te" else quality[kind])  # errors: 0 wherever calls exist
         out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
         out += [f"{name}{_labels(*key)} {_number(round(quality[kind].get(key, 0), 6))}" for key in keys]
+    # 0 wherever a cost exists, so increase() sees the first unknown one
+    out += [f"# HELP {COST_UNKNOWN} Reported traces whose model has no price and that sent no cost.",
+            f"# TYPE {COST_UNKNOWN} counter"]
+    out += [f"{COST_UNKNOWN}{_labels(*key)} {_number(quality['cu'].get(key, 0))}"
+            for key in sorted(set(quality["cost"]) | set(quality["cu"]))]
     out += [f"# HELP {STEPS} Agent loop iterations per trace.", f"# TYPE {STEPS} histogram"]
     out += _histogram(STEPS, STEP_BUCKETS, buckets["stp"], quality["stpsum"], 1.0)
     out += [f"# HELP {TTFT} Time to first token of reported traces.", f"# TYPE {TTFT} histogram"]

@@ -29,6 +29,13 @@ from sla.prometheus import Reading
 from sla.verdict import evaluate
 
 STOPS = frozenset({"pause", "block_version", "rollback"})
+SEQUENTIAL_RULES = frozenset({"error_regression_sequential", "latency_regression_sequential",
+                              "success_floor_sequential"})
+# Said on the backtest's answer and page, not only in the README.
+NOT_REPLAYED = ("sequential tests are not replayed: stored reports keep the readings of each window but not the raw "
+                "counters that the error, latency and floor sequential tests (CUSUMs) add up between evaluations, so "
+                "the candidate is judged on the window, count, resource and LLM quality rules only; a stop the gate "
+                "made by a sequential test alone is marked on its row (the candidate may stop later, or never)")
 _METRICS = {m.value: m for m in Metric}
 
 
@@ -76,17 +83,24 @@ def _replay(policy: SlaPolicy, release: Release, reports: list) -> tuple[str, da
     return "none", None, ""
 
 
+def _by_sequential_test(report) -> bool:
+    """The report's stop came from a sequential test alone (the replay cannot see those)."""
+    fired = {f.get("rule") for f in (report.verdict or {}).get("findings") or ()
+             if f.get("fired") and f.get("effect") in STOPS}
+    return bool(fired) and fired <= SEQUENTIAL_RULES
+
+
 def backtest(policy: SlaPolicy, releases) -> dict:
     """Rows per release and the summary; `releases` is a queryset of past releases (newest first is fine)."""
     releases = list(releases.select_related("service", "environment", "version", "previous_release__version"))
     facts = {f.release_id: f for f in dora.release_facts(Release.objects.filter(pk__in=[r.pk for r in releases]))}
     by_release: dict[int, list] = {r.pk: [] for r in releases}
     for report in (SlaReport.objects.filter(release_id__in=list(by_release))
-                   .only("release_id", "evaluated_at", "start_ts", "gray_weight", "action", "readings")
+                   .only("release_id", "evaluated_at", "start_ts", "gray_weight", "action", "readings", "verdict")
                    .order_by("release_id", "evaluated_at", "id")):
         by_release[report.release_id].append(report)
     rows, changes = [], []
-    false_stops = missed = 0
+    false_stops = missed = by_sequential = 0
     for release in releases:
         reports = by_release[release.pk]
         if not reports:
@@ -101,6 +115,8 @@ def backtest(policy: SlaPolicy, releases) -> dict:
         missed_regression = not candidate_stops and regression
         false_stops += false_stop
         missed += missed_regression
+        sequential = actual is not None and _by_sequential_test(actual)
+        by_sequential += sequential
         change = (at - actual.evaluated_at).total_seconds() if candidate_stops and actual is not None else None
         if change is not None:
             changes.append(change)
@@ -111,10 +127,11 @@ def backtest(policy: SlaPolicy, releases) -> dict:
             "actual_at": actual.evaluated_at if actual else None,
             "candidate_action": action, "candidate_at": at, "candidate_summary": why,
             "false_stop": false_stop, "missed_regression": missed_regression, "decision_change_s": change,
+            "actual_by_sequential_test": sequential,
         })
     return {"releases": len(rows), "false_stops": false_stops, "missed_regressions": missed,
             "decision_change_median_s": round(statistics.median(changes), 1) if changes else None,
-            "rows": rows}
+            "actual_stops_by_sequential_tests": by_sequential, "not_replayed": NOT_REPLAYED, "rows": rows}
 
 
 def past_releases(environment: str, *, service: str = "", limit: int = 200):

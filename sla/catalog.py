@@ -23,7 +23,8 @@ series                                                   type       meaning
 LLM quality series (optional: a service that does not send them simply has no quality readings, and the quality
 rules pass it by): ``agent_eval_score_sum``/``_count`` and ``agent_eval_score_squared_total`` (evaluator scores
 0-1), ``agent_tool_calls_total``/``agent_tool_errors_total``, the histograms ``agent_steps`` (loop iterations)
-and ``agent_ttft_seconds`` (time to first token), ``agent_cost_total``.  routing/metrics.py exports them from
+and ``agent_ttft_seconds`` (time to first token), ``agent_cost_total``, ``agent_cost_unknown_total`` (traces naming
+a model that has no price and sending no cost).  routing/metrics.py exports them from
 trace results.
 
 Counters may be created lazily (a version that never failed may have no ``outcome="error"`` series); the
@@ -75,6 +76,7 @@ class MetricNames:
     steps_histogram: str = "agent_steps"
     ttft_histogram: str = "agent_ttft_seconds"
     cost: str = "agent_cost_total"
+    cost_unknown: str = "agent_cost_unknown_total"  # traces naming a model with no price and no cost
 
     @property
     def latency_buckets(self) -> str:
@@ -111,6 +113,7 @@ class Metric(str, Enum):
     TTFT_P95 = "ttft_p95"  # seconds
     COST_PER_SUCCESS = "cost_per_success"  # cost of every trace / successful traces
     SUCCESS_COUNT = "success_count"
+    COST_UNKNOWN_COUNT = "cost_unknown_count"  # traces whose cost could not be known (unpriced model, no cost)
 
 
 # memory_spike_ratio = canary peak memory / stable mean memory: it spans two versions, so it is derived in
@@ -248,6 +251,8 @@ class MetricCatalog:
         if metric is Metric.COST_PER_SUCCESS:
             ok = f'{lb.outcome}="{lb.outcome_ok}"'
             return f"{total(n.cost)} / {total(n.requests, ok)}"
+        if metric is Metric.COST_UNKNOWN_COUNT:
+            return total(n.cost_unknown)
         if metric is Metric.SUCCESS_COUNT:
             return total(n.requests, f'{lb.outcome}="{lb.outcome_ok}"')
         if metric is Metric.SCRAPE_GAP:
@@ -311,5 +316,6 @@ QUALITY_METRICS: tuple[Metric, ...] = (
     Metric.TTFT_P95,
     Metric.COST_PER_SUCCESS,
     Metric.SUCCESS_COUNT,
+    Metric.COST_UNKNOWN_COUNT,
 )
 WINDOWED_METRICS = WINDOWED_METRICS + QUALITY_METRICS

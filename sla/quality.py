@@ -12,7 +12,10 @@ rule                                 effect          fires when (defaults in sla
                                                      and significantly lower (one-sided Welch z, ``stop_significance``)
 ``tool_error_regression``            rollback        tool error rate higher by >= ``rollback_tool_error_increase``
                                                      (5 points) and significantly higher (two-proportion z)
-``cost_per_success``                 manual_review   cost per successful task > stable's x (1 + ``review_cost_increase``)
+``cost_per_success``                 manual_review   cost per successful task > stable's x (1 + ``review_cost_increase``),
+                                                     or the cost of most canary traces unknown (a model without a
+                                                     price in ROLLGATE_MODEL_PRICES, no cost sent) while stable's is
+                                                     known: unverifiable is never counted as cheap
 ``steps_p95``, ``ttft_p95``          (shown)         p95 of agent loop iterations and of time to first token, canary
                                                      and stable, for people; no action
 ===================================  ==============  ================================================================
@@ -89,22 +92,52 @@ def tool_error_rule(policy: SlaPolicy, release: GrayRelease, canary: ReleaseRead
                              f"{explain.pct(rate_s)} on {release.baseline_version}") if fired else None)
 
 
+# More traces of unknown cost than this share of the successful ones: the canary's cost cannot be verified.
+COST_UNKNOWN_MAX_SHARE = 0.5
+
+
 def cost_rule(policy: SlaPolicy, release: GrayRelease, canary: ReleaseReadings,
               baseline: ReleaseReadings) -> Finding | None:
-    cost_c, ok_c = _values(canary, Metric.COST_PER_SUCCESS, Metric.SUCCESS_COUNT)
-    cost_s, ok_s = _values(baseline, Metric.COST_PER_SUCCESS, Metric.SUCCESS_COUNT)
+    cost_c, ok_c, unknown_c = _values(canary, Metric.COST_PER_SUCCESS, Metric.SUCCESS_COUNT, Metric.COST_UNKNOWN_COUNT)
+    cost_s, ok_s, unknown_s = _values(baseline, Metric.COST_PER_SUCCESS, Metric.SUCCESS_COUNT,
+                                      Metric.COST_UNKNOWN_COUNT)
+    if cost_c is None and not unknown_c:
+        return None  # this service reports no cost and names no model: nothing to compare
+    query = canary.query(Metric.COST_PER_SUCCESS) or canary.query(Metric.COST_UNKNOWN_COUNT)
+    if (ok_c or 0) < policy.min_quality_sample:
+        return Finding("cost_per_success", None,
+                       f"{explain.count(ok_c)} successful canary traces: fewer than {policy.min_quality_sample}, "
+                       f"cost per successful task not judged yet", measured=cost_c, query=query)
+
+    def mostly_unknown(unknown, ok) -> bool:
+        return bool(ok) and (unknown or 0) / ok > COST_UNKNOWN_MAX_SHARE
+
+    if mostly_unknown(unknown_c, ok_c):
+        # Never count what cannot be verified as cheap: with the stable's cost known, a person decides.
+        counted = f"{explain.count(unknown_c)} of {release.version}'s traces ({explain.count(ok_c)} successful)"
+        if cost_s is None or mostly_unknown(unknown_s, ok_s):
+            return Finding("cost_per_success", None,
+                           f"cost unknown for {counted} and for most of {release.baseline_version}'s: their model "
+                           f"has no price in ROLLGATE_MODEL_PRICES and no cost was sent; not compared", query=query)
+        return Finding("cost_per_success", Effect.MANUAL_REVIEW,
+                       f"cost unknown for {counted}: their model has no price in ROLLGATE_MODEL_PRICES and no cost "
+                       f"was sent, so it cannot be shown to stay within +{policy.review_cost_increase * 100:g} % of "
+                       f"{release.baseline_version}'s {cost_s:.4g} per successful task; a person decides",
+                       query=query,
+                       headline=(f"{release.version}'s cost is unknown for most of its traces (its model has no "
+                                 f"price in ROLLGATE_MODEL_PRICES)"))
     if cost_c is None or cost_s is None:
         return None
-    query = canary.query(Metric.COST_PER_SUCCESS)
     limit = cost_s * (1 + policy.review_cost_increase)
-    if (ok_c or 0) < policy.min_quality_sample or (ok_s or 0) < policy.min_quality_sample:
+    if (ok_s or 0) < policy.min_quality_sample:
         return Finding("cost_per_success", None,
                        f"cost per successful task {cost_c:.4g} vs {cost_s:.4g}: fewer than "
                        f"{policy.min_quality_sample} successful traces on a side, not judged yet",
                        measured=cost_c, threshold=limit, query=query)
     fired = cost_c > limit
+    unpriced = f"; {explain.count(unknown_c)} traces of unknown cost not counted" if unknown_c else ""
     comparison = (f"cost per successful task {cost_c:.4g} vs {release.baseline_version}'s {cost_s:.4g} "
-                  f"({'>' if fired else '<='} +{policy.review_cost_increase * 100:g} % = {limit:.4g})")
+                  f"({'>' if fired else '<='} +{policy.review_cost_increase * 100:g} % = {limit:.4g}{unpriced})")
     return Finding("cost_per_success", Effect.MANUAL_REVIEW if fired else None,
                    comparison + ("; a person decides whether the quality is worth it" if fired else ""),
                    measured=cost_c, threshold=limit, query=query,

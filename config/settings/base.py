@@ -263,6 +263,16 @@ ROLLGATE_METRICS_OPEN = env.bool("ROLLGATE_METRICS_OPEN", default=False)
 # The fleet page's header counts (canaries, waiting, need attention) are shared by every viewer for this long.
 ROLLGATE_FLEET_SUMMARY_CACHE_SECONDS = env.int("ROLLGATE_FLEET_SUMMARY_CACHE_SECONDS", default=5)
 ROLLGATE_TRACE_SERIES_RETENTION_SECONDS = env.int("ROLLGATE_TRACE_SERIES_RETENTION_SECONDS", default=3600)
+# Per-model prices (routing/prices.py): a trace result with model + tokens_in/tokens_out but no cost is priced
+# from this table (an explicit cost wins; an unknown model is counted as "cost unknown", never as free). JSON:
+# ROLLGATE_MODEL_PRICES='{"gpt-4o": {"input_per_1k": 0.0025, "output_per_1k": 0.01}}'; checked at start.
+try:
+    ROLLGATE_MODEL_PRICES = env.json("ROLLGATE_MODEL_PRICES", default={})
+except ValueError as _error:
+    raise RuntimeError(f"ROLLGATE_MODEL_PRICES: not valid JSON ({_error})") from None
+# The demo agent's two models (demo/agent/versions.yaml): local and test settings use them when the variable is unset.
+DEMO_MODEL_PRICES = {"demo-large": {"input_per_1k": 0.003, "output_per_1k": 0.015},
+                     "demo-small": {"input_per_1k": 0.0005, "output_per_1k": 0.0015}}
 # Deploy targets (deploy/): the key that encrypts environment credentials at rest. No default here:
 # local.py and test.py set one; production reads ROLLGATE_CREDENTIALS_KEY or ROLLGATE_CREDENTIALS_KEY_FILE.
 ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="")

@@ -10,6 +10,9 @@ ROLLGATE_CREDENTIALS_KEY = env_secret("ROLLGATE_CREDENTIALS_KEY", default="rollg
 
 # The demo's private Prometheus scrapes /metrics/traces on 127.0.0.1 without a token.
 ROLLGATE_METRICS_OPEN = env.bool("ROLLGATE_METRICS_OPEN", default=True)
+# The demo agent's models are priced (routing/prices.py) unless ROLLGATE_MODEL_PRICES says otherwise.
+if "ROLLGATE_MODEL_PRICES" not in env.ENVIRON:
+    ROLLGATE_MODEL_PRICES = DEMO_MODEL_PRICES  # noqa: F405 (from base)
 
 # Logs for people at a terminal (same fields as the JSON lines production writes); ROLLGATE_LOG_FORMAT=json to see those.
 from config.logs import logging_config  # noqa: E402

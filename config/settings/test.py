@@ -22,5 +22,8 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
                       "KEY_PREFIX": "rollgate-test"}}
 
 ROLLGATE_METRICS_OPEN = True  # tests/routing/test_metrics_closed.py checks the production default
+# The demo agent's models are priced (routing/prices.py) unless ROLLGATE_MODEL_PRICES says otherwise.
+if "ROLLGATE_MODEL_PRICES" not in env.ENVIRON:
+    ROLLGATE_MODEL_PRICES = DEMO_MODEL_PRICES  # noqa: F405 (from base)
 # Tests check the header counts right after a change: no sharing window.
 ROLLGATE_FLEET_SUMMARY_CACHE_SECONDS = 0

@@ -32,6 +32,14 @@ class Behaviour:
     leak_kb_per_request: int = 0
     leak_max_mb: int = 256
     healthy: bool = True
+    # LLM quality, sent with each trace result (Rollgate's quality gates; cost comes from its per-model price table)
+    model: str = "demo-large"
+    eval_score: float = 0.82
+    eval_spread: float = 0.08
+    tool_calls: float = 3.0
+    tool_error_rate: float = 0.02
+    ttft_ms: float = 30.0
+    input_share: float = 0.8
 
     def __post_init__(self) -> None:
         def check(ok: bool, field: str, rule: str) -> None:
@@ -55,6 +63,12 @@ class Behaviour:
               "must be a whole number >= 0")
         check(whole(self.leak_max_mb) and 0 <= self.leak_max_mb <= 4096, "leak_max_mb", "must be 0..4096")
         check(isinstance(self.healthy, bool), "healthy", "must be true or false")
+        check(isinstance(self.model, str) and 0 < len(self.model) <= 200 and "\x00" not in self.model, "model",
+              "must be a non-empty string of at most 200 characters")
+        for field in ("eval_score", "eval_spread", "tool_error_rate", "input_share"):
+            check(number(getattr(self, field)) and 0 <= getattr(self, field) <= 1, field, "must be a fraction 0..1")
+        check(number(self.tool_calls) and 0 <= self.tool_calls <= 100, "tool_calls", "must be 0..100")
+        check(number(self.ttft_ms) and 0 <= self.ttft_ms <= 60_000, "ttft_ms", "must be 0..60000")
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Behaviour)} - {"profile"}

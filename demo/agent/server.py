@@ -3,8 +3,10 @@
 Endpoints (127.0.0.1 by default):
 
   POST /run      {"trace_id": "...", "tenant"?: "..."} -> 200 {trace_id, agent_id, version, ok, latency_ms,
-                 callback_ok, tokens} (the rollgate_client TraceResult shape), or 500 with the same body and
-                 ok=false when the simulated trace fails; 400 naming the field for bad input.
+                 callback_ok, tokens, model, eval_score, tool_calls, tool_errors, steps, ttft_ms, tokens_in,
+                 tokens_out} (the rollgate_client TraceResult shape with its LLM quality fields; no cost: Rollgate
+                 prices the model's tokens), or 500 with the same body, ok=false and eval_score null (no answer to
+                 score) when the simulated trace fails; 400 naming the field for bad input.
   GET  /healthz  200 {"status": "ok", ...}, or 503 when the profile says the version is broken.
   PUT  /behaviour {"profile": "erroring"} switches this process to another profile of versions.yaml at runtime
                  (the rollback benchmark turns a healthy canary bad this way); 200 with the new profile, 400
@@ -132,7 +134,7 @@ class Agent:
             self.behaviour = behaviour
             self.metrics.info.labels(self.service, self.env, self.version, behaviour.profile).set(1)
 
-    def _draw(self) -> tuple[float, bool, bool, int, bool]:
+    def _draw(self) -> tuple[float, bool, bool, int, bool, dict]:
         with self._lock:
             b = self.behaviour
             self._served += 1
@@ -143,6 +145,7 @@ class Agent:
             callback_ok = rnd.random() >= b.callback_error_rate
             tokens = max(1, int(rnd.gauss(b.tokens, b.tokens * 0.2))) if b.tokens else 0
             noisy = rnd.random() < b.log_error_rate
+            quality = self._draw_quality(b, rnd, latency)
             if b.leak_kb_per_request and self._leaked_bytes < b.leak_max_mb * 1024 * 1024:
                 chunk = bytearray(b.leak_kb_per_request * 1024)
                 chunk[::4096] = b"x" * len(chunk[::4096])  # touch every page so it counts as resident
@@ -152,10 +155,24 @@ class Agent:
             self.log.critical("crashing on trace %d as profile %r says", served, b.profile)
             logging.shutdown()
             os._exit(70)  # abrupt, like a segfault or OOM kill: no response, no cleanup
-        return latency, ok, callback_ok, tokens, noisy
+        return latency, ok, callback_ok, tokens, noisy, quality
+
+    @staticmethod
+    def _draw_quality(b: Behaviour, rnd: random.Random, latency_ms: float) -> dict:
+        """The LLM quality fields of one trace: an evaluator's score, tool calls and their errors, loop steps, time
+        to first token (within the trace's latency)."""
+        calls = max(0, round(rnd.gauss(b.tool_calls, 1.0))) if b.tool_calls else 0
+        return {
+            "model": b.model,
+            "eval_score": round(min(1.0, max(0.0, rnd.gauss(b.eval_score, b.eval_spread))), 3),
+            "tool_calls": calls,
+            "tool_errors": sum(rnd.random() < b.tool_error_rate for _ in range(calls)),
+            "steps": calls + 1,
+            "ttft_ms": round(min(latency_ms, b.ttft_ms * rnd.lognormvariate(0.0, 0.3)), 3),
+        }
 
     def run(self, trace_id: str) -> dict:
-        latency_ms, ok, callback_ok, tokens, noisy = self._draw()
+        latency_ms, ok, callback_ok, tokens, noisy, quality = self._draw()
         time.sleep(latency_ms / 1000)
         m = self.metrics
         m.latency.observe(latency_ms / 1000)
@@ -172,6 +189,7 @@ class Agent:
             tokens = tokens // 3
             m.tokens.inc(tokens)
             self.log.error("trace %s failed: simulated model error", trace_id)
+        tokens_in = round(tokens * self.behaviour.input_share)
         return {
             "trace_id": trace_id,
             "agent_id": self.agent_id,
@@ -180,6 +198,10 @@ class Agent:
             "latency_ms": round(latency_ms, 3),
             "callback_ok": callback_ok if ok else None,
             "tokens": tokens,
+            **quality,
+            "eval_score": quality["eval_score"] if ok else None,  # a failed trace has no answer to score
+            "tokens_in": tokens_in,
+            "tokens_out": tokens - tokens_in,
         }
 
 

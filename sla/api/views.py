@@ -582,6 +582,8 @@ class BacktestRowOutput(serializers.Serializer):
     false_stop = serializers.BooleanField()
     missed_regression = serializers.BooleanField()
     decision_change_s = serializers.FloatField(allow_null=True, help_text="candidate - actual; negative: earlier")
+    actual_by_sequential_test = serializers.BooleanField(
+        help_text="the gate's stop came from a sequential test alone, which the replay cannot run")
 
 
 class BacktestOutput(serializers.Serializer):
@@ -589,6 +591,9 @@ class BacktestOutput(serializers.Serializer):
     false_stops = serializers.IntegerField()
     missed_regressions = serializers.IntegerField()
     decision_change_median_s = serializers.FloatField(allow_null=True)
+    actual_stops_by_sequential_tests = serializers.IntegerField(
+        help_text="releases whose actual stop came from a sequential test alone")
+    not_replayed = serializers.CharField(help_text="what the replay cannot judge, and why")
     rows = BacktestRowOutput(many=True)
 
 

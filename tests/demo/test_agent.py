@@ -12,6 +12,7 @@ import pytest
 from demo.agent.behaviour import Behaviour, BehaviourError, behaviour_for, load_config
 from demo.agent.server import LATENCY_BUCKETS
 from deploy.targets.local import REPO_ROOT, free_listening_socket
+from rollgate_client.results import validate_batch
 
 LABELS = {"service": "agent-infer", "env": "staging"}
 
@@ -36,7 +37,9 @@ def test_healthy_agent_exports_every_contract_series_with_release_labels(start_a
     for n in range(30):
         status, body = agent.run(f"t-{n}")
         assert status == 200 and body["ok"] and body["version"] == "v1.0.0" and body["trace_id"] == f"t-{n}"
-        assert set(body) == {"trace_id", "agent_id", "version", "ok", "latency_ms", "callback_ok", "tokens"}
+        assert set(body) == {"trace_id", "agent_id", "version", "ok", "latency_ms", "callback_ok", "tokens",
+                             "model", "eval_score", "tool_calls", "tool_errors", "steps", "ttft_ms", "tokens_in",
+                             "tokens_out"}
     samples = agent.samples()
     assert samples[key("agent_requests_total", **release("v1.0.0", outcome="ok"))] == 30
     assert samples[key("agent_requests_total", **release("v1.0.0", outcome="error"))] == 0
@@ -48,6 +51,35 @@ def test_healthy_agent_exports_every_contract_series_with_release_labels(start_a
     assert bounds == [*LATENCY_BUCKETS, float("inf")], "identical bucket bounds in every version"
     assert samples[key("process_resident_memory_bytes", **release("v1.0.0"))] > 10_000_000
     assert samples[key("agent_info", **release("v1.0.0", profile="healthy"))] == 1
+
+
+def test_every_trace_carries_llm_quality_fields_that_rollgate_accepts(start_agent):
+    agent = start_agent("v1.1.0", tokens=1500, eval_score=0.82, eval_spread=0.08, tool_calls=3.0,
+                        tool_error_rate=0.1, error_rate=0.1)
+    bodies = [agent.run(f"t-{n}")[1] for n in range(400)]
+    ok = [body for body in bodies if body["ok"]]
+    scores = [body["eval_score"] for body in ok]
+    assert 0.80 < sum(scores) / len(scores) < 0.84 and all(0 <= score <= 1 for score in scores)
+    assert all(body["eval_score"] is None for body in bodies if not body["ok"]), "a failed trace has no answer"
+    calls = sum(body["tool_calls"] for body in bodies)
+    assert 2.7 * 400 < calls < 3.3 * 400 and 0.06 < sum(body["tool_errors"] for body in bodies) / calls < 0.14
+    assert all(body["steps"] == body["tool_calls"] + 1 and body["ttft_ms"] <= body["latency_ms"] for body in bodies)
+    assert all(body["tokens_in"] + body["tokens_out"] == body["tokens"] and body["model"] == "demo-large"
+               for body in bodies)
+    # What Rollgate's results endpoint checks: none of these would be refused (no cost: Rollgate prices the tokens).
+    valid, errors = validate_batch(bodies)
+    assert not errors and len(valid) == 400 and all(result.cost is None for result in valid)
+
+
+def test_worse_answers_profile_keeps_every_request_successful_but_scores_lower(start_agent):
+    worse = behaviour_for("v1.2.1")
+    assert worse.profile == "worse_answers" and worse.error_rate == behaviour_for("v1.1.0").error_rate
+    agent = start_agent("v1.2.1", **{field: getattr(worse, field) for field in
+                                     ("model", "eval_score", "eval_spread", "error_rate")})
+    bodies = [agent.run(f"t-{n}")[1] for n in range(300)]
+    scores = [body["eval_score"] for body in bodies if body["ok"]]
+    assert sum(body["ok"] for body in bodies) >= 295 and 0.68 < sum(scores) / len(scores) < 0.72
+    assert {body["model"] for body in bodies} == {"demo-small"}
 
 
 def test_erroring_agent_answers_500_and_counts_errors_and_error_logs(start_agent):
@@ -162,7 +194,7 @@ def test_crashing_agent_is_restarted_by_its_supervisor_and_counts_crashes(tmp_pa
 def test_versions_yaml_defines_a_profile_for_every_gate_rule():
     config = load_config()
     assert {"healthy", "slow", "erroring", "failing_callbacks", "noisy_logs", "crash", "memory_leak",
-            "broken"} <= set(config["profiles"])
+            "broken", "worse_answers", "flaky_tools", "pricier"} <= set(config["profiles"])
     assert behaviour_for("v1.1.0", config=config).profile == "healthy"
     assert behaviour_for("v1.2.0", config=config).error_rate >= 0.05
     assert behaviour_for("v7.7.7", config=config).profile == "healthy"
@@ -174,6 +206,10 @@ def test_bad_behaviour_config_names_the_field():
         behaviour_for("v1", config={"profiles": {"x": {"error_rte": 0.1}}, "versions": {"v1": "x"}})
     with pytest.raises(BehaviourError, match="error_rate: must be a fraction 0..1"):
         Behaviour(error_rate=1.5)
+    with pytest.raises(BehaviourError, match="eval_score: must be a fraction 0..1"):
+        Behaviour(eval_score=1.3)
+    with pytest.raises(BehaviourError, match="model: must be a non-empty string"):
+        Behaviour(model="")
     with pytest.raises(BehaviourError, match="profile: 'nope' is not defined"):
         behaviour_for("v1", config={"profiles": {}}, profile="nope")
 

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from demo.traffic import REGIONS, TENANTS, LocalEndpoints, TrafficGenerator
+from demo.traffic import REGIONS, TENANTS, LocalEndpoints, TrafficGenerator, quality_fields
 from deploy.targets.local import REPO_ROOT
 from rollgate_client import Router, RoutingClient, RoutingTable
 
@@ -42,6 +42,30 @@ def test_traffic_splits_by_weight_exactly_as_the_router_decides_and_posts_every_
     assert canary.samples()[("agent_requests_total", frozenset({"service": "agent-infer", "env": "staging",
                                                                 "version": "v1.1.0", "outcome": "ok"}.items()))] \
         == stats.by_version["v1.1.0"]
+
+
+def test_the_agents_quality_fields_reach_rollgate_with_each_result(start_agent, results_receiver):
+    # The canary (v1.1.0 in the static table) runs the worse_answers profile's model and score.
+    stable, canary = start_agent("v1.0.0"), start_agent("v1.1.0", model="demo-small", eval_score=0.70)
+    generator = TrafficGenerator(static_client(50), endpoints=lambda: {"v1.0.0": stable.url, "v1.1.0": canary.url},
+                                 results_url=results_receiver.url, rate=500, seed=2)
+    generator.run(threading.Event(), max_traces=300)
+    items = results_receiver.items
+    assert len(items) == 300 and generator.stats.rejected == 0
+    for item in items:
+        assert {"eval_score", "tool_calls", "tool_errors", "steps", "ttft_ms", "tokens_in", "tokens_out",
+                "model"} <= set(item), item
+        assert "cost" not in item  # Rollgate prices the model's tokens from its table
+    scores = {version: [i["eval_score"] for i in items if i["version"] == version] for version in ("v1.0.0", "v1.1.0")}
+    assert sum(scores["v1.0.0"]) / len(scores["v1.0.0"]) - sum(scores["v1.1.0"]) / len(scores["v1.1.0"]) > 0.08
+    assert {i["model"] for i in items if i["version"] == "v1.1.0"} == {"demo-small"}
+
+
+def test_quality_fields_of_the_wrong_type_are_left_out_not_sent():
+    assert quality_fields({"eval_score": "0.9", "tool_calls": 2.5, "tool_errors": 1, "steps": True, "ttft_ms": -1,
+                           "tokens_in": 10, "model": "x\x00y", "cost": float("nan")}) == {"tokens_in": 10}
+    assert quality_fields({"eval_score": 0.5, "tool_calls": 1, "tool_errors": 2, "model": "m"}) == \
+        {"eval_score": 0.5, "tool_calls": 1, "model": "m"}
 
 
 def test_without_a_table_everything_goes_to_stable(start_agent, results_receiver):

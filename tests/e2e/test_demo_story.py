@@ -20,7 +20,9 @@ import httpx
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.test import Client
 
 from demo.prometheus import start_private_prometheus, write_config
 from deploy.targets.local import LocalTarget, process_group_members
@@ -165,7 +167,7 @@ def _release(tag: str) -> Release:
     return Release.objects.select_related("version").get(version__tag=tag, environment__name="staging")
 
 
-def test_the_demo_story_ramps_v1_1_0_to_live_and_the_gate_rolls_back_v1_2_0(demo_stack):
+def test_the_demo_story_ramps_v1_1_0_to_live_and_the_gate_rolls_back_v1_2_0_and_pauses_v1_2_1(demo_stack):
     stack, url, _state_dir = demo_stack
     started = time.monotonic()
     story = stack.start("story", [sys.executable, "manage.py", "demo_story", "--exit", "--url", url,
@@ -179,7 +181,7 @@ def test_the_demo_story_ramps_v1_1_0_to_live_and_the_gate_rolls_back_v1_2_0(demo
     assert story.returncode == 0, stack.logs()
 
     # v1.0.0 went live first and was replaced by v1.1.0, which the gate ramped through every phase.
-    v100, v110, v120, v130 = (_release(tag) for tag in ("v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0"))
+    v100, v110, v120, v121, v130 = (_release(tag) for tag in ("v1.0.0", "v1.1.0", "v1.2.0", "v1.2.1", "v1.3.0"))
     assert v100.status == ReleaseStatus.SUPERSEDED
     assert (v110.status, v110.gray_weight) == (ReleaseStatus.LIVE, 100)
     gate_steps = [(e.details["from_weight"], e.details["to_weight"]) for e in
@@ -205,6 +207,20 @@ def test_the_demo_story_ramps_v1_1_0_to_live_and_the_gate_rolls_back_v1_2_0(demo
     assert report.verdict["summary"].startswith("v1.2.0 ") and "ramp paused at" in report.verdict["summary"]
     assert report.error_trace_ratio > 0.02  # the erroring profile fails ~8 % of its traces; stable ~0.05 %
 
+    # v1.2.1 (a cheaper model) answered every request as before, but its answers scored lower: the LLM quality gate
+    # paused it on the eval score, said so in words, and it is left paused for the user.
+    assert v121.status == ReleaseStatus.PAUSED and v121.gray_weight > 0
+    quality_pause = AuditEvent.objects.get(release=v121, action="release.pause")
+    assert quality_pause.actor_name == "sla-gate", quality_pause.actor_name
+    assert quality_pause.reason.startswith("SLA gate: v1.2.1's answers got worse: mean eval score 0.") and \
+        "although its requests still succeed" in quality_pause.reason, quality_pause.reason
+    quality_report = SlaReport.objects.filter(release=v121, action="pause").order_by("evaluated_at").first()
+    deciding = {f["rule"] for f in quality_report.verdict["findings"]
+                if f["fired"] and f["effect"] in ("pause", "block_version", "rollback")}
+    assert deciding == {"eval_score_regression"}, quality_report.verdict["reasons"]
+    assert quality_report.error_trace_ratio < 0.01  # HTTP success saw nothing wrong
+    assert "v1.2.1 is paused at" in stack.log("story", 40000) and "eval score" in stack.log("story", 40000)
+
     # The same answer over HTTP, in the design document's shape, and the routing table as a scheduler sees it.
     token = httpx.post(f"{url}/api/auth/token/", json={"username": "rm", "password": "rollgate-demo"}).json()["token"]
     headers = {"Authorization": f"Token {token}"}
@@ -218,7 +234,15 @@ def test_the_demo_story_ramps_v1_1_0_to_live_and_the_gate_rolls_back_v1_2_0(demo
     finally:
         client.close()
     assert table is not None, f"the routing table could not be read: {client.last_error}"
-    assert (table.stable_version, table.canary_version, table.canary_weight) == ("v1.1.0", None, 0.0)
+    assert (table.stable_version, table.canary_version, table.canary_weight) == ("v1.1.0", "v1.2.1",
+                                                                                 float(v121.gray_weight))
+    # The quality gate's sentence on the release's SLA API and on its page.
+    sla = httpx.get(f"{url}/api/releases/{v121.pk}/sla/", headers=headers).json()
+    assert "v1.2.1's answers got worse: mean eval score" in sla["summary"], sla["summary"]
+    browser = Client()  # the page as rm sees it (rendered here, from the same database)
+    browser.force_login(get_user_model().objects.get(username="rm"))
+    html = browser.get(f"/releases/{v121.pk}/").content.decode()
+    assert "answers got worse: mean eval score" in html and "although its requests still succeed" in html
     # The traffic generator's results reached Rollgate with its agent token (none refused).
     assert "trace results not accepted" not in stack.log("traffic"), stack.log("traffic")
 

@@ -90,6 +90,12 @@ class ThreadedAsgiServer:
 
 @pytest.fixture
 def asgi_server(transactional_db):
+    from routing import async_views
+
+    # The results view caches (service, environment) rows and known versions for a few seconds; a previous test's
+    # rows are gone (flushed), so a cached one would make this test's versions look unknown.
+    async_views._scope_cache.clear()
+    async_views._versions_cache.clear()
     server = ThreadedAsgiServer()
     yield server
     server.stop()

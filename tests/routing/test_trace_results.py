@@ -61,8 +61,8 @@ def test_malformed_items_are_reported_by_index_field_and_rule_and_the_valid_ones
         ],
         5: ["items[5].version: is required"],
         6: [
-            "items[6]: unknown field(s) latency; allowed: agent_id, callback_ok, cost, eval_score, latency_ms, ok, "
-            "steps, tokens, tokens_in, tokens_out, tool_calls, tool_errors, trace_id, ttft_ms, version"
+            "items[6]: unknown field(s) latency; allowed: agent_id, callback_ok, cost, eval_score, latency_ms, model, "
+            "ok, steps, tokens, tokens_in, tokens_out, tool_calls, tool_errors, trace_id, ttft_ms, version"
         ],
     }
 

@@ -112,3 +112,33 @@ def test_policy_page_shows_the_backtest_next_to_the_diff(past, qa, client):
     assert "candidate: not JSON" in bad
     wrong = client.get("/sla/policy/staging/", {"candidate": '{"power": 2}'}).content.decode()
     assert "power: must be a probability" in wrong
+
+
+def test_the_answer_says_sequential_tests_are_not_replayed_and_marks_stops_made_by_one(past, qa, dev, client):
+    # v1.5.0: 99.2 % success over the window (above the 99 % floor), but the gate's sequential error test paused it
+    # within seconds; it was rolled back. The window rules alone never stop it: the row says why.
+    h = History(dev)
+    start = timezone.now() - timedelta(days=2)
+    release = h.release("agent-infer", "staging", "v1.5.0")
+    h.move(release, S.GRAY, start, from_state=S.READY)
+    for number, (total, failed, action, fired) in enumerate([(800, 6, "hold", []), (1500, 12, "pause", [
+            {"rule": "error_regression_sequential", "fired": True, "effect": "pause"},
+            {"rule": "success_rate_floor", "fired": False, "effect": None}])], start=1):
+        SlaReport.objects.create(
+            release=release, service=release.service, environment=release.environment, sequence=number,
+            gray_weight=5, version="v1.5.0", start_ts=start, agent_group="agent-infer-staging",
+            status="blocked" if action == "pause" else "watching", action=action, outcome="EVALUATED",
+            evaluated_at=start + timedelta(seconds=20 * number), verdict={"summary": "", "findings": fired},
+            readings=readings(total, failed))
+    h.move(release, S.ROLLED_BACK, start + timedelta(minutes=5), from_state=S.GRAY)
+
+    result = run(qa, {})
+    rows = {row["version"]: row for row in result["rows"]}
+    assert result["not_replayed"].startswith("sequential tests are not replayed: stored reports keep the readings of each")
+    assert result["actual_stops_by_sequential_tests"] == 1
+    assert rows["v1.5.0"]["actual_by_sequential_test"] and rows["v1.5.0"]["missed_regression"]
+    assert not rows["v1.1.0"]["actual_by_sequential_test"]  # stopped by the window floor, which is replayed
+    client.force_login(qa)
+    text = client.get("/sla/policy/staging/", {"candidate": "{}"}).content.decode()
+    assert "Sequential tests are not replayed: stored reports keep" in text and "(1 of the gate's stops here)" in text
+    assert "(by a sequential test: not replayed)" in text

@@ -14,8 +14,11 @@ AT = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 RELEASE = GrayRelease("agent-infer", "prod", "v2.1.0", "v2.0.0")
 
 
-def readings(*, mean=None, sd=0.1, n=0, calls=None, tool_errors=0, cost=None, ok=1000, steps=None, ttft=None):
+def readings(*, mean=None, sd=0.1, n=0, calls=None, tool_errors=0, cost=None, ok=1000, steps=None, ttft=None,
+             cost_unknown=None):
     values = {Metric.SUCCESS_COUNT: ok}
+    if cost_unknown is not None:
+        values[Metric.COST_UNKNOWN_COUNT] = cost_unknown
     if mean is not None:
         values.update({Metric.EVAL_SCORE_MEAN: mean, Metric.EVAL_SCORE_SQUARES_MEAN: mean * mean + sd * sd,
                        Metric.EVAL_SCORE_COUNT: n})
@@ -67,6 +70,40 @@ def test_tool_error_regression_rolls_back_and_a_small_rise_does_not():
 def test_cost_per_successful_task_over_thirty_percent_asks_a_person(ratio, fires):
     found = by_rule(quality_rules(DEFAULT_POLICY, RELEASE, readings(cost=0.004 * ratio), readings(cost=0.004)))
     assert (found["cost_per_success"].effect is Effect.MANUAL_REVIEW) == fires
+
+
+@pytest.mark.parametrize("unknown, ok, effect", [
+    (700, 1000, Effect.MANUAL_REVIEW),  # 70 % of its traces name a model without a price: never counted as cheap
+    (420, 800, Effect.MANUAL_REVIEW),   # 52.5 %: still most
+    (300, 1000, None),                  # a minority unpriced: judged on the priced ones (cheaper), and said so
+])
+def test_a_canary_whose_cost_is_mostly_unknown_is_not_passed_as_cheap(unknown, ok, effect):
+    found = by_rule(quality_rules(DEFAULT_POLICY, RELEASE, readings(cost=0.0011, ok=ok, cost_unknown=unknown),
+                                  readings(cost=0.004, cost_unknown=0)))
+    rule = found["cost_per_success"]
+    assert rule.effect is effect, rule.text
+    if effect:
+        assert rule.text.startswith(f"cost unknown for {unknown} of v2.1.0's traces") and "ROLLGATE_MODEL_PRICES" in rule.text
+        assert rule.headline == "v2.1.0's cost is unknown for most of its traces (its model has no price in " \
+                                "ROLLGATE_MODEL_PRICES)"
+    else:
+        assert f"{unknown} traces of unknown cost not counted" in rule.text
+
+
+def test_cost_unknown_everywhere_is_not_compared_and_no_cost_series_at_all_is_no_finding():
+    # Every trace unpriced (a canary on a new model) while the stable's cost is known: a person decides.
+    alone = by_rule(quality_rules(DEFAULT_POLICY, RELEASE, readings(cost_unknown=640, ok=600),
+                                  readings(cost=0.004, cost_unknown=0)))
+    assert alone["cost_per_success"].effect is Effect.MANUAL_REVIEW
+    # Both sides unpriced (a team that sends model names but keeps no price table): nothing to compare.
+    both = by_rule(quality_rules(DEFAULT_POLICY, RELEASE, readings(cost_unknown=640, ok=600),
+                                 readings(cost_unknown=9000, ok=9000)))
+    assert both["cost_per_success"].effect is None and "not compared" in both["cost_per_success"].text
+    # Too few successful canary traces yet.
+    young = by_rule(quality_rules(DEFAULT_POLICY, RELEASE, readings(cost_unknown=30, ok=30),
+                                  readings(cost=0.004, cost_unknown=0)))
+    assert young["cost_per_success"].effect is None and "not judged yet" in young["cost_per_success"].text
+    assert "cost_per_success" not in by_rule(quality_rules(DEFAULT_POLICY, RELEASE, readings(), readings()))
 
 
 def test_steps_and_ttft_are_shown_and_never_decide():

@@ -12,7 +12,8 @@ from demo.story import Story, StoryStopped, closing_words, follow
 
 
 class Command(BaseCommand):
-    help = "Play the demo story: v1.0.0 stable, v1.1.0 ramped by the SLA gate, v1.2.0 rolled back, v1.3.0 ready."
+    help = ("Play the demo story: v1.0.0 stable, v1.1.0 ramped by the SLA gate, v1.2.0 rolled back, v1.2.1 paused by "
+            "the LLM quality gate (its answers got worse), v1.3.0 ready; then prod.")
 
     def add_arguments(self, parser):
         parser.add_argument("--service", default="agent-infer")
