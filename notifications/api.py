@@ -31,7 +31,9 @@ class SubscriptionOutput(serializers.ModelSerializer):
         return bool(subscription.signing_secret)
 
 
-class _SubscriptionInput(StrictInputSerializer):
+class SubscriptionInput(StrictInputSerializer):
+    """What a subscription is made of; the API and the /notifications/ page form validate with it."""
+
     name = serializers.RegexField(r"^[A-Za-z0-9 ._-]{1,100}$", error_messages={
         "invalid": "1-100 letters, digits, spaces, '.', '_' or '-'"})
     channel = serializers.ChoiceField(choices=CHANNEL_CHOICES)
@@ -56,7 +58,7 @@ class _SubscriptionInput(StrictInputSerializer):
 
 
 class SubscriptionListApi(APIView):
-    class InputSerializer(_SubscriptionInput):
+    class InputSerializer(SubscriptionInput):
         class Meta:
             ref_name = "SubscriptionCreateInput"
 
@@ -76,7 +78,7 @@ class SubscriptionListApi(APIView):
 
 
 class SubscriptionDetailApi(APIView):
-    class InputSerializer(_SubscriptionInput):
+    class InputSerializer(SubscriptionInput):
         class Meta:
             ref_name = "SubscriptionUpdateInput"
 
