@@ -1,5 +1,6 @@
 """REST API of notifications: subscriptions (ops manage, release managers and auditors read) and deliveries."""
 from django.conf import settings
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -53,7 +54,7 @@ class SubscriptionInput(StrictInputSerializer):
 
     def validate_url(self, value):
         if not value.lower().startswith(("http://", "https://")):
-            raise serializers.ValidationError("must be an http:// or https:// URL")
+            raise serializers.ValidationError(gettext("must be an http:// or https:// URL"))
         return value
 
 
@@ -91,7 +92,8 @@ class SubscriptionDetailApi(APIView):
     def _get(self, request, subscription_id: int) -> Subscription:
         subscription = selectors.subscription_list(user=request.user).filter(pk=subscription_id).first()
         if subscription is None:
-            raise NotFound(f"no subscription with id {subscription_id}")
+            raise NotFound(gettext("no subscription with id %(subscription_id)s") % {
+                               "subscription_id": subscription_id})
         return subscription
 
     @extend_schema(responses=SubscriptionOutput)

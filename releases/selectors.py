@@ -11,6 +11,7 @@ from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from releases import audit_chain, filters, policy
 from releases.choices import (AWAITING_APPROVAL, CANARY_STATUSES, OPEN_FOR_APPROVAL, OPEN_RELEASE_STATUSES,
@@ -37,7 +38,8 @@ def service_by_name(name: str) -> AgentService:
     found = AgentService.objects.filter(name=name).first()
     if found is None:
         known = _known(AgentService.objects.order_by("name").values_list("name", flat=True)[:50])
-        raise NotFound(f"no service named '{str(name)[:80]}'; known services: {known}", field="service")
+        raise NotFound(gettext("no service named '%(name)s'; known services: %(known)s") % {
+                           "name": str(name)[:80], "known": known}, field="service")
     return found
 
 
@@ -46,7 +48,8 @@ def environment_by_name(name: str) -> Environment:
     found = Environment.objects.filter(name=name).first()
     if found is None:
         known = _known(Environment.objects.order_by("position", "name").values_list("name", flat=True))
-        raise NotFound(f"no environment named '{str(name)[:80]}'; environments: {known}", field="environment")
+        raise NotFound(gettext("no environment named '%(name)s'; environments: %(known)s") % {
+                           "name": str(name)[:80], "known": known}, field="environment")
     return found
 
 
