@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from frontend.access import page_requires
@@ -68,17 +69,22 @@ def release_sla_acknowledge(request, release_id: int):
     decision = request.POST.get("decision", "")
     comment = request.POST.get("comment", "")
     if len(comment) > settings.ROLLGATE_MAX_COMMENT_LENGTH:
-        messages.error(request, f"manual review not settled: comment: at most {settings.ROLLGATE_MAX_COMMENT_LENGTH} "
-                                f"characters (it had {len(comment)}); nothing was changed")
+        messages.error(request, gettext("manual review not settled: comment: at most "
+                                        "%(most)s characters (it had %(length)s); "
+                                        "nothing was changed") % {
+                                    "most": settings.ROLLGATE_MAX_COMMENT_LENGTH,
+                                    "length": len(comment)})
         return redirect("release-detail", release_id=release_id)
     try:
         services.gate_acknowledge(actor=Actor.of(request.user), release_id=release_id, decision=decision,
                                   comment=comment)
     except DomainError as error:
         where = f"{error.field}: " if error.field and not error.message.startswith(error.field) else ""
-        messages.error(request, f"manual review not settled: {where}{error.message}")
+        messages.error(request, gettext("manual review not settled: %(where)s%(message)s") % {
+                                    "where": where, "message": error.message})
     else:
-        messages.success(request, f"manual review settled, {ACKNOWLEDGE_WORDS[decision]}")
+        messages.success(request, gettext("manual review settled, %(outcome)s") % {
+                                      "outcome": ACKNOWLEDGE_WORDS[decision]})
     return redirect("release-detail", release_id=release_id)
 
 

@@ -102,8 +102,9 @@ def approval_summary(release: Release, step: int = 0) -> ApprovalSummary:
 def missing_words(missing: dict[str, int]) -> str:
     """{"qa": 1} -> "qa's approval"; {"qa": 2, "release_manager": 1} -> "approvals from 2 qa, 1 release_manager"."""
     if len(missing) == 1 and next(iter(missing.values())) == 1:
-        return f"{next(iter(missing))}'s approval"
-    return "approvals from " + ", ".join(f"{count} {role}" for role, count in sorted(missing.items()))
+        return gettext("%(role)s's approval") % {"role": next(iter(missing))}
+    return gettext("approvals from %(missing)s") % {
+        "missing": ", ".join(f"{count} {role}" for role, count in sorted(missing.items()))}
 
 
 def next_step(release: Release) -> int:
@@ -122,9 +123,11 @@ def step_refusal(release: Release, target_weight: int) -> str:
         if release.gray_weight < weight <= target_weight:
             summary = approval_summary(release, step=weight)
             if summary.rejected_by:
-                return f"{summary.rejected_by} rejected going to {weight} %"
+                return gettext("%(who)s rejected going to %(weight)s %%") % {"who": summary.rejected_by,
+                                                                            "weight": weight}
             if summary.missing:
-                return f"waiting for {missing_words(summary.missing)} to go to {weight} %"
+                return gettext("waiting for %(missing)s to go to %(weight)s %%") % {
+                    "missing": missing_words(summary.missing), "weight": weight}
     return ""
 
 
@@ -166,12 +169,15 @@ def blocked_image_reason(service: AgentService, environment: Environment, tag: s
     blocked = (Release.objects.filter(service=service, version__tag=tag, status=S.BLOCKED)
                .select_related("environment").first())
     if blocked is not None:
-        return (f"release #{blocked.pk} was blocked in {blocked.environment.name}"
-                + (f": {blocked.status_reason}" if blocked.status_reason else ""))
+        words = {"release_id": blocked.pk, "environment": blocked.environment.name, "why": blocked.status_reason}
+        if blocked.status_reason:
+            return gettext("release #%(release_id)s was blocked in %(environment)s: %(why)s") % words
+        return gettext("release #%(release_id)s was blocked in %(environment)s") % words
     for source in BLOCKED_VERSION_SOURCES:
         reason = source(service, environment).get(tag)
         if reason is not None:
-            return f"blocked in routing in {environment.name}: {reason}"
+            return gettext("blocked in routing in %(environment)s: %(why)s") % {"environment": environment.name,
+                                                                                "why": reason}
     return ""
 
 
@@ -188,30 +194,35 @@ def traffic_refusal(*, move: str, service: AgentService, environment: Environmen
     if tag and not rule.may_use_blocked_image:
         why = blocked_image_reason(service, environment, tag)
         if why:
-            return (f"cannot {move}: {service.name} {tag} is blocked ({why}); nothing deploys or routes to a "
-                    f"blocked image again: build a new version")
+            return gettext("cannot %(move)s: %(service)s %(tag)s is blocked (%(why)s); nothing deploys or routes "
+                           "to a blocked image again: build a new version") % {
+                "move": move, "service": service.name, "tag": tag, "why": why}
     window = active_freeze(environment.freeze_windows, timezone.now())
     if window and rule.freeze != policy.FREEZE_ALLOWED:
         if rule.freeze == policy.FREEZE_REFUSED or not (tag and went_live(service, environment, tag)):
             allowed = ", ".join(r.label.split(" (")[0] for r in policy.TRAFFIC_RULES.values()
                                 if r.freeze == policy.FREEZE_ALLOWED)
-            what = f"{move} waits" if rule.freeze == policy.FREEZE_REFUSED else (
-                f"{move} may only return to a version that was live here, and {tag} never was")
-            return f"{environment.name} is {describe(window)}: {what}; allowed now: {allowed}"
+            what = gettext("%(move)s waits") % {"move": move} if rule.freeze == policy.FREEZE_REFUSED else (
+                gettext("%(move)s may only return to a version that was live here, and %(tag)s never was") % {
+                    "move": move, "tag": tag})
+            return gettext("%(environment)s is %(window)s: %(what)s; allowed now: %(allowed)s") % {
+                "environment": environment.name, "window": describe(window), "what": what, "allowed": allowed}
     if rule.approvals == policy.APPROVALS_RELEASE and release is not None:
         summary = approval_summary(release)
         if summary.missing:
             missing = ", ".join(f"{count} {role}" for role, count in sorted(summary.missing.items()))
-            return f"{environment.name} is protected: {move} needs approval from {missing}"
+            return gettext("%(environment)s is protected: %(move)s needs approval from %(missing)s") % {
+                "environment": environment.name, "move": move, "missing": missing}
         if move == policy.MOVE_CUT_OVER and release.status in CANARY_STATUSES:
             # All new traffic to the canary passes every gray step still ahead of it.
             waiting = step_refusal(release, 100)
             if waiting:
-                return f"cannot {move}: {waiting}"
+                return gettext("cannot %(move)s: %(waiting)s") % {"move": move, "waiting": waiting}
     if rule.approvals == policy.APPROVALS_WENT_LIVE and environment.required_approvals and tag:
         if not went_live(service, environment, tag):
-            return (f"{environment.name} is protected: {tag} never went live here, so it never had its approvals; "
-                    f"release it (with approvals) instead of rolling back to it")
+            return gettext("%(environment)s is protected: %(tag)s never went live here, so it never had its "
+                           "approvals; release it (with approvals) instead of rolling back to it") % {
+                "environment": environment.name, "tag": tag}
     return ""
 
 
@@ -227,10 +238,13 @@ def next_environment(release: Release) -> tuple[Environment | None, str]:
     here = release.environment
     following = Environment.objects.filter(position__gt=here.position).order_by("position", "name").first()
     if following is None:
-        return None, f"{here.name} is the last environment on the path; there is nowhere further to promote"
+        return None, gettext("%(environment)s is the last environment on the path; there is nowhere further to "
+                             "promote") % {"environment": here.name}
     if release.status not in PROMOTABLE_TO_NEXT_ENV:
-        return following, (f"release #{release.pk} is {release.get_status_display().lower()} in {here.name}; only a "
-                           f"release that is live there (verified) goes on to {following.name}")
+        return following, gettext("release #%(release_id)s is %(status)s in %(environment)s; only a release that "
+                                  "is live there (verified) goes on to %(following)s") % {
+            "release_id": release.pk, "status": release.get_status_display().lower(), "environment": here.name,
+            "following": following.name}
     version = release.version
     try:
         check_tag_environment(parse_tag(version.tag), following.name)
