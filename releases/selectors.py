@@ -394,18 +394,21 @@ def release_actions(*, user, release: Release) -> dict[str, ActionState]:
 
     env = release.environment
     window = active_freeze(env.freeze_windows, timezone.now())
-    frozen = f"{env.name} is {describe(window)}" if window else ""
+    frozen = gettext("%(environment)s is %(window)s") % {"environment": env.name, "window": describe(window)} \
+        if window else ""
     step = next_step(release)
     summary = approval_summary(release, step=step)
     missing = ""
     if status == S.READY and summary.missing:
-        missing = "waiting for approval from " + ", ".join(f"{n} {r}" for r, n in summary.missing.items())
+        missing = gettext("waiting for approval from %(missing)s") % {
+            "missing": ", ".join(f"{n} {r}" for r, n in summary.missing.items())}
     if status == S.GRAY:
         following = [w for w in gray_ladder(env) if w > release.gray_weight] or [100]
         missing = step_refusal(release, following[0])
     promotable = status in (S.READY, S.GRAY)
     status_words = release.get_status_display().lower()
-    why_not = {S.PAUSED: "paused: resume first"}.get(status, f"release is {status_words}")
+    why_not = gettext("paused: resume first") if status == S.PAUSED else \
+        gettext("release is %(status)s") % {"status": status_words}
     if promotable or status == S.PAUSED:
         move = policy.MOVE_PROMOTE if promotable else policy.MOVE_RESUME
         # Freeze window or blocked image in the rule's words (missing approvals keep their own wording below).
@@ -415,19 +418,22 @@ def release_actions(*, user, release: Release) -> dict[str, ActionState]:
         release.service, env) not in (None, release) else ""
     check("promote_full", policy.RELEASE_PROMOTE, promotable, why_not, frozen or missing or full_missing)
     check("pause", policy.RELEASE_PAUSE, status == S.GRAY,
-          f"only a release in gray can be paused; it is {status_words}")
-    check("resume", policy.RELEASE_RESUME, status == S.PAUSED, f"release is {status_words}, not paused", frozen)
+          gettext("only a release in gray can be paused; it is %(status)s") % {"status": status_words})
+    check("resume", policy.RELEASE_RESUME, status == S.PAUSED,
+          gettext("release is %(status)s, not paused") % {"status": status_words}, frozen)
     check("rollback", policy.RELEASE_ROLLBACK, release_is_rollbackable(release),
-          f"release is {status_words}: nothing to roll back")
+          gettext("release is %(status)s: nothing to roll back") % {"status": status_words})
     approvable = bool(summary.required) and (status in OPEN_FOR_APPROVAL or bool(step))
     own = release.started_by_id == getattr(user, "pk", None)
     already = release.approvals.filter(user_id=getattr(user, "pk", None), step_weight=step,
                                        stale_at__isnull=True).exists()
-    why_approve = "no approvals needed here" if not summary.required else f"release is {status_words}"
+    why_approve = gettext("no approvals needed here") if not summary.required else \
+        gettext("release is %(status)s") % {"status": status_words}
     roles_here = [role for role in summary.required if role in policy.roles_of(user)]
-    what = f"going to {step} %" if step else "promotion"
-    extra = "you started this release" if own else ("you already decided" if already else (
-        f"{what} takes approvals from {', '.join(summary.required)}" if summary.required and not roles_here else ""))
+    what = gettext("going to %(step)s %%") % {"step": step} if step else gettext("promotion")
+    extra = gettext("you started this release") if own else (gettext("you already decided") if already else (
+        gettext("%(what)s takes approvals from %(roles)s") % {"what": what, "roles": ", ".join(summary.required)}
+        if summary.required and not roles_here else ""))
     check("approve", policy.RELEASE_APPROVE, approvable, why_approve, extra)
     check("reject", policy.RELEASE_REJECT, approvable, why_approve, extra)
     following, why_not_next = next_environment(release)
