@@ -150,8 +150,9 @@ def _release_context(request, release) -> dict:
     approving = step or (release.status in OPEN_FOR_APPROVAL and release.environment.required_approvals)
     evidence = selectors.approval_evidence(release) if approving else None
     return {
-        "step_wait": (f"waiting for {selectors.missing_words(step_summary.missing)} to go to {step} %"
-                      if step_summary and step_summary.missing else ""),
+        "step_wait": (gettext("waiting for %(missing)s to go to %(weight)s %%") % {
+            "missing": selectors.missing_words(step_summary.missing), "weight": step}
+            if step_summary and step_summary.missing else ""),
         "evidence": evidence,
         "evidence_digest": selectors.evidence_digest(evidence) if evidence is not None else "",
         "release": release,

@@ -1,6 +1,6 @@
 """REST API of notifications: subscriptions (ops manage, release managers and auditors read) and deliveries."""
 from django.conf import settings
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -36,7 +36,7 @@ class SubscriptionInput(StrictInputSerializer):
     """What a subscription is made of; the API and the /notifications/ page form validate with it."""
 
     name = serializers.RegexField(r"^[A-Za-z0-9 ._-]{1,100}$", error_messages={
-        "invalid": "1-100 letters, digits, spaces, '.', '_' or '-'"})
+        "invalid": gettext_lazy("1-100 letters, digits, spaces, '.', '_' or '-'")})
     channel = serializers.ChoiceField(choices=CHANNEL_CHOICES)
     url = serializers.URLField(max_length=1000)
     signing_secret = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 from rest_framework.authtoken.models import Token
 from structlog import get_logger
@@ -341,17 +341,18 @@ def _announce(release: Release, *, from_status: str, from_weight: int, actor: Ac
     kwargs = dict(release_id=release.pk, from_status=from_status, to_status=release.status, from_weight=from_weight,
                   to_weight=release.gray_weight, actor_name=actor.name)
     transaction.on_commit(lambda: release_transitioned.send_robust(sender=Release, **kwargs))
-    if release.status == S.READY and release.environment.required_approvals:
-        missing = approval_summary(release).missing
-        if missing:
-            _approval_needed(release, 0, missing, f"{release.version.tag} is built and waits for "
-                                                  f"{missing_words(missing)} before promotion")
-    elif release.status == S.GRAY and release.gray_weight != from_weight:
-        step = next_step(release)
-        missing = approval_summary(release, step=step).missing if step else {}
-        if missing:
-            _approval_needed(release, step, missing, f"the ramp waits at {release.gray_weight} %: "
-                                                     f"waiting for {missing_words(missing)} to go to {step} %")
+    with translation.override(settings.LANGUAGE_CODE):  # the reason travels to every subscriber: not the actor's
+        if release.status == S.READY and release.environment.required_approvals:
+            missing = approval_summary(release).missing
+            if missing:
+                _approval_needed(release, 0, missing, f"{release.version.tag} is built and waits for "
+                                                      f"{missing_words(missing)} before promotion")
+        elif release.status == S.GRAY and release.gray_weight != from_weight:
+            step = next_step(release)
+            missing = approval_summary(release, step=step).missing if step else {}
+            if missing:
+                _approval_needed(release, step, missing, f"the ramp waits at {release.gray_weight} %: "
+                                                         f"waiting for {missing_words(missing)} to go to {step} %")
 
 
 def _approval_needed(release: Release, step: int, missing: dict, reason: str) -> None:
