@@ -95,16 +95,17 @@ def _filters(request) -> tuple[dict, list[str]]:
         if rule.match(value):
             filters[name] = value
         else:
-            problems.append(f"{name}: not a valid {name}")
+            problems.append(gettext("%(name)s: not a valid %(name)s") % {"name": name})
             filters[name] = ""
     status = request.GET.get("status", "")
     if status and status not in REPORT_STATUSES:
-        problems.append(f"status: one of {', '.join(REPORT_STATUSES)}")
+        problems.append(gettext("status: one of %(statuses)s") % {
+                            "statuses": ', '.join(REPORT_STATUSES)})
         status = ""
     filters["status"] = status
     action = request.GET.get("action", "")
     if action and action not in REPORT_ACTIONS:
-        problems.append(f"action: one of {', '.join(REPORT_ACTIONS)}")
+        problems.append(gettext("action: one of %(actions)s") % {"actions": ', '.join(REPORT_ACTIONS)})
         action = ""
     filters["action"] = action
     return filters, problems
@@ -200,10 +201,11 @@ def _backtest_trial(request, env, service: str, current: dict) -> dict | None:
     try:
         changes = json.loads(text[:4000])
     except ValueError as error:
-        trial["problems"].append(f"candidate: not JSON ({error})")
+        trial["problems"].append(gettext("candidate: not JSON (%(error)s)") % {"error": error})
         return trial
     if not isinstance(changes, dict):
-        trial["problems"].append('candidate: must be a JSON object of policy fields, e.g. {"pause_eval_score_drop": 0.03}')
+        trial["problems"].append(gettext("candidate: must be a JSON object of policy fields, e.g. "
+                                         "{\"pause_eval_score_drop\": 0.03}"))
         return trial
     try:
         candidate = SlaPolicy.from_dict(current).with_overrides(changes)
