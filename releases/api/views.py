@@ -227,7 +227,7 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 def idempotency_key_of(request) -> str:
     key = request.headers.get("Idempotency-Key", "")
     if key and (len(key) > 200 or not all(" " <= char <= "~" for char in key)):
-        raise ValidationError({"Idempotency-Key": ["must be 1-200 printable ASCII characters, e.g. a UUID"]})
+        raise ValidationError({"Idempotency-Key": [gettext("must be 1-200 printable ASCII characters, e.g. a UUID")]})
     return key
 
 
@@ -265,7 +265,8 @@ class ReleaseListApi(APIView):
             unknown = [s for s in value.split(",") if s and s not in ReleaseStatus.values]
             if unknown:
                 raise serializers.ValidationError(
-                    f"unknown status {', '.join(unknown)}; statuses: {', '.join(ReleaseStatus.values)}")
+                    gettext("unknown status %(unknown)s; statuses: %(values)s") % {
+                        "unknown": ', '.join(unknown), "values": ', '.join(ReleaseStatus.values)})
             return value
 
     def get_permissions(self):
