@@ -25,6 +25,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from deploy.drivers import driver_for
 from deploy.queue import enqueue_on_commit
@@ -50,7 +51,9 @@ class RolloutResult:
 
 def _check(rollout_id: int, from_status: str, to_status: str) -> None:
     if to_status not in ROLLOUT_TRANSITIONS[from_status]:
-        raise TransitionNotAllowed(f"rollout #{rollout_id} cannot go from {from_status} to {to_status}",
+        raise TransitionNotAllowed(gettext("rollout #%(rollout_id)s cannot go from %(from_status)s to "
+                                           "%(to_status)s") % {
+                                       "rollout_id": rollout_id, "from_status": from_status, "to_status": to_status},
                                    field="status")
 
 

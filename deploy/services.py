@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from deploy import selectors
 from deploy.credentials import CredentialKeyMissing, credential_file_allowed, encrypt_payload
@@ -53,7 +54,8 @@ def _check_values(service: AgentService, environment: Environment | None, text: 
     """The layer on its own, then every merge it takes part in, so a bad key is refused before it is stored."""
     source = f"values-{environment.name}.yaml" if environment else "values.yaml"
     if len(text.encode()) > VALUES_MAX_BYTES:
-        raise InvalidInput(f"{source}: at most {VALUES_MAX_BYTES // 1024} KiB", field="text")
+        raise InvalidInput(gettext("%(source)s: at most %(value)s KiB") % {
+                               "source": source, "value": VALUES_MAX_BYTES // 1024}, field="text")
     try:
         validate_values(load_values_yaml(text, source=source), source=source, partial=True)
         if environment is not None:
@@ -123,29 +125,35 @@ def credential_set(*, actor: Actor, environment: str, kind: str, kubeconfig: str
               "ciphertext": b""}
     if kind in (CredentialKind.TOKEN, CredentialKind.TOKEN_FILE):
         if not _URL.match(host):
-            raise InvalidInput("host: must be the API server URL, e.g. https://10.0.0.1:6443 (no user:password@)",
+            raise InvalidInput(gettext("host: must be the API server URL, e.g. https://10.0.0.1:6443 (no "
+                                       "user:password@)"),
                                field="host")
         fields["host"] = host
     if kind == CredentialKind.KUBECONFIG:
         try:
             KubernetesCredentials.from_kubeconfig(kubeconfig, context=fields["context"] or None)
         except TargetError as error:
-            raise InvalidInput(f"kubeconfig: {error}", field="kubeconfig") from None
+            raise InvalidInput(gettext("kubeconfig: %(error)s") % {"error": error}, field="kubeconfig") from None
         fields["ciphertext"] = _encrypt({"kubeconfig": kubeconfig})
     elif kind == CredentialKind.TOKEN:
         if not token.strip():
-            raise InvalidInput("token: the service-account token is empty", field="token")
+            raise InvalidInput(gettext("token: the service-account token is empty"), field="token")
         fields["ciphertext"] = _encrypt({"token": token.strip(), "ca_cert_pem": ca_cert_pem})
     elif kind in (CredentialKind.KUBECONFIG_FILE, CredentialKind.TOKEN_FILE):
         for name, value in (("secret_path", secret_path), ("ca_path", ca_path)):
             if value and not credential_file_allowed(value):
-                raise InvalidInput(f"{name}: must be a file under {', '.join(settings.ROLLGATE_CREDENTIAL_FILE_DIRS)} "
-                                   f"(where secrets are mounted)", field=name)
+                raise InvalidInput(gettext("%(name)s: must be a file under "
+                                           "%(directories)s (where secrets are mounted)") % {
+                                       "name": name,
+                                       "directories": ', '.join(settings.ROLLGATE_CREDENTIAL_FILE_DIRS)},
+                                   field=name)
         if not secret_path:
-            raise InvalidInput("secret_path: the path of the mounted secret file is required", field="secret_path")
+            raise InvalidInput(gettext("secret_path: the path of the mounted secret file is required"),
+                               field="secret_path")
         fields.update(secret_path=secret_path, ca_path=ca_path)
     else:
-        raise InvalidInput(f"kind: must be one of {', '.join(CredentialKind.values)}", field="kind")
+        raise InvalidInput(gettext("kind: must be one of %(values)s") % {
+                               "values": ', '.join(CredentialKind.values)}, field="kind")
     with transaction.atomic():
         Environment.objects.select_for_update(no_key=True).filter(pk=env_obj.pk).get()
         before = TargetCredential.objects.filter(environment=env_obj).values_list("kind", flat=True).first()
@@ -187,7 +195,8 @@ def revision_mark(*, revision_id: int, from_statuses: set[str], to_status: str) 
     REVISION_TRANSITIONS lacks raises TransitionNotAllowed."""
     illegal = sorted(s for s in from_statuses if to_status not in REVISION_TRANSITIONS[s])
     if illegal:
-        raise TransitionNotAllowed(f"a revision cannot go from {', '.join(illegal)} to {to_status}", field="status")
+        raise TransitionNotAllowed(gettext("a revision cannot go from %(illegal)s to %(to_status)s") % {
+                                       "illegal": ', '.join(illegal), "to_status": to_status}, field="status")
     with transaction.atomic():
         updated = DeployRevision.objects.filter(pk=revision_id, status__in=from_statuses).update(
             status=to_status, status_changed_at=timezone.now())
@@ -213,11 +222,13 @@ def revision_rollback_request(*, actor: Actor, service: str, environment: str, n
     service_obj, env_obj = service_by_name(service), environment_by_name(environment)
     row = selectors.revision_get(service_obj, env_obj, number)
     if row is None:
-        raise NotFound(f"{service_obj.name} has no revision {number} in {env_obj.name}")
+        raise NotFound(gettext("%(service)s has no revision %(number)s in %(env)s") % {
+                           "service": service_obj.name, "number": number, "env": env_obj.name})
     if actor.user is not None:
         allowed, why = selectors.revision_rollback_state(user=actor.user, revision=row)
         if not allowed:
-            raise TransitionNotAllowed(f"cannot roll back to revision {number}: {why}")
+            raise TransitionNotAllowed(gettext("cannot roll back to revision %(number)s: %(why)s") % {
+                                           "number": number, "why": why})
     # Freeze windows, approvals and blocked images: the same rule as every other traffic move.
     traffic_check(move=policy.MOVE_REVISION_ROLLBACK, service=service_obj, environment=env_obj, tag=row.image_tag)
     with transaction.atomic():

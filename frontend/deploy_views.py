@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from deploy import selectors as deploy_selectors
@@ -49,9 +50,11 @@ def revision_rollback(request, name: str, env: str, number: int):
     try:
         deploy_services.revision_rollback_request(actor=Actor.of(request.user), service=name, environment=env,
                                                   number=number, comment=request.POST.get("comment", "")[:4000])
-        messages.success(request, f"rollback to revision {number}: queued; the history shows it when it has rolled out")
+        messages.success(request, gettext("rollback to revision %(number)s: queued; the history shows it "
+                                          "when it has rolled out") % {"number": number})
     except DomainError as error:
-        messages.error(request, f"rollback to revision {number} refused: {error.message}")
+        messages.error(request, gettext("rollback to revision %(number)s refused: %(message)s") % {
+                                    "number": number, "message": error.message})
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return redirect(target)
@@ -76,7 +79,7 @@ def environment_values(request, name: str, env: str):
             deploy_services.values_update(actor=Actor.of(request.user), service=service.name, text=text,
                                           environment=environment.name if layer == "environment" else None,
                                           comment=request.POST.get("comment", "")[:500])
-            messages.success(request, "values saved")
+            messages.success(request, gettext("values saved"))
             return redirect("deploy-values", name=service.name, env=environment.name)
         except DomainError as exc:
             status, submitted, error = exc.status_code, {layer: text}, {"layer": layer, "field": exc.field,

@@ -7,6 +7,7 @@ from datetime import timezone as dt_timezone
 
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from frontend.access import page_requires
 from releases import policy
@@ -26,17 +27,18 @@ def _filters(request) -> tuple[dict, list[str], str]:
             if value:
                 query.append(f"{name}={value}")
         else:
-            problems.append(f"{name}: must be a name of lowercase letters, digits and '-'")
+            problems.append(gettext("%(name)s: must be a name of lowercase letters, digits and '-'") % {"name": name})
     since = request.GET.get("since", "")[:10]
     if since:
         try:
             when = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=dt_timezone.utc)
         except ValueError:
-            problems.append("since: must be a date such as 2026-11-02")
+            problems.append(gettext("since: must be a date such as 2026-11-02"))
         else:
             now = timezone.now()
             if when > now or when < now - timedelta(weeks=MAX_WEEKS):
-                problems.append(f"since: must be within the last {MAX_WEEKS} weeks")
+                problems.append(gettext("since: must be within the last %(weeks)s weeks") % {
+                                    "weeks": MAX_WEEKS})
             else:
                 filters["since"] = when
                 query.append(f"since={since}")

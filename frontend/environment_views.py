@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from frontend.access import is_htmx, page_requires, refuse
 from frontend.forms import EnvironmentForm
@@ -52,14 +53,15 @@ def environment_detail(request, name: str):
         if form.is_valid():
             changes = form.changes(environment)
             if not changes:
-                messages.info(request, "nothing changed")
+                messages.info(request, gettext("nothing changed"))
                 return redirect("environment-detail", name=environment.name)
             try:
                 services.environment_update(actor=Actor.of(request.user), name=environment.name, changes=changes)
             except DomainError as error:
                 form.add_error(error.field if error.field in form.fields else None, error.message)
             else:
-                messages.success(request, f"{environment.name}: saved {', '.join(sorted(changes))}")
+                messages.success(request, gettext("%(environment)s: saved %(changes)s") % {
+                                              "environment": environment.name, "changes": ', '.join(sorted(changes))})
                 return redirect("environment-detail", name=environment.name)
         status = 400
     else:

@@ -2,6 +2,7 @@
 import json
 
 from django import forms
+from django.utils.translation import gettext, gettext_lazy
 
 from releases.choices import Role
 from releases.freeze import validate_freeze_windows
@@ -38,19 +39,20 @@ ROLE_FIELDS = [(f"approvals_{role}", role, label) for role, label in Role.choice
 
 
 class EnvironmentForm(forms.Form):
-    protected = forms.BooleanField(required=False, help_text="promotion needs the required approvals")
-    auto_rollback = forms.BooleanField(required=False, help_text="roll back automatically when a rollout fails")
+    protected = forms.BooleanField(required=False, help_text=gettext_lazy("promotion needs the required approvals"))
+    auto_rollback = forms.BooleanField(required=False,
+                                       help_text=gettext_lazy("roll back automatically when a rollout fails"))
     freeze_windows = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false"}),
-        help_text='JSON list, UTC. Once: {"start": "2026-12-24T00:00Z", "end": "2026-12-27T00:00Z", "reason": '
-                  '"..."}; weekly: {"weekdays": [4], "from": "18:00", "to": "23:59", "reason": "..."} '
-                  "(0 = Monday)",
+        help_text=gettext_lazy('JSON list, UTC. Once: {"start": "2026-12-24T00:00Z", "end": "2026-12-27T00:00Z", '
+                               '"reason": "..."}; weekly: {"weekdays": [4], "from": "18:00", "to": "23:59", '
+                               '"reason": "..."} (0 = Monday)'),
     )
 
     gray_step_approvals = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
-        help_text='JSON: approvals before the ramp moves to a rung, e.g. {"50": {"qa": 1}, "100": '
-                  '{"release_manager": 1}}; the ramp waits at the rung below until they are given',
+        help_text=gettext_lazy('JSON: approvals before the ramp moves to a rung, e.g. {"50": {"qa": 1}, "100": '
+                               '{"release_manager": 1}}; the ramp waits at the rung below until they are given'),
     )
 
     def __init__(self, *args, **kwargs):
@@ -72,14 +74,16 @@ class EnvironmentForm(forms.Form):
         try:
             return json.loads(text)
         except json.JSONDecodeError as error:
-            raise forms.ValidationError(f"gray_step_approvals: not valid JSON ({error.msg} at line {error.lineno})")
+            raise forms.ValidationError(gettext("gray_step_approvals: not valid JSON (%(msg)s at line "
+                                                "%(lineno)s)") % {"msg": error.msg, "lineno": error.lineno})
 
     def clean_freeze_windows(self):
         text = self.cleaned_data["freeze_windows"].strip() or "[]"
         try:
             windows = json.loads(text)
         except json.JSONDecodeError as error:
-            raise forms.ValidationError(f"freeze_windows: not valid JSON ({error.msg} at line {error.lineno})")
+            raise forms.ValidationError(gettext("freeze_windows: not valid JSON (%(msg)s at line "
+                                                "%(lineno)s)") % {"msg": error.msg, "lineno": error.lineno})
         try:
             return validate_freeze_windows(windows)
         except ValueError as error:

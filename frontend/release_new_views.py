@@ -5,6 +5,7 @@ the same words release_create uses); the submit calls releases.services.release_
 release's page, or shows the refusal next to the field it names."""
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 
 from frontend.access import page_requires
 from releases import policy, selectors, services
@@ -45,8 +46,10 @@ def release_new(request):
         problems = {error.field: error.message} if error.field in FIELDS else {}
         return render(request, "frontend/release_new.html",
                       _context(values, problems, "" if problems else error.message), status=error.status_code)
-    messages.success(request, f"release #{release.pk} started: {release.service.name} {release.version.tag} -> "
-                              f"{release.environment.name}; its pipeline is queued")
+    messages.success(request, gettext("release #%(release_id)s started: %(service)s %(tag)s -> "
+                                      "%(environment)s; its pipeline is queued") % {
+                                  "release_id": release.pk, "service": release.service.name,
+                                  "tag": release.version.tag, "environment": release.environment.name})
     return redirect("release-detail", release_id=release.pk)
 
 

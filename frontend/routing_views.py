@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from frontend.access import page_requires
@@ -71,7 +72,8 @@ def release_routing_action(request, release_id: int, action: str):
     try:
         ROUTING_ACTIONS[action](actor=Actor.of(request.user), service=release.service.name,
                                 environment=release.environment.name, comment=request.POST.get("comment", "")[:4000])
-        messages.success(request, f"{label}: done")
+        messages.success(request, gettext("%(label)s: done") % {"label": label})
     except DomainError as error:
-        messages.error(request, f"{label} refused: {error.message}")
+        messages.error(request, gettext("%(label)s refused: %(message)s") % {
+                                    "label": label, "message": error.message})
     return redirect("release-detail", release_id=release_id)

@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from frontend.access import page_requires
@@ -68,17 +69,22 @@ def release_sla_acknowledge(request, release_id: int):
     decision = request.POST.get("decision", "")
     comment = request.POST.get("comment", "")
     if len(comment) > settings.ROLLGATE_MAX_COMMENT_LENGTH:
-        messages.error(request, f"manual review not settled: comment: at most {settings.ROLLGATE_MAX_COMMENT_LENGTH} "
-                                f"characters (it had {len(comment)}); nothing was changed")
+        messages.error(request, gettext("manual review not settled: comment: at most "
+                                        "%(most)s characters (it had %(length)s); "
+                                        "nothing was changed") % {
+                                    "most": settings.ROLLGATE_MAX_COMMENT_LENGTH,
+                                    "length": len(comment)})
         return redirect("release-detail", release_id=release_id)
     try:
         services.gate_acknowledge(actor=Actor.of(request.user), release_id=release_id, decision=decision,
                                   comment=comment)
     except DomainError as error:
         where = f"{error.field}: " if error.field and not error.message.startswith(error.field) else ""
-        messages.error(request, f"manual review not settled: {where}{error.message}")
+        messages.error(request, gettext("manual review not settled: %(where)s%(message)s") % {
+                                    "where": where, "message": error.message})
     else:
-        messages.success(request, f"manual review settled, {ACKNOWLEDGE_WORDS[decision]}")
+        messages.success(request, gettext("manual review settled, %(outcome)s") % {
+                                      "outcome": ACKNOWLEDGE_WORDS[decision]})
     return redirect("release-detail", release_id=release_id)
 
 
@@ -89,16 +95,17 @@ def _filters(request) -> tuple[dict, list[str]]:
         if rule.match(value):
             filters[name] = value
         else:
-            problems.append(f"{name}: not a valid {name}")
+            problems.append(gettext("%(name)s: not a valid %(name)s") % {"name": name})
             filters[name] = ""
     status = request.GET.get("status", "")
     if status and status not in REPORT_STATUSES:
-        problems.append(f"status: one of {', '.join(REPORT_STATUSES)}")
+        problems.append(gettext("status: one of %(statuses)s") % {
+                            "statuses": ', '.join(REPORT_STATUSES)})
         status = ""
     filters["status"] = status
     action = request.GET.get("action", "")
     if action and action not in REPORT_ACTIONS:
-        problems.append(f"action: one of {', '.join(REPORT_ACTIONS)}")
+        problems.append(gettext("action: one of %(actions)s") % {"actions": ', '.join(REPORT_ACTIONS)})
         action = ""
     filters["action"] = action
     return filters, problems
@@ -194,10 +201,11 @@ def _backtest_trial(request, env, service: str, current: dict) -> dict | None:
     try:
         changes = json.loads(text[:4000])
     except ValueError as error:
-        trial["problems"].append(f"candidate: not JSON ({error})")
+        trial["problems"].append(gettext("candidate: not JSON (%(error)s)") % {"error": error})
         return trial
     if not isinstance(changes, dict):
-        trial["problems"].append('candidate: must be a JSON object of policy fields, e.g. {"pause_eval_score_drop": 0.03}')
+        trial["problems"].append(gettext("candidate: must be a JSON object of policy fields, e.g. "
+                                         "{\"pause_eval_score_drop\": 0.03}"))
         return trial
     try:
         candidate = SlaPolicy.from_dict(current).with_overrides(changes)

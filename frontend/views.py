@@ -10,6 +10,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from frontend import fleet_cells
@@ -80,21 +81,27 @@ def _action_buttons(release, states, ladder, stable, following=None) -> list[dic
     step = f"{next_weights[0]} %" if next_weights else "100 %"
     first_go = stable is None and release.status == S.READY
     where = f"#{release.pk} {release.service.name} {release.version.tag} in {release.environment.name}"
+    words = {"where": where, "environment": release.environment.name, "weight": release.gray_weight, "step": step,
+             "service": release.service.name, "tag": release.version.tag,
+             "following": following.name if following else gettext("the next environment")}
     texts = {
-        "approve": ("Approve", f"Approve {where}?", "approval"),
-        "reject": ("Reject", f"Reject {where}? This stops the release for good.", "approval"),
-        "promote": ("Promote → live", f"Nothing is live in {release.environment.name} yet: {where} goes straight "
-                                      f"to 100 %. Promote?", "traffic") if first_go else
-                   (f"Promote → {step}", f"Promote {where} from {release.gray_weight} % to {step}?", "traffic"),
-        "promote_full": ("Promote fully (100 %)", f"Skip the remaining phases and send 100 % of the traffic to "
-                                                  f"{where}?", "traffic"),
-        "pause": ("Pause", f"Hold {where} at {release.gray_weight} %?", "traffic"),
-        "resume": ("Resume", f"Resume the gray ramp of {where}?", "traffic"),
-        "rollback": ("Roll back", f"Roll back {where}? Its traffic goes back to the stable version.", "danger"),
-        "promote_next_env": (f"Promote to {following.name if following else 'the next environment'}",
-                             f"Start a release of {release.service.name} {release.version.tag} in "
-                             f"{following.name if following else 'the next environment'}, reusing this image?",
-                             "approval"),
+        "approve": (gettext("Approve"), gettext("Approve %(where)s?") % words, "approval"),
+        "reject": (gettext("Reject"), gettext("Reject %(where)s? This stops the release for good.") % words,
+                   "approval"),
+        "promote": (gettext("Promote → live"), gettext("Nothing is live in %(environment)s yet: %(where)s goes "
+                                                       "straight to 100 %%. Promote?") % words, "traffic")
+        if first_go else (gettext("Promote → %(step)s") % words,
+                          gettext("Promote %(where)s from %(weight)s %% to %(step)s?") % words, "traffic"),
+        "promote_full": (gettext("Promote fully (100 %)"),
+                         gettext("Skip the remaining phases and send 100 %% of the traffic to %(where)s?") % words,
+                         "traffic"),
+        "pause": (gettext("Pause"), gettext("Hold %(where)s at %(weight)s %%?") % words, "traffic"),
+        "resume": (gettext("Resume"), gettext("Resume the gray ramp of %(where)s?") % words, "traffic"),
+        "rollback": (gettext("Roll back"),
+                     gettext("Roll back %(where)s? Its traffic goes back to the stable version.") % words, "danger"),
+        "promote_next_env": (gettext("Promote to %(following)s") % words,
+                             gettext("Start a release of %(service)s %(tag)s in %(following)s, reusing this "
+                                     "image?") % words, "approval"),
     }
     # Buttons that cannot apply in this state are left out rather than shown greyed (a final release offers
     # nothing; a live one only its rollback); role, approval and freeze reasons still show on the ones that stay.
@@ -109,9 +116,12 @@ def _action_buttons(release, states, ladder, stable, following=None) -> list[dic
     if not at_step and (release.status not in OPEN_FOR_APPROVAL or not release.environment.required_approvals):
         shown -= {"approve", "reject"}
     if at_step:
-        texts["approve"] = (f"Approve going to {at_step} %", f"Approve that {where} goes to {at_step} %?", "approval")
-        texts["reject"] = (f"Reject going to {at_step} %", f"Reject that {where} goes to {at_step} %? The ramp "
-                                                             f"pauses.", "approval")
+        words["at_step"] = at_step
+        texts["approve"] = (gettext("Approve going to %(at_step)s %%") % words,
+                            gettext("Approve that %(where)s goes to %(at_step)s %%?") % words, "approval")
+        texts["reject"] = (gettext("Reject going to %(at_step)s %%") % words,
+                           gettext("Reject that %(where)s goes to %(at_step)s %%? The ramp pauses.") % words,
+                           "approval")
     if not next_weights or next_weights[0] >= 100 or first_go:
         shown.discard("promote_full")  # the next step is 100 % already
     if release.status not in (*CANARY_STATUSES, S.LIVE):
@@ -140,8 +150,9 @@ def _release_context(request, release) -> dict:
     approving = step or (release.status in OPEN_FOR_APPROVAL and release.environment.required_approvals)
     evidence = selectors.approval_evidence(release) if approving else None
     return {
-        "step_wait": (f"waiting for {selectors.missing_words(step_summary.missing)} to go to {step} %"
-                      if step_summary and step_summary.missing else ""),
+        "step_wait": (gettext("waiting for %(missing)s to go to %(weight)s %%") % {
+            "missing": selectors.missing_words(step_summary.missing), "weight": step}
+            if step_summary and step_summary.missing else ""),
         "evidence": evidence,
         "evidence_digest": selectors.evidence_digest(evidence) if evidence is not None else "",
         "release": release,
@@ -198,8 +209,12 @@ def release_action(request, release_id: int, action: str):
     comment = request.POST.get("comment", "")
     label = action.replace("_", " ")
     if len(comment) > settings.ROLLGATE_MAX_COMMENT_LENGTH:
-        messages.error(request, f"{label} refused: comment: at most {settings.ROLLGATE_MAX_COMMENT_LENGTH} "
-                                f"characters (it had {len(comment)}); nothing was changed")
+        messages.error(request, gettext("%(label)s refused: comment: at most "
+                                        "%(most)s characters (it had %(length)s); "
+                                        "nothing was changed") % {
+                                    "label": label,
+                                    "most": settings.ROLLGATE_MAX_COMMENT_LENGTH,
+                                    "length": len(comment)})
         return _after_action(request, release_id)
     seen = request.POST.get("expected_weight", "")
     expected_weight = int(seen) if re.fullmatch(r"[0-9]{1,3}", seen) and int(seen) <= 100 else None
@@ -211,14 +226,18 @@ def release_action(request, release_id: int, action: str):
         result = ACTIONS[action](Actor.of(request.user), release_id, comment, expected_weight, **extra)
         if action == "promote_next_env":
             created = result[0]
-            messages.success(request, f"release #{created.pk} of {created.version.tag} started in "
-                                      f"{created.environment.name}, reusing the image of release #{release_id}")
+            messages.success(request, gettext("release #%(created_id)s of %(tag)s started in "
+                                              "%(environment)s, reusing the image of release "
+                                              "#%(release_id)s") % {
+                                          "created_id": created.pk, "tag": created.version.tag,
+                                          "environment": created.environment.name, "release_id": release_id})
             if is_htmx(request):
                 return HttpResponse("", headers={"HX-Redirect": reverse("release-detail", args=[created.pk])})
             return redirect("release-detail", release_id=created.pk)
-        messages.success(request, f"{label}: done")
+        messages.success(request, gettext("%(label)s: done") % {"label": label})
     except DomainError as error:
-        messages.error(request, f"{label} refused: {error.message}")
+        messages.error(request, gettext("%(label)s refused: %(message)s") % {
+                                    "label": label, "message": error.message})
     return _after_action(request, release_id)
 
 

@@ -1,5 +1,6 @@
 """REST API of notifications: subscriptions (ops manage, release managers and auditors read) and deliveries."""
 from django.conf import settings
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -31,9 +32,11 @@ class SubscriptionOutput(serializers.ModelSerializer):
         return bool(subscription.signing_secret)
 
 
-class _SubscriptionInput(StrictInputSerializer):
+class SubscriptionInput(StrictInputSerializer):
+    """What a subscription is made of; the API and the /notifications/ page form validate with it."""
+
     name = serializers.RegexField(r"^[A-Za-z0-9 ._-]{1,100}$", error_messages={
-        "invalid": "1-100 letters, digits, spaces, '.', '_' or '-'"})
+        "invalid": gettext_lazy("1-100 letters, digits, spaces, '.', '_' or '-'")})
     channel = serializers.ChoiceField(choices=CHANNEL_CHOICES)
     url = serializers.URLField(max_length=1000)
     signing_secret = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
@@ -51,12 +54,12 @@ class _SubscriptionInput(StrictInputSerializer):
 
     def validate_url(self, value):
         if not value.lower().startswith(("http://", "https://")):
-            raise serializers.ValidationError("must be an http:// or https:// URL")
+            raise serializers.ValidationError(gettext("must be an http:// or https:// URL"))
         return value
 
 
 class SubscriptionListApi(APIView):
-    class InputSerializer(_SubscriptionInput):
+    class InputSerializer(SubscriptionInput):
         class Meta:
             ref_name = "SubscriptionCreateInput"
 
@@ -76,7 +79,7 @@ class SubscriptionListApi(APIView):
 
 
 class SubscriptionDetailApi(APIView):
-    class InputSerializer(_SubscriptionInput):
+    class InputSerializer(SubscriptionInput):
         class Meta:
             ref_name = "SubscriptionUpdateInput"
 
@@ -89,7 +92,8 @@ class SubscriptionDetailApi(APIView):
     def _get(self, request, subscription_id: int) -> Subscription:
         subscription = selectors.subscription_list(user=request.user).filter(pk=subscription_id).first()
         if subscription is None:
-            raise NotFound(f"no subscription with id {subscription_id}")
+            raise NotFound(gettext("no subscription with id %(subscription_id)s") % {
+                               "subscription_id": subscription_id})
         return subscription
 
     @extend_schema(responses=SubscriptionOutput)

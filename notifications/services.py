@@ -14,6 +14,7 @@ from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from notifications import channels
 from notifications.choices import ALLOWED_TRANSITIONS, DeliveryStatus as D, EventType
@@ -49,11 +50,14 @@ SUBSCRIPTION_FIELDS = ("name", "channel", "url", "signing_secret", "events", "en
 def _check_subscription(subscription: Subscription) -> None:
     if subscription.signing_secret and subscription.channel not in channels.SIGNED_CHANNELS:
         raise InvalidInput(
-            f"{subscription.channel} webhooks are not signed (the URL is the secret): leave signing_secret empty; "
-            f"signed channels: {', '.join(sorted(channels.SIGNED_CHANNELS))}", field="signing_secret")
+            gettext("%(channel)s webhooks are not signed (the URL is the secret): leave signing_secret "
+                    "empty; signed channels: %(signed_channels)s") % {
+                "channel": subscription.channel, "signed_channels": ", ".join(sorted(channels.SIGNED_CHANNELS))},
+            field="signing_secret")
     unknown = sorted(set(subscription.environments) - set(Environment.objects.values_list("name", flat=True)))
     if unknown:
-        raise InvalidInput(f"no environment named {', '.join(unknown)}", field="environments")
+        raise InvalidInput(gettext("no environment named %(unknown)s") % {
+                               "unknown": ', '.join(unknown)}, field="environments")
 
 
 def _audit_view(subscription: Subscription) -> dict:
@@ -69,7 +73,8 @@ def subscription_create(*, actor: Actor, name: str, channel: str, url: str, even
     require_permission(actor, WEBHOOK_MANAGE)
     with transaction.atomic():
         if Subscription.objects.filter(name=name).exists():
-            raise TransitionNotAllowed(f"a subscription named '{name}' already exists", field="name")
+            raise TransitionNotAllowed(gettext("a subscription named '%(name)s' already exists") % {
+                                           "name": name}, field="name")
         subscription = Subscription(name=name, channel=channel, url=url, signing_secret=signing_secret,
                                     events=sorted(set(events)), environments=sorted(set(environments or [])),
                                     roles=sorted(set(roles or [])), language=language, enabled=enabled,
@@ -87,16 +92,18 @@ def subscription_update(*, actor: Actor, subscription_id: int, **changes) -> Sub
     with transaction.atomic():
         subscription = Subscription.objects.select_for_update().filter(pk=subscription_id).first()
         if subscription is None:
-            raise NotFound(f"no subscription with id {subscription_id}")
+            raise NotFound(gettext("no subscription with id %(subscription_id)s") % {
+                               "subscription_id": subscription_id})
         for name, value in changes.items():
             if name not in SUBSCRIPTION_FIELDS:
-                raise InvalidInput(f"{name} cannot be changed", field=name)
+                raise InvalidInput(gettext("%(name)s cannot be changed") % {"name": name}, field=name)
             if name in ("events", "environments", "roles"):
                 value = sorted(set(value))
             setattr(subscription, name, value)
         if "name" in changes and Subscription.objects.filter(name=subscription.name).exclude(pk=subscription.pk) \
                 .exists():
-            raise TransitionNotAllowed(f"a subscription named '{subscription.name}' already exists", field="name")
+            raise TransitionNotAllowed(gettext("a subscription named '%(subscription)s' already exists") % {
+                                           "subscription": subscription.name}, field="name")
         _check_subscription(subscription)
         subscription.save()
         audit_record(actor=actor, action="notification.subscription.update", object_type="subscription",
@@ -110,7 +117,8 @@ def subscription_delete(*, actor: Actor, subscription_id: int) -> None:
     with transaction.atomic():
         subscription = Subscription.objects.filter(pk=subscription_id).first()
         if subscription is None:
-            raise NotFound(f"no subscription with id {subscription_id}")
+            raise NotFound(gettext("no subscription with id %(subscription_id)s") % {
+                               "subscription_id": subscription_id})
         details = _audit_view(subscription)
         subscription.delete()  # its deliveries stay, with the subscription's name, for the page
         audit_record(actor=actor, action="notification.subscription.delete", object_type="subscription",
@@ -247,10 +255,11 @@ def delivery_retry(*, actor: Actor, delivery_id: int) -> Delivery:
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
         if delivery is None:
-            raise NotFound(f"no delivery with id {delivery_id}")
+            raise NotFound(gettext("no delivery with id %(delivery_id)s") % {"delivery_id": delivery_id})
         if delivery.status != D.FAILED:
-            raise TransitionNotAllowed(f"delivery #{delivery_id} is {delivery.status}; only a failed one is sent "
-                                       "again", field="status")
+            raise TransitionNotAllowed(gettext("delivery #%(delivery_id)s is %(status)s; only a failed "
+                                               "one is sent again") % {
+                                           "delivery_id": delivery_id, "status": delivery.status}, field="status")
         _move(delivery_id, from_status=D.FAILED, to_status=D.PENDING, next_attempt_at=timezone.now())
         audit_record(actor=actor, action="notification.delivery.retry", object_type="delivery",
                      object_id=delivery_id, from_state=D.FAILED, to_state=D.PENDING,

@@ -3,6 +3,7 @@
 One view per action; logic in pipelines/services.py, pipelines/selectors.py and pipelines/triggers.py.
 """
 from django.http import HttpResponse
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiTypes, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
@@ -89,7 +90,7 @@ class StageLogOutput(serializers.Serializer):
 def _summary_or_404(request, release_id: int) -> dict:
     pipeline = selectors.pipeline_for_release(user=request.user, release_id=release_id)
     if pipeline is None:
-        raise NotFound(f"release #{release_id} has no pipeline you may see")
+        raise NotFound(gettext("release #%(release_id)s has no pipeline you may see") % {"release_id": release_id})
     return PipelineOutput(selectors.pipeline_summary(pipeline)).data
 
 
@@ -107,7 +108,8 @@ class PipelineRetryApi(APIView):
     @extend_schema(request=None, responses={202: PipelineOutput})
     def post(self, request, release_id: int):
         if selectors.pipeline_for_release(user=request.user, release_id=release_id) is None:
-            raise NotFound(f"release #{release_id} has no pipeline you may see")
+            raise NotFound(gettext("release #%(release_id)s has no pipeline you may see") % {
+                               "release_id": release_id})
         services.pipeline_retry_from_failed_stage(actor=Actor.of(request.user), release_id=release_id)
         return Response(_summary_or_404(request, release_id), status=status.HTTP_202_ACCEPTED)
 
@@ -126,7 +128,8 @@ class ScanOverrideApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if selectors.pipeline_for_release(user=request.user, release_id=release_id) is None:
-            raise NotFound(f"release #{release_id} has no pipeline you may see")
+            raise NotFound(gettext("release #%(release_id)s has no pipeline you may see") % {
+                               "release_id": release_id})
         services.scan_override(actor=Actor.of(request.user), release_id=release_id,
                                reason=data.validated_data["reason"])
         return Response(_summary_or_404(request, release_id), status=status.HTTP_202_ACCEPTED)
@@ -146,9 +149,10 @@ class StageLogApi(APIView):
         params.is_valid(raise_exception=True)
         pipeline = selectors.pipeline_get(user=request.user, pipeline_id=pipeline_id)
         if pipeline is None:
-            raise NotFound(f"no pipeline with id {pipeline_id}")
+            raise NotFound(gettext("no pipeline with id %(pipeline_id)s") % {"pipeline_id": pipeline_id})
         if stage_name not in StageName.values:
-            raise NotFound(f"no stage '{stage_name[:30]}'; stages: {', '.join(StageName.values)}")
+            raise NotFound(gettext("no stage '%(stage_name)s'; stages: %(values)s") % {
+                               "stage_name": stage_name[:30], "values": ', '.join(StageName.values)})
         stage = pipeline.stages.get(name=stage_name)
         lines = selectors.stage_log(stage=stage, after_id=params.validated_data["after"],
                                     limit=params.validated_data["limit"])
@@ -167,7 +171,8 @@ class ArtefactDownloadApi(APIView):
     def get(self, request, pipeline_id: int, artefact_id: int):
         artefact = selectors.artefact_get(user=request.user, pipeline_id=pipeline_id, artefact_id=artefact_id)
         if artefact is None:
-            raise NotFound(f"no artefact {artefact_id} in pipeline {pipeline_id}")
+            raise NotFound(gettext("no artefact %(artefact_id)s in pipeline %(pipeline_id)s") % {
+                               "artefact_id": artefact_id, "pipeline_id": pipeline_id})
         response = HttpResponse(artefact.content, content_type=artefact.content_type)
         disposition = "inline" if request.query_params.get("download") != "1" else "attachment"
         response["Content-Disposition"] = f'{disposition}; filename="{artefact.filename}"'
@@ -248,7 +253,7 @@ class _WebhookInput(StrictInputSerializer):
 
     def validate_url(self, value):
         if not value.lower().startswith(("http://", "https://")):
-            raise serializers.ValidationError("must be an http:// or https:// URL")
+            raise serializers.ValidationError(gettext("must be an http:// or https:// URL"))
         return value
 
 
@@ -284,7 +289,7 @@ class WebhookEndpointDetailApi(APIView):
     def _get(self, request, endpoint_id: int) -> WebhookEndpoint:
         endpoint = selectors.webhook_endpoint_list(user=request.user).filter(pk=endpoint_id).first()
         if endpoint is None:
-            raise NotFound(f"no webhook with id {endpoint_id}")
+            raise NotFound(gettext("no webhook with id %(endpoint_id)s") % {"endpoint_id": endpoint_id})
         return endpoint
 
     @extend_schema(responses=WebhookEndpointOutput)

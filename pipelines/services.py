@@ -20,6 +20,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from pipelines.integrations import notify
 from pipelines.models import (
@@ -95,7 +96,8 @@ def _stage_move(rows, *, from_statuses, to_status: str, **fields) -> int:
     Returns how many rows moved (0: someone else moved them first)."""
     illegal = sorted(s for s in from_statuses if to_status not in STAGE_TRANSITIONS[s])
     if illegal:
-        raise TransitionNotAllowed(f"a stage cannot go from {', '.join(illegal)} to {to_status}", field="status")
+        raise TransitionNotAllowed(gettext("a stage cannot go from %(illegal)s to %(to_status)s") % {
+                                       "illegal": ', '.join(illegal), "to_status": to_status}, field="status")
     return rows.filter(status__in=list(from_statuses)).update(status=to_status, **fields)
 
 
@@ -106,7 +108,8 @@ def _pipeline_move(pipeline_id: int, to_status: str, *, from_statuses=None, **fi
     if from_statuses is not None:
         illegal = sorted(s for s in from_statuses if s not in sources)
         if illegal:
-            raise TransitionNotAllowed(f"a pipeline cannot go from {', '.join(illegal)} to {to_status}",
+            raise TransitionNotAllowed(gettext("a pipeline cannot go from %(illegal)s to %(to_status)s") % {
+                                           "illegal": ', '.join(illegal), "to_status": to_status},
                                        field="status")
         sources = list(from_statuses)
     return bool(Pipeline.objects.filter(pk=pipeline_id, status__in=sources).update(status=to_status, **fields))
@@ -382,7 +385,7 @@ def _lock_pipeline(release_id: int) -> Pipeline:
     release_lock(release_id)  # the lock order: service, release, then the pipeline
     pipeline = Pipeline.objects.select_for_update().filter(release_id=release_id).order_by("-id").first()
     if pipeline is None:
-        raise NotFound(f"release #{release_id} has no pipeline")
+        raise NotFound(gettext("release #%(release_id)s has no pipeline") % {"release_id": release_id})
     return pipeline
 
 
@@ -392,15 +395,19 @@ def pipeline_retry_from_failed_stage(*, actor: Actor, release_id: int) -> Pipeli
     with transaction.atomic():
         pipeline = _lock_pipeline(release_id)
         if pipeline.status != P.FAILED:
-            raise TransitionNotAllowed(f"pipeline #{pipeline.pk} is {pipeline.status}; only a failed pipeline can "
-                                       f"be retried")
+            raise TransitionNotAllowed(gettext("pipeline #%(pipeline_id)s is %(status)s; only a failed "
+                                               "pipeline can be retried") % {
+                                           "pipeline_id": pipeline.pk, "status": pipeline.status})
         failed = pipeline.stages.filter(status=T.FAILED).order_by("position").first()
         if failed is None or failed.name not in _BUILD_NAMES:
             raise TransitionNotAllowed(
-                f"pipeline #{pipeline.pk} failed outside its build stages; create a new release")
+                gettext("pipeline #%(pipeline_id)s failed outside its build stages; create a new release") % {
+                    "pipeline_id": pipeline.pk})
         release_status = Release.objects.values_list("status", flat=True).get(pk=release_id)
         if release_status != R.CI_FAILED:
-            raise TransitionNotAllowed(f"release #{release_id} is {release_status}, not ci_failed; nothing to retry")
+            raise TransitionNotAllowed(gettext("release #%(release_id)s is %(release_status)s, not "
+                                               "ci_failed; nothing to retry") % {
+                                           "release_id": release_id, "release_status": release_status})
         fresh = dict(task_id="", failure_reason="", started_at=None, finished_at=None, heartbeat_at=None)
         later = pipeline.stages.filter(position__gte=failed.position)
         _stage_move(later, from_statuses=[T.FAILED], to_status=T.PENDING, **fresh)
@@ -427,19 +434,23 @@ def scan_override(*, actor: Actor, release_id: int, reason: str) -> Pipeline:
     require_permission(actor, policy.SCAN_OVERRIDE)
     reason = (reason or "").strip()
     if len(reason) < OVERRIDE_REASON_MIN:
-        raise InvalidInput(f"reason: an override needs a written reason of at least {OVERRIDE_REASON_MIN} "
-                           f"characters", field="reason")
+        raise InvalidInput(gettext("reason: an override needs a written reason of at least "
+                                   "%(least)s characters") % {
+                               "least": OVERRIDE_REASON_MIN}, field="reason")
     with transaction.atomic():
         pipeline = _lock_pipeline(release_id)
         scan = pipeline.stages.get(name=StageName.SCAN)
         release_status = Release.objects.values_list("status", flat=True).get(pk=release_id)
         if release_status != R.BUILDING:
-            raise TransitionNotAllowed(f"release #{release_id} is {release_status}; an override only lets a "
-                                       f"building release continue to its push")
+            raise TransitionNotAllowed(gettext("release #%(release_id)s is %(release_status)s; an "
+                                               "override only lets a building release continue to its push") % {
+                                           "release_id": release_id, "release_status": release_status})
         if scan.status != T.WAITING:
-            raise TransitionNotAllowed(f"nothing to override: the scan stage of pipeline #{pipeline.pk} is "
-                                       f"{scan.status}; only High findings and unverified checks wait for an "
-                                       f"override (Critical ones block for good)")
+            raise TransitionNotAllowed(gettext("nothing to override: the scan stage of pipeline "
+                                               "#%(pipeline_id)s is %(status)s; only High findings and "
+                                               "unverified checks wait for an override (Critical ones "
+                                               "block for good)") % {
+                                           "pipeline_id": pipeline.pk, "status": scan.status})
         overridden = scan.failure_reason  # what the scan could not clear, in its words
         _finish(scan.pk, None, T.SUCCEEDED, "", from_statuses=(T.WAITING,))
         _pipeline_move(pipeline.pk, P.RUNNING, from_statuses=[P.WAITING], scan_override_by=actor.name,
@@ -524,7 +535,8 @@ def webhook_endpoint_create(*, actor: Actor, name: str, url: str, format: str = 
     require_permission(actor, policy.WEBHOOK_MANAGE)
     with transaction.atomic():
         if WebhookEndpoint.objects.filter(name=name).exists():
-            raise TransitionNotAllowed(f"a webhook named '{name}' already exists", field="name")
+            raise TransitionNotAllowed(gettext("a webhook named '%(name)s' already exists") % {
+                                           "name": name}, field="name")
         endpoint = WebhookEndpoint.objects.create(name=name, url=url, format=format, signing_secret=signing_secret,
                                                   enabled=enabled)
         audit_record(actor=actor, action="webhook.create", object_type="webhook", object_id=endpoint.pk,
@@ -537,10 +549,10 @@ def webhook_endpoint_update(*, actor: Actor, endpoint_id: int, changes: dict) ->
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
         if endpoint is None:
-            raise NotFound(f"no webhook with id {endpoint_id}")
+            raise NotFound(gettext("no webhook with id %(endpoint_id)s") % {"endpoint_id": endpoint_id})
         for key, value in changes.items():
             if key not in WEBHOOK_EDITABLE:
-                raise InvalidInput(f"{key}: cannot be changed", field=key)
+                raise InvalidInput(gettext("%(key)s: cannot be changed") % {"key": key}, field=key)
             setattr(endpoint, key, value)
         endpoint.save()
         shown = {k: ("[set]" if k in ("url", "signing_secret") else v) for k, v in changes.items()}
@@ -554,7 +566,7 @@ def webhook_endpoint_delete(*, actor: Actor, endpoint_id: int) -> None:
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
         if endpoint is None:
-            raise NotFound(f"no webhook with id {endpoint_id}")
+            raise NotFound(gettext("no webhook with id %(endpoint_id)s") % {"endpoint_id": endpoint_id})
         audit_record(actor=actor, action="webhook.delete", object_type="webhook", object_id=endpoint.pk,
                      details={"name": endpoint.name, "url": endpoint.masked_url})
         endpoint.delete()

@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 
 from releases.choices import Role, VersionKind
 from releases.conventions import TAG_CONVENTIONS, ConventionError, parse_tag
@@ -105,7 +106,8 @@ def service_for_project(project: dict, repository: dict) -> AgentService:
     if mapped:
         service = AgentService.objects.filter(name=mapped).first()
         if service is None:
-            raise NotFound(f"ROLLGATE_GITLAB_PROJECTS maps {path} to '{mapped}', which is not a service")
+            raise NotFound(gettext("ROLLGATE_GITLAB_PROJECTS maps %(path)s to '%(mapped)s', which is not "
+                                   "a service") % {"path": path, "mapped": mapped})
         return service
     candidates = {_normalise(str(value)) for value in (
         path, project.get("web_url"), project.get("git_http_url"), project.get("git_ssh_url"),
@@ -113,8 +115,9 @@ def service_for_project(project: dict, repository: dict) -> AgentService:
     for service in AgentService.objects.exclude(source_repository=""):
         if _normalise(service.source_repository) in candidates:
             return service
-    raise InvalidInput(f"project: no service has source_repository {path or 'of this project'}; set a service's "
-                       f"source_repository to the project path or URL, or map it in ROLLGATE_GITLAB_PROJECTS",
+    raise InvalidInput(gettext("project: no service has source_repository %(value)s; set a service's "
+                               "source_repository to the project path or URL, or map it in "
+                               "ROLLGATE_GITLAB_PROJECTS") % {"value": path or 'of this project'},
                        field="project")
 
 
@@ -131,8 +134,9 @@ def _commit_time(payload: dict, commit: str):
             except ValueError:  # well formed but not a date (month 13)
                 when = None
             if when is None or when.tzinfo is None:
-                raise InvalidInput("commits[].timestamp: must be an ISO 8601 time with its offset, as GitLab sends "
-                                   "it (e.g. 2026-11-02T10:15:00+01:00)", field="commits")
+                raise InvalidInput(gettext("commits[].timestamp: must be an ISO 8601 time with its "
+                                           "offset, as GitLab sends it (e.g. 2026-11-02T10:15:00+01:00)"),
+                                   field="commits")
             return when
     return None
 
@@ -147,34 +151,39 @@ def gitlab_tag_push(*, token: str | None, event: str, payload: dict) -> tuple[Re
         return None, f"ignored: only Tag Push Hook events start releases (got {event[:40] or 'no event'})"
     ref = str(payload.get("ref") or "")
     if not ref.startswith("refs/tags/"):
-        raise InvalidInput(f"ref: expected refs/tags/<tag>, got {ref[:80]!r}", field="ref")
+        raise InvalidInput(gettext("ref: expected refs/tags/<tag>, got %(ref)s") % {
+                               "ref": repr(ref[:80])}, field="ref")
     tag = ref.removeprefix("refs/tags/")
     if len(tag) > 100:
-        raise InvalidInput("ref: a tag is at most 100 characters", field="ref")
+        raise InvalidInput(gettext("ref: a tag is at most 100 characters"), field="ref")
     commit = str(payload.get("checkout_sha") or payload.get("after") or "")
     if commit == _ZERO_SHA or not commit and payload.get("after") == _ZERO_SHA:
         return None, f"ignored: tag {tag[:80]} was deleted"
     if not _SHA.match(commit):
-        raise InvalidInput("checkout_sha: must be the 40-character commit the tag points at", field="checkout_sha")
+        raise InvalidInput(gettext("checkout_sha: must be the 40-character commit the tag points at"),
+                           field="checkout_sha")
     try:
         kind = parse_tag(tag).kind
     except ConventionError as error:
-        raise InvalidInput(f"tag: {error.message}", field="tag") from None
+        raise InvalidInput(gettext("tag: %(message)s") % {"message": error.message}, field="tag") from None
     environment = TAG_ENVIRONMENT.get(kind)
     if environment is None:
-        raise InvalidInput(f"tag: no environment for {tag}; conventions: {TAG_CONVENTIONS}", field="tag")
+        raise InvalidInput(gettext("tag: no environment for %(tag)s; conventions: %(tag_conventions)s") % {
+                               "tag": tag, "tag_conventions": TAG_CONVENTIONS}, field="tag")
     project, repository = payload.get("project") or {}, payload.get("repository") or {}
     for name, value in (("project", project), ("repository", repository)):
         if not isinstance(value, dict):
-            raise InvalidInput(f"{name}: must be an object as GitLab sends it", field=name)
+            raise InvalidInput(gettext("%(name)s: must be an object as GitLab sends it") % {"name": name}, field=name)
     if scope.project is not None and str(project.get("path_with_namespace") or "") != scope.project:
-        raise Forbidden(f"this X-Gitlab-Token belongs to project {scope.project}, not "
-                        f"{str(project.get('path_with_namespace') or 'an unnamed project')[:100]}")
+        raise Forbidden(gettext("this X-Gitlab-Token belongs to project %(project)s, not %(value)s") % {
+                            "project": scope.project,
+                            "value": str(project.get('path_with_namespace') or 'an unnamed project')[:100]})
     service = service_for_project(project, repository)
     if scope.project is not None and service.name not in scope.services:
         allowed = ", ".join(sorted(scope.services)) or "no service"
-        raise Forbidden(f"project {scope.project} may start releases of {allowed}, not {service.name} "
-                        f"(ROLLGATE_GITLAB_PROJECT_TOKENS)")
+        raise Forbidden(gettext("project %(project)s may start releases of %(allowed)s, not %(service)s "
+                                "(ROLLGATE_GITLAB_PROJECT_TOKENS)") % {
+                            "project": scope.project, "allowed": allowed, "service": service.name})
     with transaction.atomic():
         # Lock the service so two deliveries of one tag at the same moment create one release.
         AgentService.objects.select_for_update(no_key=True).filter(pk=service.pk).get()

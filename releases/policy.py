@@ -5,6 +5,8 @@ action missing from every role's set is refused. The matrix below is copied into
 """
 from dataclasses import dataclass
 
+from django.utils.translation import gettext, gettext_lazy
+
 from releases.choices import Role
 
 # Actions. "view" actions gate reads; the rest gate writes.
@@ -50,24 +52,25 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 ACTION_LABELS = {
-    RELEASE_VIEW: "see releases",
-    RELEASE_CREATE: "create releases",
-    RELEASE_APPROVE: "approve releases",
-    RELEASE_REJECT: "reject releases",
-    RELEASE_PROMOTE: "promote releases",
-    RELEASE_PAUSE: "pause releases",
-    RELEASE_RESUME: "resume releases",
-    RELEASE_ROLLBACK: "roll back releases",
-    PIPELINE_RUN: "run pipelines",
-    SCAN_OVERRIDE: "override scan findings",
-    SERVICE_MANAGE: "manage services",
-    ENVIRONMENT_MANAGE: "manage environments and deploy targets",
-    ENVIRONMENT_SETTINGS_VIEW: "see environment settings",
-    AUDIT_VIEW: "read the audit log",
-    SLA_VIEW: "read SLA reports",
-    SLA_POLICY_MANAGE: "change SLA policies",
-    ROUTING_MANAGE: "change gray routing (switch back, rules, blocked versions; cut over also needs release.promote)",
-    WEBHOOK_MANAGE: "manage notification subscriptions and failure-notification webhooks",
+    RELEASE_VIEW: gettext_lazy("see releases"),
+    RELEASE_CREATE: gettext_lazy("create releases"),
+    RELEASE_APPROVE: gettext_lazy("approve releases"),
+    RELEASE_REJECT: gettext_lazy("reject releases"),
+    RELEASE_PROMOTE: gettext_lazy("promote releases"),
+    RELEASE_PAUSE: gettext_lazy("pause releases"),
+    RELEASE_RESUME: gettext_lazy("resume releases"),
+    RELEASE_ROLLBACK: gettext_lazy("roll back releases"),
+    PIPELINE_RUN: gettext_lazy("run pipelines"),
+    SCAN_OVERRIDE: gettext_lazy("override scan findings"),
+    SERVICE_MANAGE: gettext_lazy("manage services"),
+    ENVIRONMENT_MANAGE: gettext_lazy("manage environments and deploy targets"),
+    ENVIRONMENT_SETTINGS_VIEW: gettext_lazy("see environment settings"),
+    AUDIT_VIEW: gettext_lazy("read the audit log"),
+    SLA_VIEW: gettext_lazy("read SLA reports"),
+    SLA_POLICY_MANAGE: gettext_lazy("change SLA policies"),
+    ROUTING_MANAGE: gettext_lazy("change gray routing (switch back, rules, blocked versions; cut over also needs "
+                                 "release.promote)"),
+    WEBHOOK_MANAGE: gettext_lazy("manage notification subscriptions and failure-notification webhooks"),
 }
 
 
@@ -105,12 +108,13 @@ def roles_with(action: str) -> list[str]:
 def can(user, action: str) -> Decision:
     roles = roles_of(user)
     if not roles:
-        return Decision(False, "you have no Rollgate role; ask ops to give you one")
+        return Decision(False, gettext("you have no Rollgate role; ask ops to give you one"))
     if any(action in PERMISSIONS[role] for role in roles):
         return Decision(True)
-    needed = ", ".join(roles_with(action)) or "nobody"
+    needed = ", ".join(roles_with(action)) or gettext("nobody")
     label = ACTION_LABELS.get(action, action)
-    return Decision(False, f"only {needed} may {label}; you are {', '.join(sorted(roles))}")
+    return Decision(False, gettext("only %(needed)s may %(label)s; you are %(roles)s") % {
+        "needed": needed, "label": label, "roles": ", ".join(sorted(roles))})
 
 
 def permission_matrix() -> list[tuple[str, dict[str, bool]]]:

@@ -11,6 +11,7 @@ from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from releases import audit_chain, filters, policy
 from releases.choices import (AWAITING_APPROVAL, CANARY_STATUSES, OPEN_FOR_APPROVAL, OPEN_RELEASE_STATUSES,
@@ -37,7 +38,8 @@ def service_by_name(name: str) -> AgentService:
     found = AgentService.objects.filter(name=name).first()
     if found is None:
         known = _known(AgentService.objects.order_by("name").values_list("name", flat=True)[:50])
-        raise NotFound(f"no service named '{str(name)[:80]}'; known services: {known}", field="service")
+        raise NotFound(gettext("no service named '%(name)s'; known services: %(known)s") % {
+                           "name": str(name)[:80], "known": known}, field="service")
     return found
 
 
@@ -46,7 +48,8 @@ def environment_by_name(name: str) -> Environment:
     found = Environment.objects.filter(name=name).first()
     if found is None:
         known = _known(Environment.objects.order_by("position", "name").values_list("name", flat=True))
-        raise NotFound(f"no environment named '{str(name)[:80]}'; environments: {known}", field="environment")
+        raise NotFound(gettext("no environment named '%(name)s'; environments: %(known)s") % {
+                           "name": str(name)[:80], "known": known}, field="environment")
     return found
 
 
@@ -99,8 +102,9 @@ def approval_summary(release: Release, step: int = 0) -> ApprovalSummary:
 def missing_words(missing: dict[str, int]) -> str:
     """{"qa": 1} -> "qa's approval"; {"qa": 2, "release_manager": 1} -> "approvals from 2 qa, 1 release_manager"."""
     if len(missing) == 1 and next(iter(missing.values())) == 1:
-        return f"{next(iter(missing))}'s approval"
-    return "approvals from " + ", ".join(f"{count} {role}" for role, count in sorted(missing.items()))
+        return gettext("%(role)s's approval") % {"role": next(iter(missing))}
+    return gettext("approvals from %(missing)s") % {
+        "missing": ", ".join(f"{count} {role}" for role, count in sorted(missing.items()))}
 
 
 def next_step(release: Release) -> int:
@@ -119,9 +123,11 @@ def step_refusal(release: Release, target_weight: int) -> str:
         if release.gray_weight < weight <= target_weight:
             summary = approval_summary(release, step=weight)
             if summary.rejected_by:
-                return f"{summary.rejected_by} rejected going to {weight} %"
+                return gettext("%(who)s rejected going to %(weight)s %%") % {"who": summary.rejected_by,
+                                                                            "weight": weight}
             if summary.missing:
-                return f"waiting for {missing_words(summary.missing)} to go to {weight} %"
+                return gettext("waiting for %(missing)s to go to %(weight)s %%") % {
+                    "missing": missing_words(summary.missing), "weight": weight}
     return ""
 
 
@@ -163,12 +169,15 @@ def blocked_image_reason(service: AgentService, environment: Environment, tag: s
     blocked = (Release.objects.filter(service=service, version__tag=tag, status=S.BLOCKED)
                .select_related("environment").first())
     if blocked is not None:
-        return (f"release #{blocked.pk} was blocked in {blocked.environment.name}"
-                + (f": {blocked.status_reason}" if blocked.status_reason else ""))
+        words = {"release_id": blocked.pk, "environment": blocked.environment.name, "why": blocked.status_reason}
+        if blocked.status_reason:
+            return gettext("release #%(release_id)s was blocked in %(environment)s: %(why)s") % words
+        return gettext("release #%(release_id)s was blocked in %(environment)s") % words
     for source in BLOCKED_VERSION_SOURCES:
         reason = source(service, environment).get(tag)
         if reason is not None:
-            return f"blocked in routing in {environment.name}: {reason}"
+            return gettext("blocked in routing in %(environment)s: %(why)s") % {"environment": environment.name,
+                                                                                "why": reason}
     return ""
 
 
@@ -185,30 +194,35 @@ def traffic_refusal(*, move: str, service: AgentService, environment: Environmen
     if tag and not rule.may_use_blocked_image:
         why = blocked_image_reason(service, environment, tag)
         if why:
-            return (f"cannot {move}: {service.name} {tag} is blocked ({why}); nothing deploys or routes to a "
-                    f"blocked image again: build a new version")
+            return gettext("cannot %(move)s: %(service)s %(tag)s is blocked (%(why)s); nothing deploys or routes "
+                           "to a blocked image again: build a new version") % {
+                "move": move, "service": service.name, "tag": tag, "why": why}
     window = active_freeze(environment.freeze_windows, timezone.now())
     if window and rule.freeze != policy.FREEZE_ALLOWED:
         if rule.freeze == policy.FREEZE_REFUSED or not (tag and went_live(service, environment, tag)):
             allowed = ", ".join(r.label.split(" (")[0] for r in policy.TRAFFIC_RULES.values()
                                 if r.freeze == policy.FREEZE_ALLOWED)
-            what = f"{move} waits" if rule.freeze == policy.FREEZE_REFUSED else (
-                f"{move} may only return to a version that was live here, and {tag} never was")
-            return f"{environment.name} is {describe(window)}: {what}; allowed now: {allowed}"
+            what = gettext("%(move)s waits") % {"move": move} if rule.freeze == policy.FREEZE_REFUSED else (
+                gettext("%(move)s may only return to a version that was live here, and %(tag)s never was") % {
+                    "move": move, "tag": tag})
+            return gettext("%(environment)s is %(window)s: %(what)s; allowed now: %(allowed)s") % {
+                "environment": environment.name, "window": describe(window), "what": what, "allowed": allowed}
     if rule.approvals == policy.APPROVALS_RELEASE and release is not None:
         summary = approval_summary(release)
         if summary.missing:
             missing = ", ".join(f"{count} {role}" for role, count in sorted(summary.missing.items()))
-            return f"{environment.name} is protected: {move} needs approval from {missing}"
+            return gettext("%(environment)s is protected: %(move)s needs approval from %(missing)s") % {
+                "environment": environment.name, "move": move, "missing": missing}
         if move == policy.MOVE_CUT_OVER and release.status in CANARY_STATUSES:
             # All new traffic to the canary passes every gray step still ahead of it.
             waiting = step_refusal(release, 100)
             if waiting:
-                return f"cannot {move}: {waiting}"
+                return gettext("cannot %(move)s: %(waiting)s") % {"move": move, "waiting": waiting}
     if rule.approvals == policy.APPROVALS_WENT_LIVE and environment.required_approvals and tag:
         if not went_live(service, environment, tag):
-            return (f"{environment.name} is protected: {tag} never went live here, so it never had its approvals; "
-                    f"release it (with approvals) instead of rolling back to it")
+            return gettext("%(environment)s is protected: %(tag)s never went live here, so it never had its "
+                           "approvals; release it (with approvals) instead of rolling back to it") % {
+                "environment": environment.name, "tag": tag}
     return ""
 
 
@@ -224,10 +238,13 @@ def next_environment(release: Release) -> tuple[Environment | None, str]:
     here = release.environment
     following = Environment.objects.filter(position__gt=here.position).order_by("position", "name").first()
     if following is None:
-        return None, f"{here.name} is the last environment on the path; there is nowhere further to promote"
+        return None, gettext("%(environment)s is the last environment on the path; there is nowhere further to "
+                             "promote") % {"environment": here.name}
     if release.status not in PROMOTABLE_TO_NEXT_ENV:
-        return following, (f"release #{release.pk} is {release.get_status_display().lower()} in {here.name}; only a "
-                           f"release that is live there (verified) goes on to {following.name}")
+        return following, gettext("release #%(release_id)s is %(status)s in %(environment)s; only a release that "
+                                  "is live there (verified) goes on to %(following)s") % {
+            "release_id": release.pk, "status": release.get_status_display().lower(), "environment": here.name,
+            "following": following.name}
     version = release.version
     try:
         check_tag_environment(parse_tag(version.tag), following.name)
@@ -377,18 +394,21 @@ def release_actions(*, user, release: Release) -> dict[str, ActionState]:
 
     env = release.environment
     window = active_freeze(env.freeze_windows, timezone.now())
-    frozen = f"{env.name} is {describe(window)}" if window else ""
+    frozen = gettext("%(environment)s is %(window)s") % {"environment": env.name, "window": describe(window)} \
+        if window else ""
     step = next_step(release)
     summary = approval_summary(release, step=step)
     missing = ""
     if status == S.READY and summary.missing:
-        missing = "waiting for approval from " + ", ".join(f"{n} {r}" for r, n in summary.missing.items())
+        missing = gettext("waiting for approval from %(missing)s") % {
+            "missing": ", ".join(f"{n} {r}" for r, n in summary.missing.items())}
     if status == S.GRAY:
         following = [w for w in gray_ladder(env) if w > release.gray_weight] or [100]
         missing = step_refusal(release, following[0])
     promotable = status in (S.READY, S.GRAY)
     status_words = release.get_status_display().lower()
-    why_not = {S.PAUSED: "paused: resume first"}.get(status, f"release is {status_words}")
+    why_not = gettext("paused: resume first") if status == S.PAUSED else \
+        gettext("release is %(status)s") % {"status": status_words}
     if promotable or status == S.PAUSED:
         move = policy.MOVE_PROMOTE if promotable else policy.MOVE_RESUME
         # Freeze window or blocked image in the rule's words (missing approvals keep their own wording below).
@@ -398,19 +418,22 @@ def release_actions(*, user, release: Release) -> dict[str, ActionState]:
         release.service, env) not in (None, release) else ""
     check("promote_full", policy.RELEASE_PROMOTE, promotable, why_not, frozen or missing or full_missing)
     check("pause", policy.RELEASE_PAUSE, status == S.GRAY,
-          f"only a release in gray can be paused; it is {status_words}")
-    check("resume", policy.RELEASE_RESUME, status == S.PAUSED, f"release is {status_words}, not paused", frozen)
+          gettext("only a release in gray can be paused; it is %(status)s") % {"status": status_words})
+    check("resume", policy.RELEASE_RESUME, status == S.PAUSED,
+          gettext("release is %(status)s, not paused") % {"status": status_words}, frozen)
     check("rollback", policy.RELEASE_ROLLBACK, release_is_rollbackable(release),
-          f"release is {status_words}: nothing to roll back")
+          gettext("release is %(status)s: nothing to roll back") % {"status": status_words})
     approvable = bool(summary.required) and (status in OPEN_FOR_APPROVAL or bool(step))
     own = release.started_by_id == getattr(user, "pk", None)
     already = release.approvals.filter(user_id=getattr(user, "pk", None), step_weight=step,
                                        stale_at__isnull=True).exists()
-    why_approve = "no approvals needed here" if not summary.required else f"release is {status_words}"
+    why_approve = gettext("no approvals needed here") if not summary.required else \
+        gettext("release is %(status)s") % {"status": status_words}
     roles_here = [role for role in summary.required if role in policy.roles_of(user)]
-    what = f"going to {step} %" if step else "promotion"
-    extra = "you started this release" if own else ("you already decided" if already else (
-        f"{what} takes approvals from {', '.join(summary.required)}" if summary.required and not roles_here else ""))
+    what = gettext("going to %(step)s %%") % {"step": step} if step else gettext("promotion")
+    extra = gettext("you started this release") if own else (gettext("you already decided") if already else (
+        gettext("%(what)s takes approvals from %(roles)s") % {"what": what, "roles": ", ".join(summary.required)}
+        if summary.required and not roles_here else ""))
     check("approve", policy.RELEASE_APPROVE, approvable, why_approve, extra)
     check("reject", policy.RELEASE_REJECT, approvable, why_approve, extra)
     following, why_not_next = next_environment(release)

@@ -11,7 +11,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from rest_framework.authtoken.models import Token
 from structlog import get_logger
 from structlog.contextvars import bind_contextvars
@@ -144,7 +145,8 @@ def service_create(*, actor: Actor, name: str, image_repository: str, descriptio
     require_permission(actor, policy.SERVICE_MANAGE)
     with transaction.atomic():
         if AgentService.objects.filter(name=name).exists():
-            raise TransitionNotAllowed(f"a service named '{name}' already exists", field="name")
+            raise TransitionNotAllowed(gettext("a service named '%(name)s' already exists") % {
+                                           "name": name}, field="name")
         service = AgentService.objects.create(
             name=name, image_repository=image_repository, description=description,
             source_repository=source_repository, source_path=source_path,
@@ -167,7 +169,7 @@ def environment_update(*, actor: Actor, name: str, changes: dict) -> Environment
         before = {key: getattr(environment, key) for key in changes}
         for key, value in changes.items():
             if key not in ENVIRONMENT_EDITABLE:
-                raise InvalidInput(f"{key}: cannot be changed here", field=key)
+                raise InvalidInput(gettext("%(key)s: cannot be changed here") % {"key": key}, field=key)
             if key == "required_approvals":
                 value = protection.check_required_approvals(value)
             elif key == "gray_step_approvals":
@@ -198,8 +200,9 @@ def version_bind(*, service: AgentService, tag: str, commit_sha: str, branch: st
     if version is not None:
         if version.commit_sha != commit_sha:
             raise TransitionNotAllowed(
-                f"tag {tag} of {service.name} is already bound to commit {version.commit_sha}; "
-                f"a tag binds exactly one commit, so tag the new commit with a new version (e.g. a -r1 rebuild)",
+                gettext("tag %(tag)s of %(service)s is already bound to commit %(commit_sha)s; a tag "
+                        "binds exactly one commit, so tag the new commit with a new version (e.g. a -r1 "
+                        "rebuild)") % {"tag": tag, "service": service.name, "commit_sha": version.commit_sha},
                 field="commit",
             )
         if committed_at is not None and version.committed_at is None:
@@ -269,20 +272,27 @@ def release_create_idempotent(*, actor: Actor, service: str, environment: str, t
                     == (service_obj.pk, env_obj.pk, tag, commit)
                 if not same:
                     raise TransitionNotAllowed(
-                        f"Idempotency-Key '{idempotency_key[:60]}' was already used for release #{earlier.pk} "
-                        f"({earlier.service.name} {earlier.version.tag} to {earlier.environment.name}); use a new "
-                        f"key for a different request", field="Idempotency-Key", extra={"release_id": earlier.pk})
+                        gettext("Idempotency-Key '%(idempotency_key)s' was already used for release "
+                                "#%(earlier_id)s (%(service)s %(tag)s to %(environment)s); use a new key "
+                                "for a different request") % {
+                            "idempotency_key": idempotency_key[:60], "earlier_id": earlier.pk,
+                            "service": earlier.service.name, "tag": earlier.version.tag,
+                            "environment": earlier.environment.name},
+                        field="Idempotency-Key", extra={"release_id": earlier.pk})
                 return earlier, True
         duplicate = (Release.objects.select_related("version")
                      .filter(service=service_obj, environment=env_obj, version__tag=tag, version__commit_sha=commit,
                              status__in=sorted(OPEN_RELEASE_STATUSES)).order_by("-pk").first())
         if duplicate is not None:
             raise DuplicateRelease(
-                f"release #{duplicate.pk} of {service_obj.name} {tag} (commit {commit[:12]}) to {env_obj.name} is "
-                f"already open ({duplicate.status}); follow it instead of starting another",
+                gettext("release #%(duplicate_id)s of %(service)s %(tag)s (commit %(commit)s) to %(env)s "
+                        "is already open (%(status)s); follow it instead of starting another") % {
+                    "duplicate_id": duplicate.pk, "service": service_obj.name, "tag": tag, "commit": commit[:12],
+                    "env": env_obj.name, "status": duplicate.status},
                 extra={"release_id": duplicate.pk})
         if committed_at is not None and committed_at > timezone.now() + timedelta(minutes=5):
-            raise InvalidInput("committed_at: must not be in the future (a commit's time, as git records it)",
+            raise InvalidInput(gettext("committed_at: must not be in the future (a commit's time, as git "
+                                       "records it)"),
                                field="committed_at")
         version = version_bind(service=service_obj, tag=tag, commit_sha=commit, branch=branch,
                                committed_at=committed_at)
@@ -308,10 +318,11 @@ def release_promote_next_env(*, actor: Actor, release_id: int, comment: str = ""
     release = (Release.objects.select_related("service", "environment", "version")
                .filter(pk=release_id).first())
     if release is None:
-        raise NotFound(f"no release with id {release_id}")
+        raise NotFound(gettext("no release with id %(release_id)s") % {"release_id": release_id})
     following, why_not = next_environment(release)
     if why_not:
-        raise ActionBlocked(f"cannot promote release #{release.pk} to the next environment: {why_not}")
+        raise ActionBlocked(gettext("cannot promote release #%(release_id)s to the next environment: "
+                                    "%(why_not)s") % {"release_id": release.pk, "why_not": why_not})
     version = release.version
     return release_create_idempotent(
         actor=actor, service=release.service.name, environment=following.name, tag=version.tag,
@@ -330,17 +341,18 @@ def _announce(release: Release, *, from_status: str, from_weight: int, actor: Ac
     kwargs = dict(release_id=release.pk, from_status=from_status, to_status=release.status, from_weight=from_weight,
                   to_weight=release.gray_weight, actor_name=actor.name)
     transaction.on_commit(lambda: release_transitioned.send_robust(sender=Release, **kwargs))
-    if release.status == S.READY and release.environment.required_approvals:
-        missing = approval_summary(release).missing
-        if missing:
-            _approval_needed(release, 0, missing, f"{release.version.tag} is built and waits for "
-                                                  f"{missing_words(missing)} before promotion")
-    elif release.status == S.GRAY and release.gray_weight != from_weight:
-        step = next_step(release)
-        missing = approval_summary(release, step=step).missing if step else {}
-        if missing:
-            _approval_needed(release, step, missing, f"the ramp waits at {release.gray_weight} %: "
-                                                     f"waiting for {missing_words(missing)} to go to {step} %")
+    with translation.override(settings.LANGUAGE_CODE):  # the reason travels to every subscriber: not the actor's
+        if release.status == S.READY and release.environment.required_approvals:
+            missing = approval_summary(release).missing
+            if missing:
+                _approval_needed(release, 0, missing, f"{release.version.tag} is built and waits for "
+                                                      f"{missing_words(missing)} before promotion")
+        elif release.status == S.GRAY and release.gray_weight != from_weight:
+            step = next_step(release)
+            missing = approval_summary(release, step=step).missing if step else {}
+            if missing:
+                _approval_needed(release, step, missing, f"the ramp waits at {release.gray_weight} %: "
+                                                         f"waiting for {missing_words(missing)} to go to {step} %")
 
 
 def _approval_needed(release: Release, step: int, missing: dict, reason: str) -> None:
@@ -384,13 +396,13 @@ def release_lock(release_id: int, *, service: bool = True) -> Release:
     if service:
         service_id = Release.objects.filter(pk=release_id).values_list("service_id", flat=True).first()
         if service_id is None:
-            raise NotFound(f"no release with id {release_id}")
+            raise NotFound(gettext("no release with id %(release_id)s") % {"release_id": release_id})
         AgentService.objects.select_for_update(no_key=True).filter(pk=service_id).get()
     release = (Release.objects.select_for_update(no_key=True, of=("self",))
                .select_related("service", "environment", "version")
                .filter(pk=release_id).first())
     if release is None:
-        raise NotFound(f"no release with id {release_id}")
+        raise NotFound(gettext("no release with id %(release_id)s") % {"release_id": release_id})
     return release
 
 
@@ -399,10 +411,11 @@ _lock = release_lock
 
 def _check_edge(release: Release, to_status: str, verb: str) -> None:
     if to_status not in ALLOWED_TRANSITIONS[release.status]:
-        raise TransitionNotAllowed(
-            f"cannot {verb} release #{release.pk}: it is {release.get_status_display().lower()}"
-            + (" (a final state)" if not ALLOWED_TRANSITIONS[release.status] else "")
-        )
+        words = {"verb": verb, "release_id": release.pk, "status": release.get_status_display().lower()}
+        if not ALLOWED_TRANSITIONS[release.status]:
+            raise TransitionNotAllowed(gettext("cannot %(verb)s release #%(release_id)s: it is %(status)s "
+                                               "(a final state)") % words)
+        raise TransitionNotAllowed(gettext("cannot %(verb)s release #%(release_id)s: it is %(status)s") % words)
 
 
 def _move(release: Release, *, to_status: str, actor: Actor, action: str, reason: str = "",
@@ -411,11 +424,14 @@ def _move(release: Release, *, to_status: str, actor: Actor, action: str, reason
     release goes through here or through release_worker_transition, and both refuse an edge the map lacks."""
     from_status, from_weight = release.status, release.gray_weight
     if to_status not in ALLOWED_TRANSITIONS[from_status]:
-        raise TransitionNotAllowed(
-            f"release #{release.pk} cannot go from {from_status} to {to_status}"
-            + (f": {from_status} is a final state" if not ALLOWED_TRANSITIONS[from_status] else
-               f"; from {from_status} it may go to {', '.join(sorted(ALLOWED_TRANSITIONS[from_status]))}"),
-            field="status")
+        words = {"release_id": release.pk, "from_status": from_status, "to_status": to_status,
+                 "allowed": ", ".join(sorted(ALLOWED_TRANSITIONS[from_status]))}
+        if not ALLOWED_TRANSITIONS[from_status]:
+            raise TransitionNotAllowed(gettext("release #%(release_id)s cannot go from %(from_status)s to "
+                                               "%(to_status)s: %(from_status)s is a final state") % words,
+                                       field="status")
+        raise TransitionNotAllowed(gettext("release #%(release_id)s cannot go from %(from_status)s to %(to_status)s; "
+                                           "from %(from_status)s it may go to %(allowed)s") % words, field="status")
     release.status = to_status
     release.status_reason = reason[:1000]
     release.status_changed_at = timezone.now()
@@ -448,8 +464,10 @@ def _check_canary_slot_free(release: Release) -> None:
              .first())
     if other:
         raise ActionBlocked(
-            f"release #{other.pk} ({other.version.tag}) is already {other.status} at {other.gray_weight} % in "
-            f"{release.environment.name}; finish or roll it back first"
+            gettext("release #%(other_id)s (%(tag)s) is already %(status)s at %(gray_weight)s %% in "
+                    "%(environment)s; finish or roll it back first") % {
+                "other_id": other.pk, "tag": other.version.tag, "status": other.status,
+                "gray_weight": other.gray_weight, "environment": release.environment.name}
         )
 
 
@@ -479,20 +497,26 @@ def release_promote(*, actor: Actor, release_id: int, comment: str = "", full: b
     with transaction.atomic():
         release = _lock(release_id)
         if expected_weight is not None and expected_weight != release.gray_weight:
-            raise TransitionNotAllowed(f"release #{release.pk} is at {release.gray_weight} %, not {expected_weight} %:"
-                                       f" someone changed it meanwhile; look again before promoting")
+            raise TransitionNotAllowed(gettext("release #%(release_id)s is at %(gray_weight)s %%, not "
+                                               "%(expected_weight)s %%: someone changed it meanwhile; "
+                                               "look again before promoting") % {
+                                           "release_id": release.pk, "gray_weight": release.gray_weight,
+                                           "expected_weight": expected_weight})
         if expected_weight is None and release.status == S.GRAY:
             age = (timezone.now() - release.status_changed_at).total_seconds()
             if age < settings.ROLLGATE_PROMOTE_DEBOUNCE_SECONDS:
                 raise TransitionNotAllowed(
-                    f"release #{release.pk} moved to {release.gray_weight} % {age:.1f} s ago; to promote again this "
-                    f"soon, send expected_weight={release.gray_weight}"
+                    gettext("release #%(release_id)s moved to %(gray_weight)s %% %(age)s s ago; to "
+                            "promote again this soon, send expected_weight=%(gray_weight)s") % {
+                        "release_id": release.pk, "gray_weight": release.gray_weight, "age": format(age, ".1f")}
                 )
         if release.status == S.PAUSED:
-            raise TransitionNotAllowed(f"release #{release.pk} is paused; resume it before promoting")
+            raise TransitionNotAllowed(gettext("release #%(release_id)s is paused; resume it before "
+                                               "promoting") % {"release_id": release.pk})
         if release.status not in (S.READY, S.GRAY):
             _check_edge(release, S.LIVE, "promote")
-            raise TransitionNotAllowed(f"cannot promote release #{release.pk}: it is {release.status}")
+            raise TransitionNotAllowed(gettext("cannot promote release #%(release_id)s: it is %(status)s") % {
+                                           "release_id": release.pk, "status": release.status})
         traffic_check(move=policy.MOVE_PROMOTE, service=release.service, environment=release.environment,
                       tag=release.version.tag, release=release)
         if release.status == S.READY:
@@ -504,7 +528,10 @@ def release_promote(*, actor: Actor, release_id: int, comment: str = "", full: b
         if not (release.status == S.READY and nothing_live):  # a first release has no ramp to hold
             waiting = step_refusal(release, 100 if straight_to_live else next_weights[0])
             if waiting:
-                raise ActionBlocked(f"release #{release.pk} stays at {release.gray_weight} %: {waiting}")
+                raise ActionBlocked(gettext("release #%(release_id)s stays at %(gray_weight)s %%: "
+                                            "%(waiting)s") % {
+                                        "release_id": release.pk, "gray_weight": release.gray_weight,
+                                        "waiting": waiting})
         if release.status == S.READY and release.environment.deploy_target != DeployTargetKind.NONE:
             # The canary must be running before it gets traffic: the deploy stage rolls it out and then calls
             # release_rollout_finished, which sets the weight below (or fails the release).
@@ -548,8 +575,9 @@ def release_pause(*, actor: Actor, release_id: int, comment: str = "") -> Releas
     with transaction.atomic():
         release = _lock(release_id)
         if release.status != S.GRAY:
-            raise TransitionNotAllowed(f"cannot pause release #{release.pk}: only a release in gray can be paused; "
-                                       f"it is {release.status}")
+            raise TransitionNotAllowed(gettext("cannot pause release #%(release_id)s: only a release in "
+                                               "gray can be paused; it is %(status)s") % {
+                                           "release_id": release.pk, "status": release.status})
         return _move(release, to_status=S.PAUSED, actor=actor, action="release.pause", reason=comment)
 
 
@@ -558,7 +586,8 @@ def release_resume(*, actor: Actor, release_id: int, comment: str = "") -> Relea
     with transaction.atomic():
         release = _lock(release_id)
         if release.status != S.PAUSED:
-            raise TransitionNotAllowed(f"cannot resume release #{release.pk}: it is {release.status}, not paused")
+            raise TransitionNotAllowed(gettext("cannot resume release #%(release_id)s: it is %(status)s, "
+                                               "not paused") % {"release_id": release.pk, "status": release.status})
         traffic_check(move=policy.MOVE_RESUME, service=release.service, environment=release.environment,
                       tag=release.version.tag, release=release)
         return _move(release, to_status=S.GRAY, actor=actor, action="release.resume", reason=comment)
@@ -572,19 +601,21 @@ def release_rollback(*, actor: Actor, release_id: int, comment: str = "", canary
         release = _lock(release_id)
         if canary_only and release.status not in CANARY_STATUSES:
             # The SLA gate judged a canary; if someone promoted it to live meanwhile, that decision stands.
-            raise TransitionNotAllowed(f"release #{release.pk} is {release.status}, no longer a canary")
+            raise TransitionNotAllowed(gettext("release #%(release_id)s is %(status)s, no longer a canary") % {
+                                           "release_id": release.pk, "status": release.status})
         if release.status in CANARY_STATUSES:
             return _move(release, to_status=S.ROLLED_BACK, actor=actor, action="release.rollback", reason=comment,
                          gray_weight=0)
         if release.status != S.LIVE:
             raise TransitionNotAllowed(
-                f"cannot roll back release #{release.pk}: it is {release.status}; only a canary or the live "
-                f"release can be rolled back"
+                gettext("cannot roll back release #%(release_id)s: it is %(status)s; only a canary or the "
+                        "live release can be rolled back") % {"release_id": release.pk, "status": release.status}
             )
         previous = release.previous_release
         if previous is None or previous.status != S.SUPERSEDED:
-            raise TransitionNotAllowed(f"cannot roll back release #{release.pk}: there is no earlier live release "
-                                       f"in {release.environment.name} to return to")
+            raise TransitionNotAllowed(gettext("cannot roll back release #%(release_id)s: there is no "
+                                               "earlier live release in %(environment)s to return to") % {
+                                           "release_id": release.pk, "environment": release.environment.name})
         previous = Release.objects.select_for_update(no_key=True, of=("self",)).select_related("version").get(
             pk=previous.pk)
         traffic_check(move=policy.MOVE_ROLLBACK, service=release.service, environment=release.environment,
@@ -606,14 +637,14 @@ def release_approve(*, actor: Actor, release_id: int, comment: str = "", evidenc
 
 def release_reject(*, actor: Actor, release_id: int, comment: str, evidence_digest: str = "") -> Approval:
     if not comment.strip():
-        raise InvalidInput("comment: a rejection needs a reason in the comment", field="comment")
+        raise InvalidInput(gettext("comment: a rejection needs a reason in the comment"), field="comment")
     return _decide(actor=actor, release_id=release_id, decision=ApprovalDecision.REJECTED, comment=comment,
                    shown_digest=evidence_digest)
 
 
 def _decide(*, actor: Actor, release_id: int, decision: str, comment: str, shown_digest: str = "") -> Approval:
     if actor.user is None:
-        raise Forbidden("approvals are given by people, not by system components")
+        raise Forbidden(gettext("approvals are given by people, not by system components"))
     permission = policy.RELEASE_APPROVE if decision == ApprovalDecision.APPROVED else policy.RELEASE_REJECT
     require_permission(actor, permission)
     verb = "approve" if decision == ApprovalDecision.APPROVED else "reject"
@@ -623,32 +654,43 @@ def _decide(*, actor: Actor, release_id: int, decision: str, comment: str, shown
         step = next_step(release)
         if release.status in (S.GRAY, S.PAUSED):
             if not step:
-                raise TransitionNotAllowed(f"cannot {verb} release #{release.pk}: it is {release.status} at "
-                                           f"{release.gray_weight} % and the next rung needs no approval")
+                raise TransitionNotAllowed(gettext("cannot %(verb)s release #%(release_id)s: it is "
+                                                   "%(status)s at %(gray_weight)s %% and the next rung "
+                                                   "needs no approval") % {
+                                               "verb": verb, "release_id": release.pk, "status": release.status,
+                                               "gray_weight": release.gray_weight})
             required = step_requirements(env, step)
-            what = f"going to {step} %"
+            what = gettext("going to %(step)s %%") % {"step": step}
         else:
             required = env.required_approvals or {}
-            what = "promotion"
+            what = gettext("promotion")
             if not required:
-                raise TransitionNotAllowed(f"{env.name} needs no approvals; nothing to {verb}")
+                raise TransitionNotAllowed(gettext("%(env)s needs no approvals; nothing to %(verb)s") % {
+                                               "env": env.name, "verb": verb})
             if release.status not in OPEN_FOR_APPROVAL:
-                raise TransitionNotAllowed(f"cannot {verb} release #{release.pk}: it is {release.status}; approvals "
-                                           f"are given before promotion or, in gray, before a step that needs them")
+                raise TransitionNotAllowed(gettext("cannot %(verb)s release #%(release_id)s: it is "
+                                                   "%(status)s; approvals are given before promotion or, "
+                                                   "in gray, before a step that needs them") % {
+                                               "verb": verb, "release_id": release.pk, "status": release.status})
         if release.started_by_id == actor.user.pk:
-            raise Forbidden(f"you started release #{release.pk}; someone else must {verb} it")
+            raise Forbidden(gettext("you started release #%(release_id)s; someone else must %(verb)s it") % {
+                                "release_id": release.pk, "verb": verb})
         if release.approvals.filter(user=actor.user, step_weight=step, stale_at__isnull=True).exists():
-            raise TransitionNotAllowed(f"you already decided on {what} of release #{release.pk}")
+            raise TransitionNotAllowed(gettext("you already decided on %(what)s of release #%(release_id)s") % {
+                                           "what": what, "release_id": release.pk})
         roles = [r for r in required if r in policy.roles_of(actor.user)]
         if not roles:
-            raise Forbidden(f"{env.name} takes approvals for {what} from {', '.join(required)}; "
-                            f"you are {', '.join(sorted(policy.roles_of(actor.user)))}")
+            raise Forbidden(gettext("%(env)s takes approvals for %(what)s from %(required)s; you are "
+                                    "%(roles)s") % {
+                                "env": env.name, "what": what, "required": ', '.join(required),
+                                "roles": ', '.join(sorted(policy.roles_of(actor.user)))})
         evidence = approval_evidence(release)
         digest = evidence_digest(evidence)
         if shown_digest and shown_digest != digest:
-            raise TransitionNotAllowed(f"the evidence for release #{release.pk} changed since your form showed it "
-                                       f"(a new scan, SLA snapshot or values change): look at it again before you "
-                                       f"{verb}", field="evidence_digest")
+            raise TransitionNotAllowed(gettext("the evidence for release #%(release_id)s changed since "
+                                               "your form showed it (a new scan, SLA snapshot or values "
+                                               "change): look at it again before you %(verb)s") % {
+                                           "release_id": release.pk, "verb": verb}, field="evidence_digest")
         missing = approval_summary(release, step=step).missing
         role = next((r for r in roles if r in missing), roles[0])
         approval = Approval.objects.create(release=release, user=actor.user, role=role, decision=decision,
@@ -709,7 +751,9 @@ def release_worker_transition(*, release_id: int, from_statuses: set[str], to_st
     moved the release first; the caller then stops quietly."""
     illegal = sorted(s for s in from_statuses if to_status not in ALLOWED_TRANSITIONS[s])
     if illegal:
-        raise TransitionNotAllowed(f"{action}: {', '.join(illegal)} -> {to_status} is not in the transition map",
+        raise TransitionNotAllowed(gettext("%(action)s: %(illegal)s -> %(to_status)s is not in the "
+                                           "transition map") % {
+                                       "action": action, "illegal": ', '.join(illegal), "to_status": to_status},
                                    field="status")
     with transaction.atomic():
         try:

@@ -1,4 +1,6 @@
 """The only module that speaks HTTP: a thin httpx wrapper that turns Rollgate's error shape into ApiError."""
+import os
+
 import httpx
 
 USER_AGENT = "rollgate-cli/0.1"
@@ -38,9 +40,28 @@ def _detail(response: httpx.Response):
     return response.reason_phrase, body
 
 
+def accept_language(environ=os.environ) -> str:
+    """The Accept-Language the server's refusals should come in, from the locale the shell runs in (LC_ALL, then
+    LC_MESSAGES, then LANG, as POSIX reads them): zh_CN.UTF-8 -> zh-hans, en_US -> en-us; "" for C/POSIX or unset
+    (the server then answers in English)."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "")
+        if value:
+            break
+    tag = value.split(".")[0].split("@")[0].replace("_", "-").lower()
+    if tag in ("", "c", "posix"):
+        return ""
+    if tag == "zh" or tag.startswith(("zh-cn", "zh-sg", "zh-hans")):
+        return "zh-hans"
+    return tag
+
+
 class RollgateApi:
     def __init__(self, url: str, token: str = "", timeout: float = 30.0):
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        language = accept_language()
+        if language:
+            headers["Accept-Language"] = language
         if token:
             headers["Authorization"] = f"Token {token}"
         self.url = url.rstrip("/")

@@ -5,6 +5,7 @@ routing/async_views.py.
 """
 import dataclasses
 
+from django.utils.translation import gettext
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import authentication, exceptions, serializers, status
@@ -156,7 +157,8 @@ class AgentListApi(APIView):
         service_obj = AgentService.objects.filter(name=service).first()
         env_obj = Environment.objects.filter(name=environment).first()
         if service_obj is None or env_obj is None:
-            raise NotFound(f"no service '{service}' in environment '{environment}'")
+            raise NotFound(gettext("no service '%(service)s' in environment '%(environment)s'") % {
+                               "service": service, "environment": environment})
         include_stale = request.query_params.get("stale", "true").lower() not in ("false", "0", "no")
         qs = selectors.instances(service=service_obj, environment=env_obj, version=version,
                                  include_stale=include_stale)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from releases import events, policy
 from releases.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
@@ -30,10 +31,11 @@ MAX_RULES = 50
 def _resolve(service: str, environment: str) -> tuple[AgentService, Environment]:
     service_obj = AgentService.objects.filter(name=service).first()
     if service_obj is None:
-        raise NotFound(f"service: no service named '{service[:80]}'")
+        raise NotFound(gettext("service: no service named '%(service)s'") % {"service": service[:80]})
     env_obj = Environment.objects.filter(name=environment).first()
     if env_obj is None:
-        raise NotFound(f"environment: no environment named '{environment[:30]}'")
+        raise NotFound(gettext("environment: no environment named '%(environment)s'") % {
+                           "environment": environment[:30]})
     return service_obj, env_obj
 
 
@@ -73,8 +75,9 @@ def agent_heartbeat(*, principal: AgentPrincipal, service: str, environment: str
     updated = AgentInstance.objects.filter(service=service_obj, environment=env_obj, agent_id=agent_id).update(
         model=model, version=version, gray_tag=gray_tag, status=status, region=region, last_seen=timezone.now())
     if not updated:
-        raise NotFound(f"agent_id: agent '{agent_id[:80]}' is not registered for {service_obj.name} in "
-                       f"{env_obj.name}; POST /api/agents/register first")
+        raise NotFound(gettext("agent_id: agent '%(agent_id)s' is not registered for %(service)s in "
+                               "%(env)s; POST /api/agents/register first") % {
+                           "agent_id": agent_id[:80], "service": service_obj.name, "env": env_obj.name})
     return AgentInstance.objects.get(service=service_obj, environment=env_obj, agent_id=agent_id)
 
 
@@ -118,10 +121,14 @@ def _change(*, actor: Actor, service: str, environment: str, action: str, reason
 
 def _require_gray_canary(canary: Release | None, verb: str, service: str, environment: str) -> Release:
     if canary is None:
-        raise TransitionNotAllowed(f"cannot {verb}: {service} has no canary release in {environment}")
+        raise TransitionNotAllowed(gettext("cannot %(verb)s: %(service)s has no canary release in "
+                                           "%(environment)s") % {
+                                       "verb": verb, "service": service, "environment": environment})
     if canary.status != S.GRAY:
-        raise TransitionNotAllowed(f"cannot {verb}: the canary release #{canary.pk} ({canary.version.tag}) is "
-                                   f"{canary.status}; it must be in gray")
+        raise TransitionNotAllowed(gettext("cannot %(verb)s: the canary release #%(canary_id)s (%(tag)s) "
+                                           "is %(status)s; it must be in gray") % {
+                                       "verb": verb, "canary_id": canary.pk, "tag": canary.version.tag,
+                                       "status": canary.status})
     return canary
 
 
@@ -135,7 +142,7 @@ def routing_cut_over(*, actor: Actor, service: str, environment: str, comment: s
         traffic_check(move=policy.MOVE_CUT_OVER, service=canary.service, environment=canary.environment,
                       tag=canary.version.tag, release=canary)
         if state.override == RoutingOverride.CUT_OVER and state.override_release_id == canary.pk:
-            raise TransitionNotAllowed(f"{canary.version.tag} already gets all new traffic")
+            raise TransitionNotAllowed(gettext("%(tag)s already gets all new traffic") % {"tag": canary.version.tag})
         state.override, state.override_release = RoutingOverride.CUT_OVER, canary
         return {"version": canary.version.tag, "weight_before": canary.gray_weight, "weight_after": 100}, "cut_over"
 
@@ -148,9 +155,11 @@ def routing_switch_back(*, actor: Actor, service: str, environment: str, comment
 
     def apply(state, canary):
         if canary is None:
-            raise TransitionNotAllowed(f"cannot switch back: {service} has no canary release in {environment}")
+            raise TransitionNotAllowed(gettext("cannot switch back: %(service)s has no canary release in "
+                                               "%(environment)s") % {"service": service, "environment": environment})
         if state.override == RoutingOverride.SWITCH_BACK and state.override_release_id == canary.pk:
-            raise TransitionNotAllowed(f"new traffic already goes to the stable version, not {canary.version.tag}")
+            raise TransitionNotAllowed(gettext("new traffic already goes to the stable version, not "
+                                               "%(tag)s") % {"tag": canary.version.tag})
         traffic_check(move=policy.MOVE_SWITCH_BACK, service=canary.service, environment=canary.environment)
         state.override, state.override_release = RoutingOverride.SWITCH_BACK, canary
         return {"version": canary.version.tag, "weight_after": 0}, "switched_back"
@@ -161,9 +170,11 @@ def routing_switch_back(*, actor: Actor, service: str, environment: str, comment
 
 def validate_rules(rules) -> list[dict]:
     if not isinstance(rules, list):
-        raise InvalidInput(f"rules: must be a list of gray rules, got {type(rules).__name__}", field="rules")
+        raise InvalidInput(gettext("rules: must be a list of gray rules, got %(name)s") % {
+                               "name": type(rules).__name__}, field="rules")
     if len(rules) > MAX_RULES:
-        raise InvalidInput(f"rules: at most {MAX_RULES} rules, got {len(rules)}", field="rules")
+        raise InvalidInput(gettext("rules: at most %(most)s rules, got %(count)s") % {
+                               "most": MAX_RULES, "count": len(rules)}, field="rules")
     parsed = []
     for index, rule in enumerate(rules):
         try:
@@ -180,7 +191,9 @@ def routing_rules_update(*, actor: Actor, service: str, environment: str, rules:
 
     def apply(state, canary):
         if canary is None:
-            raise TransitionNotAllowed(f"cannot set gray rules: {service} has no canary release in {environment}")
+            raise TransitionNotAllowed(gettext("cannot set gray rules: %(service)s has no canary release "
+                                               "in %(environment)s") % {
+                                           "service": service, "environment": environment})
         traffic_check(move=policy.MOVE_RULES, service=canary.service, environment=canary.environment,
                       tag=canary.version.tag, release=canary)
         before = list(state.gray_rules) if state.rules_release_id == canary.pk else []
@@ -194,12 +207,13 @@ def routing_rules_update(*, actor: Actor, service: str, environment: str, rules:
 def version_block(*, actor: Actor, service: str, environment: str, version: str, reason: str) -> RoutingState:
     """Take a version out of routing: schedulers never choose it (the SLA gate calls this with Actor.system)."""
     if not reason.strip():
-        raise InvalidInput("reason: blocking a version needs a reason", field="reason")
+        raise InvalidInput(gettext("reason: blocking a version needs a reason"), field="reason")
 
     def apply(state, canary):
         blocked = dict(state.blocked_versions or {})
         if version in blocked:
-            raise TransitionNotAllowed(f"version {version} is already blocked in {environment}")
+            raise TransitionNotAllowed(gettext("version %(version)s is already blocked in %(environment)s") % {
+                                           "version": version, "environment": environment})
         traffic_check(move=policy.MOVE_BLOCK, service=state.service, environment=state.environment, tag=version)
         blocked[version] = {"reason": reason[:500], "by": actor.name, "at": timezone.now().isoformat()}
         state.blocked_versions = blocked
@@ -213,7 +227,8 @@ def version_unblock(*, actor: Actor, service: str, environment: str, version: st
     def apply(state, canary):
         blocked = dict(state.blocked_versions or {})
         if blocked.pop(version, None) is None:
-            raise TransitionNotAllowed(f"version {version} is not blocked in routing in {environment}")
+            raise TransitionNotAllowed(gettext("version %(version)s is not blocked in routing in "
+                                               "%(environment)s") % {"version": version, "environment": environment})
         traffic_check(move=policy.MOVE_UNBLOCK, service=state.service, environment=state.environment, tag=version)
         state.blocked_versions = blocked
         return {"version": version}, "unblocked"

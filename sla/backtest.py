@@ -19,6 +19,8 @@ import statistics
 from dataclasses import replace
 from datetime import datetime
 
+from django.utils.translation import gettext_lazy as _
+
 from releases.models import Release
 from sla import dora
 from sla.catalog import Metric
@@ -32,10 +34,10 @@ STOPS = frozenset({"pause", "block_version", "rollback"})
 SEQUENTIAL_RULES = frozenset({"error_regression_sequential", "latency_regression_sequential",
                               "success_floor_sequential"})
 # Said on the backtest's answer and page, not only in the README.
-NOT_REPLAYED = ("sequential tests are not replayed: stored reports keep the readings of each window but not the raw "
-                "counters that the error, latency and floor sequential tests (CUSUMs) add up between evaluations, so "
-                "the candidate is judged on the window, count, resource and LLM quality rules only; a stop the gate "
-                "made by a sequential test alone is marked on its row (the candidate may stop later, or never)")
+NOT_REPLAYED = _("sequential tests are not replayed: stored reports keep the readings of each window but not "
+                 "the raw counters that the error, latency and floor sequential tests (CUSUMs) add up between evaluations, so "
+                 "the candidate is judged on the window, count, resource and LLM quality rules only; a stop the gate "
+                 "made by a sequential test alone is marked on its row (the candidate may stop later, or never)")
 _METRICS = {m.value: m for m in Metric}
 
 
@@ -131,7 +133,7 @@ def backtest(policy: SlaPolicy, releases) -> dict:
         })
     return {"releases": len(rows), "false_stops": false_stops, "missed_regressions": missed,
             "decision_change_median_s": round(statistics.median(changes), 1) if changes else None,
-            "actual_stops_by_sequential_tests": by_sequential, "not_replayed": NOT_REPLAYED, "rows": rows}
+            "actual_stops_by_sequential_tests": by_sequential, "not_replayed": str(NOT_REPLAYED), "rows": rows}
 
 
 def past_releases(environment: str, *, service: str = "", limit: int = 200):

@@ -37,6 +37,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from releases import events, metrics, policy as access
 from releases.choices import ReleaseStatus
@@ -92,12 +93,12 @@ def policy_version_save(*, actor: Actor, environment: str, service: str = "", po
     require_permission(actor, access.SLA_POLICY_MANAGE)
     env = Environment.objects.filter(name=environment).first()
     if env is None:
-        raise NotFound(f"no environment named '{environment[:30]}'")
+        raise NotFound(gettext("no environment named '%(environment)s'") % {"environment": environment[:30]})
     svc = None
     if service:
         svc = AgentService.objects.filter(name=service).first()
         if svc is None:
-            raise InvalidInput(f"no service named '{service[:63]}'", field="service")
+            raise InvalidInput(gettext("no service named '%(service)s'") % {"service": service[:63]}, field="service")
     if not isinstance(policy, dict):
         raise PolicyInvalid({"policy": f"must be a JSON object, got {type(policy).__name__}"})
 
@@ -546,21 +547,24 @@ def gate_acknowledge(*, actor: Actor, release_id: int, decision: str, comment: s
     """A person settles the gate's manual review: "resume" (the gate judges again; a paused release resumes)
     or "rollback" (canary traffic cut).  A comment is required; audited.  The gate never clears it itself."""
     if decision not in ACKNOWLEDGE_DECISIONS:
-        raise InvalidInput(f"decision must be one of {', '.join(ACKNOWLEDGE_DECISIONS)}", field="decision")
+        raise InvalidInput(gettext("decision must be one of %(decisions)s") % {
+                               "decisions": ', '.join(ACKNOWLEDGE_DECISIONS)}, field="decision")
     require_permission(actor, access.RELEASE_RESUME if decision == "resume" else access.RELEASE_ROLLBACK)
     comment = (comment or "").strip()
     if not comment:
-        raise InvalidInput("a comment is required: say why the manual review is settled", field="comment")
+        raise InvalidInput(gettext("a comment is required: say why the manual review is settled"), field="comment")
     limit = settings.ROLLGATE_MAX_COMMENT_LENGTH
     if len(comment) > limit:
-        raise InvalidInput(f"a comment has at most {limit} characters, got {len(comment)}", field="comment")
+        raise InvalidInput(gettext("a comment has at most %(limit)s characters, got %(comment)s") % {
+                               "limit": limit, "comment": len(comment)}, field="comment")
     with transaction.atomic():
         if not _lock_release_rows(release_id):  # NO KEY UPDATE, the same mode as the release services it calls
-            raise NotFound(f"no release with id {release_id}")
+            raise NotFound(gettext("no release with id %(release_id)s") % {"release_id": release_id})
         record = GateRecord.objects.select_for_update().filter(pk=release_id).first()
         state = GateState.from_dict(record.state) if record is not None and record.state else None
         if state is None or not state.manual_review:
-            raise TransitionNotAllowed(f"release #{release_id} has no manual review waiting for a person")
+            raise TransitionNotAllowed(gettext("release #%(release_id)s has no manual review waiting for "
+                                               "a person") % {"release_id": release_id})
         release = Release.objects.select_related("service", "environment", "version").get(pk=release_id)
         review = state.manual_review
         # Bump the sequence: an evaluation read before this acknowledgement loses its claim.

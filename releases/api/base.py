@@ -1,6 +1,7 @@
 import re
 
 from django.conf import settings
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
@@ -23,7 +24,8 @@ class StrictInputSerializer(serializers.Serializer):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError(
-                    {name: [f"unknown field; accepted fields: {', '.join(self.fields)}"] for name in unknown}
+                    {name: [gettext("unknown field; accepted fields: %(fields)s") % {"fields": ", ".join(self.fields)}]
+                     for name in unknown}
                 )
         return super().to_internal_value(data)
 

@@ -5,6 +5,7 @@ import sys
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpResponse, JsonResponse
 from django.template import loader
+from django.utils.translation import gettext
 from django.views.defaults import page_not_found, server_error
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -34,15 +35,15 @@ def outage_body(exc: BaseException) -> dict | None:
 
 def _outage_of(exc: BaseException) -> dict | None:
     if isinstance(exc, CommitOutcomeUnknown):
-        return {"detail": "the database connection broke while your change was being saved, and whether it was "
-                          "stored cannot be known yet: reload and check before trying again",
+        return {"detail": gettext("the database connection broke while your change was being saved, and whether "
+                                  "it was stored cannot be known yet: reload and check before trying again"),
                 "code": "commit_outcome_unknown", "unavailable": "database"}
     if isinstance(exc, DATABASE_DOWN):
-        return {"detail": "the database is unavailable; nothing was changed. Try again in a few seconds",
+        return {"detail": gettext("the database is unavailable; nothing was changed. Try again in a few seconds"),
                 "code": "service_unavailable", "unavailable": "database"}
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
-        return {"detail": "Redis (cache and live events) is unavailable; nothing was changed. Try again in a few "
-                          "seconds", "code": "service_unavailable", "unavailable": "redis"}
+        return {"detail": gettext("Redis (cache and live events) is unavailable; nothing was changed. Try again "
+                                  "in a few seconds"), "code": "service_unavailable", "unavailable": "redis"}
     return None
 
 
@@ -75,10 +76,11 @@ def exception_handler(exc, context):
         body.update(exc.extra)
         return Response(body, status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
-        return Response({"detail": "request body is too large", "code": "too_large"},
+        return Response({"detail": gettext("request body is too large"), "code": "too_large"},
                         status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, exceptions.ParseError):
-        return Response({"detail": f"malformed request body: {exc.detail}", "code": "parse_error"}, status=400)
+        return Response({"detail": gettext("malformed request body: %(why)s") % {"why": exc.detail},
+                         "code": "parse_error"}, status=400)
     if isinstance(exc, exceptions.ValidationError):
         return Response({"detail": "; ".join(_flatten(exc.detail)), "code": "invalid", "errors": exc.detail},
                         status=400)
@@ -86,14 +88,15 @@ def exception_handler(exc, context):
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:
         response.data["code"] = getattr(response.data["detail"], "code", "error")
     if response is None and isinstance(exc, Http404):
-        return Response({"detail": "not found", "code": "not_found"}, status=404)
+        return Response({"detail": gettext("not found"), "code": "not_found"}, status=404)
     return response
 
 
 def not_found_handler(request, exception=None):
     """handler404: API paths that match no route answer in the API's error shape, pages with the 404 page."""
     if request.path.startswith(("/api/", "/monitor/", "/metrics/")):
-        return JsonResponse({"detail": "not found: no such endpoint or object", "code": "not_found"}, status=404)
+        return JsonResponse({"detail": gettext("not found: no such endpoint or object"), "code": "not_found"},
+                            status=404)
     return page_not_found(request, exception)
 
 
@@ -111,5 +114,6 @@ def server_error_handler(request):
         response["Retry-After"] = str(RETRY_AFTER_S)
         return response
     if api:
-        return JsonResponse({"detail": "internal error; it was logged", "code": "server_error"}, status=500)
+        return JsonResponse({"detail": gettext("internal error; it was logged"), "code": "server_error"},
+                            status=500)
     return server_error(request)

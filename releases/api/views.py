@@ -5,6 +5,7 @@ One view per action (HackSoft style); the logic is in releases/services.py and r
 from django.conf import settings
 from django.db import connection
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
@@ -199,8 +200,9 @@ class ReleaseDetailOutput(ReleaseOutput):
             "missing": summary.missing,
             "gray_steps": release.environment.gray_step_approvals or {},
             "waiting_at_step": ({"weight": step, "required": step_summary.required, "missing": step_summary.missing,
-                                 "words": f"waiting for {selectors.missing_words(step_summary.missing)} to go to "
-                                          f"{step} %" if step_summary.missing else ""} if step else None),
+                                 "words": gettext("waiting for %(missing)s to go to %(weight)s %%") % {
+                                     "missing": selectors.missing_words(step_summary.missing), "weight": step}
+                                 if step_summary.missing else ""} if step else None),
             "decisions": [
                 {"user": a.user.username, "role": a.role, "decision": a.decision, "comment": a.comment,
                  "created_at": a.created_at, "step_weight": a.step_weight, "evidence_digest": a.evidence_digest,
@@ -225,7 +227,7 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 def idempotency_key_of(request) -> str:
     key = request.headers.get("Idempotency-Key", "")
     if key and (len(key) > 200 or not all(" " <= char <= "~" for char in key)):
-        raise ValidationError({"Idempotency-Key": ["must be 1-200 printable ASCII characters, e.g. a UUID"]})
+        raise ValidationError({"Idempotency-Key": [gettext("must be 1-200 printable ASCII characters, e.g. a UUID")]})
     return key
 
 
@@ -263,7 +265,8 @@ class ReleaseListApi(APIView):
             unknown = [s for s in value.split(",") if s and s not in ReleaseStatus.values]
             if unknown:
                 raise serializers.ValidationError(
-                    f"unknown status {', '.join(unknown)}; statuses: {', '.join(ReleaseStatus.values)}")
+                    gettext("unknown status %(unknown)s; statuses: %(values)s") % {
+                        "unknown": ', '.join(unknown), "values": ', '.join(ReleaseStatus.values)})
             return value
 
     def get_permissions(self):

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import StreamingHttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -80,14 +81,16 @@ class ReportFilters(serializers.Serializer):
         unknown = [s for s in value.split(",") if s and s not in REPORT_STATUSES]
         if unknown:
             raise serializers.ValidationError(
-                f"unknown status {', '.join(unknown)}; statuses: {', '.join(REPORT_STATUSES)}")
+                gettext("unknown status %(unknown)s; statuses: %(statuses)s") % {
+                    "unknown": ', '.join(unknown), "statuses": ', '.join(REPORT_STATUSES)})
         return value
 
     def validate_action(self, value):
         unknown = [a for a in value.split(",") if a and a not in REPORT_ACTIONS]
         if unknown:
             raise serializers.ValidationError(
-                f"unknown action {', '.join(unknown)}; actions: {', '.join(REPORT_ACTIONS)}")
+                gettext("unknown action %(unknown)s; actions: %(actions)s") % {
+                    "unknown": ', '.join(unknown), "actions": ', '.join(REPORT_ACTIONS)})
         return value
 
 

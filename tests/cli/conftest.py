@@ -33,14 +33,18 @@ def cli(server_url, tmp_path):
     config = tmp_path / "rollgate" / "credentials.json"
 
     def run(*args: str, stdin: str | None = None, env: dict | None = None, timeout: float = 60) -> Result:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLGATE_", "CI_", "DJANGO_"))}
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("ROLLGATE_", "CI_", "DJANGO_")) and k not in ("LC_ALL", "LC_MESSAGES")}
+        clean["LANG"] = "C.UTF-8"  # the server's refusals in English unless a test asks for another language
         process = subprocess.run([sys.executable, "-m", "rollgate_cli", *args], cwd=ROOT, input=stdin,
                                  capture_output=True, text=True, timeout=timeout,
                                  env={**clean, "ROLLGATE_CONFIG": str(config), **(env or {})})
         return Result(process.returncode, process.stdout, process.stderr)
 
     def popen(*args: str) -> subprocess.Popen:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("ROLLGATE_", "CI_", "DJANGO_"))}
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("ROLLGATE_", "CI_", "DJANGO_")) and k not in ("LC_ALL", "LC_MESSAGES")}
+        clean["LANG"] = "C.UTF-8"  # the server's refusals in English unless a test asks for another language
         return subprocess.Popen([sys.executable, "-m", "rollgate_cli", *args], cwd=ROOT, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env={**clean, "ROLLGATE_CONFIG": str(config)})

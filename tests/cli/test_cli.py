@@ -9,6 +9,7 @@ import pytest
 from releases.choices import ReleaseStatus as S
 from releases.models import Release
 from releases.services import Actor, release_pause, release_promote, release_worker_transition
+from rollgate_cli.api import accept_language
 from rollgate_cli.main import main
 from tests.conftest import sha
 from tests.live_server import ROOT
@@ -274,3 +275,16 @@ def test_the_rollgate_command_is_declared_and_json_goes_before_or_after_the_comm
     assert main(["status", "5", "--json", "--url", "http://127.0.0.1:9"]) == 7
     captured = capsys.readouterr()
     assert "not logged in: run `rollgate login`" in captured.err and captured.out == ""
+
+
+def test_the_cli_asks_for_the_shells_language_and_prints_chinese_refusals(cli, login, rm, live_release, make_release):
+    assert accept_language({"LANG": "zh_CN.UTF-8"}) == "zh-hans"
+    assert accept_language({"LANG": "en_US.UTF-8", "LC_ALL": "zh_CN.GB18030"}) == "zh-hans"  # LC_ALL wins
+    assert accept_language({"LANG": "C.UTF-8"}) == "" and accept_language({}) == ""
+    assert accept_language({"LANG": "en_GB.UTF-8"}) == "en-gb"
+    release = make_release("v1.1.0", "staging")
+    login("rm")
+    chinese = cli("pause", str(release.pk), env={"LANG": "zh_CN.UTF-8"})
+    assert chinese.code == 1 and f"无法暂停发布 #{release.pk}" in chinese.stderr
+    english = cli("pause", str(release.pk))
+    assert english.code == 1 and f"cannot pause release #{release.pk}" in english.stderr

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 def test_main_pages_in_zh_hans_with_local_times(browser, server_url, make_release, rm):
     live = act(make_release, "v1.0.0", "staging")
     act(release_promote, actor=Actor.of(rm), release_id=live.pk)
-    act(make_release, "v1.1.0", "prod")
+    waiting = act(make_release, "v1.1.0", "prod")
     context = browser.new_context(base_url=server_url, locale="zh-CN", timezone_id="Asia/Shanghai",
                                   viewport={"width": 1360, "height": 860})
     context.set_default_timeout(10_000)
@@ -50,6 +50,27 @@ def test_main_pages_in_zh_hans_with_local_times(browser, server_url, make_releas
         page.click("nav >> text=SLA")
         expect(page.locator("h1")).to_have_text("SLA 快照")
         screenshot(page, "zh-hans-sla-reports")
+
+        page.click("nav >> text=审批")
+        expect(page.locator("h1")).to_have_text("审批收件箱")
+        expect(page.locator("#inbox")).to_contain_text(f"#{waiting.pk}")
+        screenshot(page, "zh-hans-approvals")
+
+        page.goto(f"/releases/{waiting.pk}/")
+        expect(page.locator("#approvals h2")).to_have_text("审批")
+        expect(page.locator("button[data-action=approve]")).to_have_text("批准")
+        expect(page.locator("#sla-section h2")).to_contain_text("SLA 闸门")  # the section loaded itself (htmx)
+        screenshot(page, "zh-hans-release")
+
+        page.goto("/environments/prod/")
+        expect(page.locator("#env-summary")).to_contain_text("在此运行")
+        expect(page.locator("body")).to_contain_text("只有运维可以修改环境")
+        screenshot(page, "zh-hans-environment")
+
+        page.click("a[data-link=sla-policy]")
+        expect(page.locator("h1")).to_contain_text("SLA 策略")
+        expect(page.locator("body")).to_contain_text("从未保存：使用默认值。")
+        screenshot(page, "zh-hans-sla-policy")
 
         page.click("header .who a")
         expect(page.locator("h1")).to_have_text("偏好设置")

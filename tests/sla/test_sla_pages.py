@@ -70,6 +70,9 @@ def test_qa_lists_filters_and_opens_snapshots_with_every_number(canary_of, histo
     detail = client.get(f"/sla/reports/{report.pk}/").content.decode()
     assert 'data-field="p95_latency_ms"' in detail and "p95_latency_rollback" in detail
     assert "300 s" in detail and "agent_request_latency_seconds_bucket" in detail
+    chinese = client.get(f"/sla/reports/{report.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert f"SLA 快照 #{report.pk}" in chinese and "<h2>裁决</h2>" in chinese and "<h2>规则</h2>" in chinese
+    assert "p95_latency_rollback" in chinese and "Verdict" not in chinese  # rule codes stay as they are
     findings_csv = client.get(f"/sla/reports/{report.pk}/findings.csv")
     assert findings_csv["Content-Type"].startswith("text/csv")
     assert "p95_latency_rollback,True,rollback" in findings_csv.content.decode()
