@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.views.decorators.http import require_POST
 
 from frontend.access import page_requires
@@ -20,6 +20,8 @@ ROUTING_ACTIONS = {
     "cut_over": routing_services.routing_cut_over,
     "switch_back": routing_services.routing_switch_back,
 }
+ROUTING_LABELS = {"cut_over": pgettext_lazy("page action", "cut over"),
+                  "switch_back": pgettext_lazy("page action", "switch back")}
 
 
 def _context(request, release):
@@ -68,7 +70,7 @@ def release_routing_action(request, release_id: int, action: str):
     release = selectors.release_get(user=request.user, release_id=release_id)
     if release is None or action not in ROUTING_ACTIONS:
         raise Http404("no such release or action")
-    label = action.replace("_", " ")
+    label = str(ROUTING_LABELS[action])
     try:
         ROUTING_ACTIONS[action](actor=Actor.of(request.user), service=release.service.name,
                                 environment=release.environment.name, comment=request.POST.get("comment", "")[:4000])

@@ -10,7 +10,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.views.decorators.http import require_POST
 
 from frontend import fleet_cells
@@ -199,6 +199,16 @@ ACTIONS = {
 }
 
 
+# How the outcome message names each action ("pause refused: ..."), in the reader's language.
+ACTION_LABELS = {
+    "promote": pgettext_lazy("page action", "promote"), "promote_full": pgettext_lazy("page action", "promote fully"),
+    "pause": pgettext_lazy("page action", "pause"), "resume": pgettext_lazy("page action", "resume"),
+    "rollback": pgettext_lazy("page action", "roll back"), "approve": pgettext_lazy("page action", "approve"),
+    "reject": pgettext_lazy("page action", "reject"),
+    "promote_next_env": pgettext_lazy("page action", "promote to the next environment"),
+}
+
+
 @login_required
 @require_POST
 def release_action(request, release_id: int, action: str):
@@ -207,7 +217,7 @@ def release_action(request, release_id: int, action: str):
     if action not in ACTIONS:
         raise Http404("no such action")
     comment = request.POST.get("comment", "")
-    label = action.replace("_", " ")
+    label = str(ACTION_LABELS.get(action, action.replace("_", " ")))
     if len(comment) > settings.ROLLGATE_MAX_COMMENT_LENGTH:
         messages.error(request, gettext("%(label)s refused: comment: at most "
                                         "%(most)s characters (it had %(length)s); "

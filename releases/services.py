@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from rest_framework.authtoken.models import Token
 from structlog import get_logger
 from structlog.contextvars import bind_contextvars
@@ -409,9 +409,19 @@ def release_lock(release_id: int, *, service: bool = True) -> Release:
 _lock = release_lock
 
 
+# What a refusal says the person tried ("cannot promote release #3: ..."), in the reader's language.
+_VERBS = {"promote": pgettext_lazy("refused action", "promote"),
+          "approve": pgettext_lazy("refused action", "approve"),
+          "reject": pgettext_lazy("refused action", "reject")}
+
+
+def _verb(verb: str) -> str:
+    return str(_VERBS.get(verb, verb))
+
+
 def _check_edge(release: Release, to_status: str, verb: str) -> None:
     if to_status not in ALLOWED_TRANSITIONS[release.status]:
-        words = {"verb": verb, "release_id": release.pk, "status": release.get_status_display().lower()}
+        words = {"verb": _verb(verb), "release_id": release.pk, "status": release.get_status_display().lower()}
         if not ALLOWED_TRANSITIONS[release.status]:
             raise TransitionNotAllowed(gettext("cannot %(verb)s release #%(release_id)s: it is %(status)s "
                                                "(a final state)") % words)
@@ -657,7 +667,7 @@ def _decide(*, actor: Actor, release_id: int, decision: str, comment: str, shown
                 raise TransitionNotAllowed(gettext("cannot %(verb)s release #%(release_id)s: it is "
                                                    "%(status)s at %(gray_weight)s %% and the next rung "
                                                    "needs no approval") % {
-                                               "verb": verb, "release_id": release.pk, "status": release.status,
+                                               "verb": _verb(verb), "release_id": release.pk, "status": release.status,
                                                "gray_weight": release.gray_weight})
             required = step_requirements(env, step)
             what = gettext("going to %(step)s %%") % {"step": step}
@@ -666,15 +676,15 @@ def _decide(*, actor: Actor, release_id: int, decision: str, comment: str, shown
             what = gettext("promotion")
             if not required:
                 raise TransitionNotAllowed(gettext("%(env)s needs no approvals; nothing to %(verb)s") % {
-                                               "env": env.name, "verb": verb})
+                                               "env": env.name, "verb": _verb(verb)})
             if release.status not in OPEN_FOR_APPROVAL:
                 raise TransitionNotAllowed(gettext("cannot %(verb)s release #%(release_id)s: it is "
                                                    "%(status)s; approvals are given before promotion or, "
                                                    "in gray, before a step that needs them") % {
-                                               "verb": verb, "release_id": release.pk, "status": release.status})
+                                               "verb": _verb(verb), "release_id": release.pk, "status": release.status})
         if release.started_by_id == actor.user.pk:
             raise Forbidden(gettext("you started release #%(release_id)s; someone else must %(verb)s it") % {
-                                "release_id": release.pk, "verb": verb})
+                                "release_id": release.pk, "verb": _verb(verb)})
         if release.approvals.filter(user=actor.user, step_weight=step, stale_at__isnull=True).exists():
             raise TransitionNotAllowed(gettext("you already decided on %(what)s of release #%(release_id)s") % {
                                            "what": what, "release_id": release.pk})
@@ -690,7 +700,7 @@ def _decide(*, actor: Actor, release_id: int, decision: str, comment: str, shown
             raise TransitionNotAllowed(gettext("the evidence for release #%(release_id)s changed since "
                                                "your form showed it (a new scan, SLA snapshot or values "
                                                "change): look at it again before you %(verb)s") % {
-                                           "release_id": release.pk, "verb": verb}, field="evidence_digest")
+                                           "release_id": release.pk, "verb": _verb(verb)}, field="evidence_digest")
         missing = approval_summary(release, step=step).missing
         role = next((r for r in roles if r in missing), roles[0])
         approval = Approval.objects.create(release=release, user=actor.user, role=role, decision=decision,

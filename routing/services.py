@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext
 
 from releases import events, policy
 from releases.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
@@ -138,7 +138,7 @@ def routing_cut_over(*, actor: Actor, service: str, environment: str, comment: s
     require_permission(actor, policy.RELEASE_PROMOTE)
 
     def apply(state, canary):
-        canary = _require_gray_canary(canary, "cut over", service, environment)
+        canary = _require_gray_canary(canary, pgettext("refused action", "cut over"), service, environment)
         traffic_check(move=policy.MOVE_CUT_OVER, service=canary.service, environment=canary.environment,
                       tag=canary.version.tag, release=canary)
         if state.override == RoutingOverride.CUT_OVER and state.override_release_id == canary.pk:

@@ -78,4 +78,24 @@ def test_a_refused_page_action_says_why_in_chinese(make_release, live_release, r
     client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
     answer = client.post(f"/releases/{ready.pk}/pause/", follow=True)
     page = answer.content.decode()
-    assert "pause 被拒绝：无法暂停发布" in page, page[-3000:]
+    assert "暂停被拒绝：无法暂停发布" in page, page[-3000:]
+
+
+@pytest.mark.django_db
+def test_the_refused_action_itself_is_named_in_the_readers_language(make_release, live_release, rm):
+    api = client_for(rm)
+
+    def both(path):
+        english = api.post(path, {"comment": "looked"}, format="json")
+        chinese = api.post(path, {"comment": "looked"}, format="json", HTTP_ACCEPT_LANGUAGE="zh-hans")
+        assert english.status_code == chinese.status_code == 409, english.json()
+        return english.json()["detail"], chinese.json()["detail"]
+
+    for verb, chinese_verb in (("approve", "批准"), ("reject", "驳回")):  # staging requires no approvals
+        english, chinese = both(f"/api/releases/{live_release.pk}/{verb}/")
+        assert english == f"staging needs no approvals; nothing to {verb}"
+        assert chinese == f"staging 不需要审批；没有可{chinese_verb}的内容"
+    english, chinese = both(f"/api/releases/{live_release.pk}/promote/")
+    assert english.startswith(f"cannot promote release #{live_release.pk}: it is live")
+    assert chinese.startswith(f"无法推进发布 #{live_release.pk}"), chinese
+    assert live_release.__class__.objects.get(pk=live_release.pk).status == S.LIVE  # nothing changed

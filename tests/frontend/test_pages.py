@@ -65,7 +65,7 @@ def test_promote_button_moves_the_release_and_refusals_are_shown(live_release, m
     assert (release.status, release.gray_weight) == (S.GRAY, 5)
     assert "promote: done" in response.content.decode()
     response = logged_in(qa).post(f"/releases/{release.pk}/rollback/", follow=True)
-    assert "rollback refused: only release_manager, ops may roll back releases" in response.content.decode()
+    assert "roll back refused: only release_manager, ops may roll back releases" in response.content.decode()
     release.refresh_from_db()
     assert release.status == S.GRAY
 
