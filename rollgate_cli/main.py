@@ -81,11 +81,19 @@ def cmd_login(args, out: Output) -> int:
     if not url:
         out.error("login: give the server with --url https://rollgate.example.com (or set ROLLGATE_URL)")
         return EXIT_USAGE
-    username = args.username or os.environ.get("ROLLGATE_USERNAME", "") or input("username: ")
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = os.environ.get("ROLLGATE_PASSWORD", "") or getpass.getpass("password: ")
+    try:
+        username = args.username or os.environ.get("ROLLGATE_USERNAME", "") or input("username: ")
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = os.environ.get("ROLLGATE_PASSWORD", "") or getpass.getpass("password: ")
+    except (EOFError, KeyboardInterrupt):  # no terminal to ask (CI), or the person gave up
+        out.error("login: no username or password given; in CI use -u NAME --password-stdin (or ROLLGATE_USERNAME "
+                  "and ROLLGATE_PASSWORD), or skip login and set ROLLGATE_URL and ROLLGATE_TOKEN")
+        return EXIT_USAGE
+    if not username or not password:
+        out.error("login: username and password must not be empty")
+        return EXIT_USAGE
     api = RollgateApi(url)
     try:
         answer = api.post("/api/auth/token/", {"username": username, "password": password})

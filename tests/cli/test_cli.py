@@ -54,6 +54,15 @@ def test_login_with_a_wrong_password_prints_the_api_answer_and_saves_nothing(cli
     assert not cli.config.exists()
 
 
+def test_login_without_a_terminal_to_ask_says_how_to_log_in_from_ci(cli, rm):
+    no_input = cli("login", "--url", cli.url, stdin="")  # a CI job: nothing to read the username from
+    assert no_input.code == 2 and "Traceback" not in no_input.stderr
+    assert "--password-stdin" in no_input.stderr and "ROLLGATE_TOKEN" in no_input.stderr
+    empty = cli("login", "--url", cli.url, "--username", "rm", "--password-stdin", stdin="\n")
+    assert empty.code == 2 and "must not be empty" in empty.stderr
+    assert not cli.config.exists()
+
+
 def test_without_login_or_server_the_cli_says_what_to_do(cli, tmp_path):
     assert cli("status", "1").code == 7
     assert "rollgate login" in cli("status", "1").stderr
