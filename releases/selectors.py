@@ -550,14 +550,16 @@ def _fleet_counts(environment: str) -> dict[str, int]:
         canaries=Count("id", filter=Q(status__in=sorted(CANARY_STATUSES))),
         waiting=Count("id", filter=Q(status__in=sorted(OPEN_FOR_APPROVAL)) & ~Q(environment__required_approvals={})
                       & _newest_of_pair()),
-        attention=Count("id", filter=Q(status__in=sorted(FLEET_ATTENTION)) & _newest_of_pair()),
+        # A paused canary holds its environment's canary slot, newer releases or not: it always needs a person.
+        attention=Count("id", filter=Q(status__in=sorted(FLEET_ATTENTION))
+                        & (Q(status__in=sorted(CANARY_STATUSES)) | _newest_of_pair())),
     )
 
 
 def fleet_summary(*, user, environment: str = "") -> dict[str, int]:
     """Fleet-wide counts for the page header from one aggregate query over the current releases: canaries, the
-    newest release of a pair still open for approval where approvals are required, and the newest release of a
-    pair that failed, is blocked or paused.
+    newest release of a pair still open for approval where approvals are required, and the releases that need
+    attention: a paused canary, or the newest release of a pair that failed or is blocked.
 
     The query reads every failed build of the history (40-100 ms at 5 000 services), and every viewer sees the
     same counts, so they are shared for ROLLGATE_FLEET_SUMMARY_CACHE_SECONDS: header counts lag by that much at

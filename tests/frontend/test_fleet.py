@@ -112,3 +112,21 @@ def test_every_fleet_page_costs_the_same_queries_at_any_size(environments, dev, 
     with CaptureQueriesContext(connection) as deep:
         assert client.get("/", {"page": 4, "status": "gray"}).status_code == 200
     assert len(deep) == few
+
+
+def test_a_paused_canary_needs_attention_even_with_a_newer_release_waiting(make_release, live_release, rm):
+    from releases.services import release_pause
+
+    canary = make_release("v1.1.0", "staging")
+    release_promote(actor=Actor.of(rm), release_id=canary.pk)  # 5 %
+    client = logged_in(rm)
+
+    def attention() -> str:
+        page = client.get("/").content.decode()
+        return page.split(" need attention")[0].rsplit("<b>", 1)[1].split("</b>")[0]
+
+    assert attention() == "0"
+    release_pause(actor=Actor.of(rm), release_id=canary.pk, comment="eval scores look worse")
+    assert attention() == "1"
+    make_release("v1.2.0", "staging")  # the next version is built meanwhile: the paused canary still holds the slot
+    assert attention() == "1"
