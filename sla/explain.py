@@ -46,6 +46,14 @@ def rounded(value: float | None, unit: str) -> float | int | None:
         return round(value, 4)  # 2 decimals in percent
     if unit in (MS, COUNT, SECONDS):
         return int(round(value))
+    return _plain(value)
+
+
+def _plain(value: float) -> float:
+    """Other figures (eval scores, cost per task, statistics): two decimals, or three significant digits below
+    0.01, so a cost of 0.00083 per task does not read 0.00 against a threshold of 0.0084."""
+    if value != 0 and abs(value) < 0.01:
+        return float(f"{value:.3g}")
     return round(value, 2)
 
 
@@ -58,7 +66,9 @@ def show(value: float | None, unit: str) -> str:
         return count(value)
     if unit == SECONDS:
         return seconds(value)
-    return "n/a" if value is None else f"{value:.2f}"
+    if value is None:
+        return "n/a"
+    return f"{_plain(value):.3g}" if value != 0 and abs(value) < 0.01 else f"{value:.2f}"
 
 
 def clock(at) -> str:

@@ -38,6 +38,10 @@ def test_units_are_shown_as_people_read_them():
     assert in_unit(12345, "count") == "12,345" and in_unit(30, "s") == "30 s" and in_unit(2.3456, "stat") == "2.35"
     assert in_unit(None, "ratio") == "" and in_unit(0.5, None) == "0.50"
     assert reading_value(0.5123, "trace_latency_p95") == "512 ms" and reading_value(None, "request_count") == "n/a"
+    # a cost per task far below a cent keeps its digits: 0.00083 against a threshold of 0.0084 is not "0.00 vs 0.01"
+    from sla.explain import rounded
+    assert rounded(0.000834, "stat") == 0.000834 and in_unit(rounded(0.000834, "stat"), "stat") == "0.000834"
+    assert in_unit(0.00836, "stat") == "0.00836" and in_unit(0.8234, "stat") == "0.82"
 
 
 def test_sla_section_opens_with_the_sentence_then_rules_in_their_units(canary, rm):  # noqa: F811
