@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -74,6 +75,11 @@ STEPS = (
     Step("v1.1.0", "live", "prod: v1.1.0 goes on from staging; rm and qa approve; the SLA gate ramps it and waits "
                            "at the 50 % gray step until qa approves, then it goes live", environment="prod"),
 )
+
+
+def clip(text: str, width: int) -> str:
+    """`text` whole when it fits in `width` characters, else cut at a word boundary and ended with " …"."""
+    return textwrap.shorten(text, width, placeholder=" …")
 
 
 def commit_of(tag: str) -> str:
@@ -191,7 +197,7 @@ class Story:
             waiting_scan = self._scan_waiting(release) if status == S.BUILDING and not overridden else ""
             if waiting_scan:
                 overridden = True
-                self.say(f"{step.tag}: the scan could not clear the image ({waiting_scan[:200]}); it waits for a "
+                self.say(f"{step.tag}: the scan could not clear the image ({clip(waiting_scan, 400)}); it waits for a "
                          f"release manager, and rm overrides it with a written reason")
                 self._try(lambda: scan_override(
                     actor=self.rm, release_id=release.pk,
@@ -305,7 +311,7 @@ class Story:
         tag = release.version.tag
         if release.status != S.PAUSED:  # a person acted on it since (an earlier run of the story)
             self.say(f"{tag} was paused by the SLA gate and is now {release.status}: "
-                     f"{self._gate_pause_reason(release)[:300]}")
+                     f"{clip(self._gate_pause_reason(release), 300)}")
             return "paused"
         self.say(f"{tag} is paused at {release.gray_weight} % by the SLA gate: {self._gate_pause_reason(release)}")
         self.say(f"  every request of {tag} still succeeds: only the eval scores its traces carry show the "
@@ -318,7 +324,7 @@ class Story:
         self.say(f"{release.version.tag} rolled back by {who}: its traffic is cut to 0 %, the stable version has it "
                  f"all")
         if event and event.reason:
-            self.say(f"  why: {event.reason[:400]}")
+            self.say(f"  why: {clip(event.reason, 400)}")
         self.say(f"  SLA reports: {self.url or ''}/sla/reports/?version={release.version.tag}")
         return "rolled_back"
 
@@ -353,13 +359,19 @@ class _Watcher:
         self.story = story
         self.release_id = release.pk
         self.tag = release.version.tag
-        # What is already there when we start looking is not news; only later changes are said.
+        self.environment = release.environment.name
+        # What is already there when we start looking is not news; only later changes are said (a watcher started
+        # after the story, by follow(), must not announce "rollout succeeded" for a version long superseded).
         pipeline = Pipeline.objects.filter(release_id=release.pk).order_by("-pk").first()
         self.stages: dict[str, str] = dict(pipeline.stages.values_list("name", "status")) if pipeline else {}
+        rollout_status = Rollout.objects.filter(release_id=release.pk).values_list("status", flat=True).first()
+        if rollout_status:
+            self.stages["rollout"] = rollout_status
         self.audit_after = AuditEvent.objects.filter(release_id=release.pk).order_by("-pk").values_list(
             "pk", flat=True).first() or 0
         self.gate_sequence = 0
         self.gate_said_at = 0.0
+        self.gate_said: tuple = ()  # the last gate decision said: (release status, weight, gate status, action)
 
     def report(self, release: Release) -> None:
         self._stages()
@@ -380,7 +392,7 @@ class _Watcher:
                 took = f" in {(stage.finished_at - stage.started_at).total_seconds():.1f} s"
             detail = ""
             if stage.status in (StageStatus.FAILED, StageStatus.BLOCKED, StageStatus.WAITING) and stage.failure_reason:
-                detail = f": {stage.failure_reason[:200]}"
+                detail = f": {clip(stage.failure_reason, 400)}"
             elif stage.name == "scan" and stage.status == StageStatus.SUCCEEDED:
                 verdict = stage.log_lines.filter(message__startswith="scan verdict").order_by("-pk").first()
                 if verdict:  # "scan verdict: warn (reason; reason)": the verdict and how many reasons
@@ -400,7 +412,8 @@ class _Watcher:
         took = ""
         if rollout.started_at and rollout.finished_at:
             took = f" in {(rollout.finished_at - rollout.started_at).total_seconds():.1f} s"
-        detail = f": {rollout.reason[:200]}" if rollout.status != RolloutStatus.SUCCEEDED and rollout.reason else ""
+        failed = rollout.status != RolloutStatus.SUCCEEDED and rollout.reason
+        detail = f": {clip(rollout.reason, 300)}" if failed else ""
         self.story.say(f"{self.tag}  rollout {rollout.status}{took}{detail}")
 
     def _transitions(self) -> None:
@@ -408,16 +421,31 @@ class _Watcher:
                       .exclude(action__startswith="pipeline.").order_by("pk"))
         for event in events:
             self.audit_after = event.pk
-            weights = event.details or {}
-            move = f"{event.from_state or '-'} -> {event.to_state}"
-            if weights.get("to_weight") not in (None, weights.get("from_weight")):
-                move += f" ({weights.get('from_weight', 0)} -> {weights.get('to_weight', 0)} %)"
-            elif event.to_state in (S.GRAY, S.PAUSED):
-                move += f" (at {weights.get('to_weight', 0)} %)"
-            if event.action == "release.create":
-                continue
-            reason = f": {event.reason[:140]}" if event.reason and event.actor_name == "sla-gate" else ""
-            self.story.say(f"{self.tag}  {event.actor_name}: {event.action} {move}{reason}")
+            if event.action != "release.create":
+                self.story.say(f"{self.tag}  {self._event_line(event)}")
+
+    def _event_line(self, event: AuditEvent) -> str:
+        """One audit event in words. Approvals change no state: "qa approved the promotion (prod)". A weight is
+        said only when the event carries one (transitions do; sla.healthy or approvals_stale do not)."""
+        details = event.details or {}
+        if event.action in ("release.approve", "release.reject"):
+            step = details.get("step_weight")
+            verb = "approved" if event.action == "release.approve" else "rejected"
+            return (f"{event.actor_name} {verb} {f'going to {step} %' if step else 'the promotion'} "
+                    f"({self.environment})")
+        weight_moved = details.get("to_weight") not in (None, details.get("from_weight"))
+        if event.to_state and (event.to_state != event.from_state or weight_moved):
+            move = f" {event.from_state or '-'} -> {event.to_state}"
+            if weight_moved:
+                move += f" ({details.get('from_weight', 0)} -> {details['to_weight']} %)"
+            elif "to_weight" in details and event.to_state in (S.GRAY, S.PAUSED):
+                move += f" (at {details['to_weight']} %)"
+        elif event.to_state:  # nothing moved (sla.healthy, approvals_stale)
+            move = f" (still {event.to_state}" + (f" at {details['to_weight']} %)" if "to_weight" in details else ")")
+        else:
+            move = ""
+        reason = f": {clip(event.reason, 300)}" if event.reason and event.actor_name == "sla-gate" else ""
+        return f"{event.actor_name}: {event.action}{move}{reason}"
 
     def _gate(self, release: Release) -> None:
         if release.status not in (S.GRAY, S.PAUSED):
@@ -425,12 +453,20 @@ class _Watcher:
         record = GateRecord.objects.filter(pk=self.release_id).first()
         if record is None or record.sequence == self.gate_sequence:
             return
-        now = time.monotonic()
-        if record.action != "hold" or now - self.gate_said_at >= self.GATE_EVERY_S:
-            self.story.say(f"{self.tag}  SLA gate at {record.evaluated_weight} %: {record.status}"
-                           f" ({record.action}) - {gate_summary(record.last_verdict or {})[:220]}")
-            self.gate_said_at = now
         self.gate_sequence = record.sequence
+        now = time.monotonic()
+        decision = (release.status, record.evaluated_weight, record.status, record.action)
+        if record.action == "hold" and release.status == S.GRAY:
+            # Watching a phase: its progress ("needs about 53 more requests"), at most every GATE_EVERY_S.
+            due = now - self.gate_said_at >= self.GATE_EVERY_S
+        else:
+            # Anything else is said once: a paused release gets the same verdict every tick ("stays paused"),
+            # only its counts and clock change; it is said again when the release or the gate's decision changes.
+            due = decision != self.gate_said
+        if due:
+            self.story.say(f"{self.tag}  SLA gate at {record.evaluated_weight} %: {record.status}"
+                           f" ({record.action}) - {clip(gate_summary(record.last_verdict or {}), 300)}")
+            self.gate_said_at, self.gate_said = now, decision
 
 
 def gate_summary(verdict: dict) -> str:
@@ -446,7 +482,7 @@ def follow(story: Story, stop: threading.Event, poll_s: float = 1.0) -> None:
     answers) until stopped."""
     watchers: dict[int, _Watcher] = {}
     while not stop.wait(poll_s):
-        releases = (Release.objects.select_related("version")
+        releases = (Release.objects.select_related("version", "environment")
                     .filter(service__name=story.service, environment__name=story.environment)
                     .order_by("-pk")[:10])
         for release in releases:
