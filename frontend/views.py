@@ -96,7 +96,9 @@ def _action_buttons(release, states, ladder, stable, following=None) -> list[dic
                          gettext("Skip the remaining phases and send 100 %% of the traffic to %(where)s?") % words,
                          "traffic"),
         "pause": (gettext("Pause"), gettext("Hold %(where)s at %(weight)s %%?") % words, "traffic"),
-        "resume": (gettext("Resume"), gettext("Resume the gray ramp of %(where)s?") % words, "traffic"),
+        # Not the blue primary: a ramp is paused because something looked wrong (often the SLA gate), so resuming
+        # should not look like the obvious next step beside Roll back.
+        "resume": (gettext("Resume"), gettext("Resume the gray ramp of %(where)s?") % words, "neutral"),
         "rollback": (gettext("Roll back"),
                      gettext("Roll back %(where)s? Its traffic goes back to the stable version.") % words, "danger"),
         "promote_next_env": (gettext("Promote to %(following)s") % words,

@@ -1,4 +1,5 @@
 """Server-rendered pages go through the same selectors, services and policy as the API."""
+import pytest
 from django.test import Client
 
 from releases.choices import ReleaseStatus as S
@@ -124,3 +125,17 @@ def test_an_unknown_release_gets_a_plain_not_found_page(environments, rm):
     response = logged_in(rm).get("/releases/999999/")
     page = response.content.decode()
     assert response.status_code == 404 and "Not found" in page and "URLconf" not in page
+
+
+@pytest.mark.django_db
+def test_a_paused_ramp_does_not_offer_resume_as_the_obvious_next_step(make_release, live_release, rm):
+    from releases.services import Actor, release_pause, release_promote
+
+    canary = make_release("v1.1.0", "staging")
+    release_promote(actor=Actor.of(rm), release_id=canary.pk)
+    page = logged_in(rm).get(f"/releases/{canary.pk}/").content.decode()
+    assert 'class="btn traffic" data-action="promote"' in page  # in gray, promoting is the main action
+    release_pause(actor=Actor.of(rm), release_id=canary.pk, comment="eval scores look worse")
+    page = logged_in(rm).get(f"/releases/{canary.pk}/").content.decode()
+    assert 'class="btn neutral" data-action="resume"' in page
+    assert 'class="btn danger" data-action="rollback"' in page and 'class="btn traffic"' not in page
