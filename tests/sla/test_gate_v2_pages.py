@@ -81,6 +81,12 @@ def test_a_release_off_the_ramp_offers_no_review_form(canary, rm):  # noqa: F811
     release_rollback(actor=Actor.of(rm), release_id=canary.pk, comment="by hand")
     page = section(rm, canary)
     assert "data-manual-review" not in page and "<form" not in page and "data-stale-review" in page
+    assert "The gate no longer judges this release: it is rolled back since" in page  # the verdict is history now
+
+
+def test_a_canary_on_the_ramp_is_not_called_history(canary, rm):  # noqa: F811
+    gate_record(canary)
+    assert "data-sla-history" not in section(rm, canary)
 
 
 def test_the_page_form_settles_the_review_or_says_which_field_is_missing(canary, rm):  # noqa: F811
