@@ -204,9 +204,15 @@ def _number(value, unit) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+ON_THE_RAMP = ("deploying", "gray", "paused")  # the statuses the SLA gate judges
+
+
 def cmd_sla(args, out: Output, api: RollgateApi) -> int:
     sla = api.get(f"/api/releases/{args.release}/sla/")
     lines = [sla.get("summary") or "the SLA gate has not judged this release yet"]
+    status = api.get(f"/api/releases/{args.release}/").get("status")
+    if sla.get("summary") and status not in ON_THE_RAMP:
+        lines.insert(0, f"the gate no longer judges this release (it is {status}); its last verdict was:")
     review = sla.get("manual_review")
     if review:
         lines.append(f"manual review waiting since {review['since']}: {review['reason']}")

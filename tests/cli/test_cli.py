@@ -8,7 +8,7 @@ import pytest
 
 from releases.choices import ReleaseStatus as S
 from releases.models import Release
-from releases.services import Actor, release_pause, release_promote, release_worker_transition
+from releases.services import Actor, release_pause, release_promote, release_rollback, release_worker_transition
 from rollgate_cli.api import accept_language
 from rollgate_cli.main import main
 from tests.conftest import sha
@@ -271,6 +271,10 @@ def test_sla_prints_the_verdict_sentence_and_each_rule(cli, login, qa, live_rele
     assert "  ok    evidence_power: enough evidence [measured 12345, threshold 6789]" in lines
     as_json = cli("sla", str(release.pk), "--json").json()
     assert as_json["summary"] == SUMMARY and len(as_json["verdict"]["findings"]) == 3
+    release_rollback(actor=Actor.of(rm), release_id=release.pk, comment="settled by hand")
+    history = cli("sla", str(release.pk)).stdout.splitlines()
+    assert history[0] == "the gate no longer judges this release (it is rolled_back); its last verdict was:"
+    assert history[1] == SUMMARY
 
 
 def test_the_rollgate_command_is_declared_and_json_goes_before_or_after_the_command(capsys, monkeypatch, tmp_path):
