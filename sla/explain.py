@@ -81,5 +81,5 @@ ACTION_WORDS = {
     "block_version": "version blocked in routing",
     "pause": "ramp paused",
     "hold": "held",
-    "ready_to_promote": "promoted to the next step",
+    "ready_to_promote": "ready for the next step",
 }

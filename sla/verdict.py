@@ -243,7 +243,9 @@ def _summary(release: GrayRelease, effect: Effect, findings: list[Finding], now:
         seen = f" over {explain.count(power.measured)} traces this phase" if power and power.measured else ""
         if release.paused:
             return f"{release.version} passed every rule{seen}; it stays paused until a person resumes it ({at})"
-        return f"{release.version} passed every rule{seen}: promoted to the next step at {at}"
+        # "ready", not "promoted": the promotion itself may still wait (an approval at a gray step, a freeze);
+        # what the controller did is recorded beside the verdict (GateRecord.action_taken, "Gate did").
+        return f"{release.version} passed every rule{seen}: ready for the next step at {at}"
     if effect is Effect.WATCH:
         return f"{clause or release.version}: watching, nothing changed ({at})"
     if effect is Effect.MANUAL_REVIEW:

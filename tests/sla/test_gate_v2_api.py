@@ -100,7 +100,7 @@ def test_qa_may_not_settle_a_manual_review_and_ops_may_only_roll_back(waiting, q
 def test_acknowledge_conflicts_when_no_review_waits(canary, make_release, rm):
     never_evaluated = acknowledge(rm, canary.pk, decision="resume", comment="nothing to see")
     assert never_evaluated.status_code == 409 and "no manual review" in never_evaluated.json()["detail"]
-    gate_record(canary, manual_review=None, summary="v1.1.0 passed every rule: promoted to the next step at 12:48:20")
+    gate_record(canary, manual_review=None, summary="v1.1.0 passed every rule: ready for the next step at 12:48:20")
     settled = acknowledge(rm, canary.pk, decision="rollback", comment="again")
     assert settled.status_code == 409 and settled.json()["code"] == "transition_not_allowed"
     canary.refresh_from_db()

@@ -71,9 +71,9 @@ def test_manual_review_box_offers_resume_and_roll_back_to_those_who_may(canary, 
 
 
 def test_no_review_box_once_nothing_waits(canary, rm):  # noqa: F811
-    gate_record(canary, manual_review=None, summary="v1.1.0 passed every rule: promoted to the next step at 12:48:20")
+    gate_record(canary, manual_review=None, summary="v1.1.0 passed every rule: ready for the next step at 12:48:20")
     page = section(rm, canary)
-    assert "data-manual-review" not in page and "promoted to the next step" in page
+    assert "data-manual-review" not in page and "ready for the next step" in page
 
 
 def test_a_release_off_the_ramp_offers_no_review_form(canary, rm):  # noqa: F811
