@@ -159,10 +159,17 @@ def policy_view(*, user, environment: Environment, service: AgentService | None 
         return {}
     rows = SlaPolicyVersion.objects.filter(environment=environment, service=service).order_by("-number")
     latest = rows.first()
+    if service is None:
+        environment_number = latest.number if latest else 0
+    else:  # the base the service's overrides (if any) apply to
+        environment_row = (SlaPolicyVersion.objects.filter(environment=environment, service=None)
+                           .order_by("-number").first())
+        environment_number = environment_row.number if environment_row else 0
     return {
         "environment": environment.name,
         "service": service.name if service else None,
         "number": latest.number if latest else 0,
+        "environment_number": environment_number,
         "policy": policy_effective(environment=environment, service=service).to_dict(),
         "overrides": (latest.policy if latest else {}) if service else None,
         "defaults": DEFAULT_POLICY.to_dict(),
