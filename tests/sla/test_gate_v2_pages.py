@@ -13,7 +13,7 @@ from django.test import Client
 from frontend.templatetags.sla_format import in_unit, reading_value
 from releases.models import AuditEvent
 from releases.services import Actor, release_rollback
-from sla import selectors, services, stats, verdict
+from sla import quality, selectors, services, stats, verdict
 from sla.models import GateRecord, SlaSample
 
 from .test_gate_v2_api import REVIEW, SINCE, SUMMARY, canary, gate_record, make_report, reports  # noqa: F401
@@ -196,3 +196,23 @@ def test_policy_page_header_names_where_the_effective_values_come_from(environme
     assert " ".join(source.split()) == f"{service.name}'s override v1 over staging's policy v1"
     api = client.get(f"/api/sla/policies/staging/?service={service.name}").json()
     assert (api["number"], api["environment_number"]) == (1, 1)
+
+
+def test_precedence_table_lists_each_llm_quality_rule_in_the_row_of_its_effect_in_the_code(environments, auditor):
+    """The quality rules (sla/quality.py) decide through the same effects; each is listed in its effect's row,
+    in the code's table, the README and on the policy page."""
+    fired = set(re.findall(r'Finding\(\s*"(\w+)",\s*Effect\.([A-Z_]+)', inspect.getsource(quality)))
+    assert {rule for rule, _ in fired} == {"eval_score_regression", "tool_error_regression", "cost_per_success"}
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    page = logged_in(auditor).get("/sla/policy/staging/").content.decode()
+    page_rows = re.findall(r'<tr data-precedence="(\w+)"><td><span class="status sla-(\w+)">.*?</tr>', page, re.S)
+    page_texts = re.findall(r'<tr data-precedence="\w+">(.*?)</tr>', page, re.S)
+    for rule, name in fired:
+        effect = verdict.Effect[name]
+        rows = [(status, action) for status, action, text in selectors.PRECEDENCE if rule in text]
+        assert rows == [(effect.status, effect.action)], (rule, effect)
+        assert [(s, a) for (a, s), text in zip(page_rows, page_texts) if rule in text] == rows, rule
+        readme_rows = [line for line in readme.splitlines() if f"`{rule}`" in line
+                       and any(line.startswith(f"| {status} | `{action}` |")
+                               for status, action, _ in selectors.PRECEDENCE)]
+        assert [line.split(" | ")[:2] for line in readme_rows] == [[f"| {effect.status}", f"`{effect.action}`"]], rule
