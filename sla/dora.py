@@ -16,7 +16,9 @@ A release's **timeline** (the release page shows it): breach onset -> verdict ->
   rollback when a person acted without one), in which the canary read worse than stable: success rate lower by
   more than BREACH_MARGIN, error-trace or callback-failure ratio higher by more than BREACH_MARGIN, or p95 more than
   P95_MARGIN above stable's.  No such sample (no gate history, or it was pruned): the onset is unknown and the
-  failure is left out of the time to restore (counted in `restore_unknown`).
+  failure is left out of the time to restore (counted in `restore_unknown`).  When the rule that stopped the canary
+  measures something the chart samples do not carry (CHARTED_RULES: an LLM quality rule, crashes, memory, ...),
+  the timeline says so and names the rule instead of claiming the canary never read worse.
 * *verdict*: the first gate evaluation that stopped the canary (pause, block, rollback) or asked for manual review.
 * *action*: the first audit row after it that took the canary's traffic (paused, rolled back or blocked).
 * *stable*: the audit row that gave all traffic back to stable (the release rolled back or blocked; for a live
@@ -31,10 +33,16 @@ from datetime import timezone as dt_timezone
 
 from releases.choices import ReleaseStatus as S
 from releases.models import AuditEvent, Release
+from sla import explain
 from sla.models import SlaReport, SlaSample
 
 BREACH_MARGIN = 0.005  # absolute, on ratios (half a percentage point)
 P95_MARGIN = 0.20  # the policy's default latency rollback margin: canary p95 > stable p95 * 1.2
+# The gate's rules whose measure is a column of the chart samples (SlaSample), the only ones the onset can see.
+CHARTED_RULES = frozenset({
+    "success_rate_floor", "success_floor_sequential", "failure_rate_vs_baseline", "error_regression_sequential",
+    "failed_traces", "callback_failure_rate", "p95_latency_rollback", "latency_regression_sequential",
+    "success_rate_advance", "p95_latency_advance"})
 TRAFFIC_STATES = frozenset({S.GRAY, S.LIVE})
 FAILED_STATES = frozenset({S.ROLLED_BACK, S.BLOCKED})
 STOPPED_STATES = frozenset({S.PAUSED, S.ROLLED_BACK, S.BLOCKED})
@@ -234,16 +242,25 @@ def release_timeline(release: Release) -> dict:
     if not facts.failed:  # a canary stopped and still held (paused, in manual review) has a timeline too
         samples = list(SlaSample.objects.filter(release_id=release.pk).order_by("sequence").values(*_SAMPLE_FIELDS))
         _place_gate_history(facts, samples, facts.events)
-    summary = None
+    summary, uncharted = None, []
     if facts.verdict_at is not None:
         report = (SlaReport.objects.filter(release_id=release.pk, evaluated_at=facts.verdict_at)
-                  .values_list("verdict", flat=True).first())
-        summary = (report or {}).get("summary")
+                  .values_list("verdict", flat=True).first()) or {}
+        summary = report.get("summary")
+        uncharted = [f["rule"] for f in report.get("findings", []) if f.get("effect")
+                     and f["effect"] == report.get("action") and f.get("rule") not in CHARTED_RULES]
+    if facts.onset_at is not None:
+        onset_words = "the canary first read worse than stable in the run that ended in the stop"
+    elif uncharted:
+        verdict_clock = explain.clock(facts.verdict_at.astimezone(dt_timezone.utc))
+        onset_words = (f"unknown: the rule that fired ({', '.join(dict.fromkeys(uncharted))}) is not in the chart "
+                       f"samples; the verdict came at {verdict_clock} UTC")
+    else:
+        onset_words = "unknown: no gate sample showed the canary worse than stable"
     stopping = next((t for t in facts.events if facts.action_at and t["created_at"] == facts.action_at
                      and t["to_state"] in STOPPED_STATES), None)
     steps = [
-        ("breach onset", facts.onset_at, "the canary first read worse than stable in the run that ended in the stop"
-         if facts.onset_at else "unknown: no gate sample showed the canary worse than stable"),
+        ("breach onset", facts.onset_at, onset_words),
         ("verdict", facts.verdict_at, summary or ("the gate stopped the canary" if facts.verdict_at else
                                                   "no gate verdict: a person acted")),
         ("action", facts.action_at, (f"{stopping['action']} by {stopping['actor_name']}: "

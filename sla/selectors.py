@@ -22,16 +22,21 @@ from sla.services import policy_effective
 PRECEDENCE = (
     ("rollbacked", "rollback", "p95 > stable p95 + 20 % (window test, or the sequential latency test within "
                                "seconds); >= 3 agent crashes; peak memory >= 2x the stable mean; an error-rate "
-                               "regression when the policy says sequential_action: rollback"),
+                               "regression when the policy says sequential_action: rollback; LLM quality: tool "
+                               "error rate >= 5 points above stable and significantly higher "
+                               "(tool_error_regression)"),
     ("blocked", "block_version", ">= 50 failed traces AND significantly worse than stable. While the ramp still "
                                  "moves, a pause rule firing in the same evaluation wins (the design's pause must "
                                  "be reachable); a paused canary that keeps failing is blocked once it fails 50 "
                                  "more times after the pause (escalation)"),
     ("blocked", "pause", "success rate below the 99 % floor (window binomial test or the sequential floor test); "
-                         "an error-rate regression against stable (sequential test, default)"),
+                         "an error-rate regression against stable (sequential test, default); LLM quality: mean "
+                         "eval score >= 0.05 below stable and significantly lower (eval_score_regression)"),
     ("manual_review", "hold", "callback failures > 2 %; Prometheus failing N times in a row; NODATA when the policy "
-                              "says so. Sticky: the gate never clears it, a person acknowledges it (resume or roll "
-                              "back, with a comment) on the release page or the API"),
+                              "says so; LLM quality: cost per successful task > stable's + 30 %, or the cost of most "
+                              "canary traces unknown while stable's is known (cost_per_success). Sticky: the gate "
+                              "never clears it, a person acknowledges it (resume or roll back, with a comment) on "
+                              "the release page or the API"),
     ("watching", "hold", "not enough evidence (statistical power not reached: \"needs about N more requests\"), "
                          "young phase, an advance rule not met, a hole in the scrapes, the first window after a "
                          "Prometheus outage, NODATA, a Prometheus error"),
@@ -159,10 +164,17 @@ def policy_view(*, user, environment: Environment, service: AgentService | None 
         return {}
     rows = SlaPolicyVersion.objects.filter(environment=environment, service=service).order_by("-number")
     latest = rows.first()
+    if service is None:
+        environment_number = latest.number if latest else 0
+    else:  # the base the service's overrides (if any) apply to
+        environment_row = (SlaPolicyVersion.objects.filter(environment=environment, service=None)
+                           .order_by("-number").first())
+        environment_number = environment_row.number if environment_row else 0
     return {
         "environment": environment.name,
         "service": service.name if service else None,
         "number": latest.number if latest else 0,
+        "environment_number": environment_number,
         "policy": policy_effective(environment=environment, service=service).to_dict(),
         "overrides": (latest.policy if latest else {}) if service else None,
         "defaults": DEFAULT_POLICY.to_dict(),

@@ -9,15 +9,21 @@ status          action            fired by
 ==============  ================  ===============================================================================
 rollbacked      rollback          p95 > stable p95 + 20 % (window test, or the sequential latency test within
                                   seconds); >= 3 agent crashes; peak memory >= 2x the stable mean;
-                                  an error-rate regression when the policy says ``sequential_action: rollback``
+                                  an error-rate regression when the policy says ``sequential_action: rollback``;
+                                  LLM quality: tool error rate >= 5 points above stable and significantly higher
+                                  (``tool_error_regression``)
 blocked         block_version     >= 50 failed traces AND significantly worse than stable.  While the ramp still
                                   moves, a pause rule firing in the same evaluation wins (the design's pause must
                                   be reachable); a paused canary that keeps failing is blocked once it fails
                                   50 more times after the pause (escalation)
 blocked         pause             success rate below the 99 % floor (window binomial test or the sequential floor
-                                  test); an error-rate regression against stable (sequential test, default)
+                                  test); an error-rate regression against stable (sequential test, default);
+                                  LLM quality: mean eval score >= 0.05 below stable and significantly lower
+                                  (``eval_score_regression``)
 manual_review   hold              callback failures > 2 %; Prometheus failing N times in a row; NODATA when the
-                                  policy says so.  Sticky: the gate never clears it, a person acknowledges it
+                                  policy says so; LLM quality: cost per successful task > stable's + 30 %, or the
+                                  cost of most canary traces unknown while stable's is known (``cost_per_success``).
+                                  Sticky: the gate never clears it, a person acknowledges it
                                   (resume or roll back, with a comment) on the release page or the API
 watching        hold              not enough evidence (statistical power not reached: "needs about N more
                                   requests"), young phase, an advance rule not met, a hole in the scrapes, the
@@ -26,8 +32,9 @@ verified        ready_to_promote  every advance rule passed, the phase ran one e
                                   phase's canary sample had the power to show the guarded regressions
 ==============  ================  ===============================================================================
 
-The LLM quality rules (sla/quality.py) fire at the same levels: an eval score regression pauses, a tool error
-regression rolls back, cost per successful task beyond +30 % asks for a manual review.
+The LLM quality rules (sla/quality.py) are findings like the others: their effect takes its row above (a tool
+error regression rolls back, an eval score regression pauses, cost asks for a manual review), the most severe
+effect of the evaluation wins, and an eval score pause also defers the failed-traces block while the ramp moves.
 
 Every fired rule stays in `findings`; the verdict opens with one plain sentence (`summary`).  The function does
 no I/O; the gate (sla.gate) fetches readings, the controller (sla.services) persists `next_state` and, when

@@ -352,7 +352,10 @@ class PolicyViewOutput(serializers.Serializer):
 
     environment = serializers.CharField()
     service = serializers.CharField(allow_null=True)
-    number = serializers.IntegerField(help_text="latest saved version (0: the defaults)")
+    number = serializers.IntegerField(help_text="latest saved version of this scope: the environment's policy, or "
+                                                "the service's override (0: never saved)")
+    environment_number = serializers.IntegerField(help_text="latest saved version of the environment's policy, the "
+                                                            "base of a service's overrides (0: the defaults)")
     policy = serializers.DictField(help_text="every field of sla.policy.SlaPolicy with its effective value")
     overrides = serializers.DictField(allow_null=True, help_text="a service's overridden fields (null for an env)")
     defaults = serializers.DictField()

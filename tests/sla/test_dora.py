@@ -259,3 +259,31 @@ def test_release_create_keeps_the_commit_time(environments, service, dev):
                       format="json")
     assert future.status_code == 400
     assert future.json()["detail"].startswith("committed_at: ") and "future" in future.json()["detail"]
+
+
+def test_timeline_of_a_quality_pause_names_the_rule_the_chart_samples_do_not_carry(environments, service, dev, base,
+                                                                                  qa, client):
+    """Paused for an eval-score regression while every charted reading matched stable: the onset is unknown
+    because the rule is not in the samples, not because the canary never read worse (that contradicted the verdict)."""
+    h, m = History(dev), timedelta(minutes=1)
+    release = h.release("agent-infer", "staging", "v1.2.1")
+    t = base + timedelta(days=1)
+    h.move(release, S.GRAY, t, from_state=S.READY)
+    h.sample(release, 1, t + m)
+    h.sample(release, 2, t + 2 * m, status="blocked", action="pause")
+    SlaReport.objects.create(
+        release=release, service=release.service, environment=release.environment, sequence=2, gray_weight=5,
+        version="v1.2.1", start_ts=t, agent_group="agent-infer-staging", status="blocked", action="pause",
+        outcome="FAILED", evaluated_at=t + 2 * m,
+        verdict={"summary": "v1.2.1's answers got worse: paused", "action": "pause", "findings": [
+            {"rule": "success_rate_floor", "effect": None},
+            {"rule": "eval_score_regression", "effect": "pause"}]})
+    h.move(release, S.PAUSED, t + 2 * m + timedelta(seconds=5), actor="sla-gate", from_state=S.GRAY)
+
+    client.force_login(qa)
+    page = client.get(f"/sla/releases/{release.pk}/").content.decode()
+    at = (t + 2 * m).strftime("%H:%M:%S")
+    assert (f"unknown: the rule that fired (eval_score_regression) is not in the chart samples; the verdict came "
+            f"at {at} UTC") in page
+    assert "no gate sample showed the canary worse than stable" not in page
+    assert "v1.2.1&#x27;s answers got worse: paused" in page

@@ -13,7 +13,7 @@ from django.test import Client
 from frontend.templatetags.sla_format import in_unit, reading_value
 from releases.models import AuditEvent
 from releases.services import Actor, release_rollback
-from sla import selectors, stats, verdict
+from sla import quality, selectors, services, stats, verdict
 from sla.models import GateRecord, SlaSample
 
 from .test_gate_v2_api import REVIEW, SINCE, SUMMARY, canary, gate_record, make_report, reports  # noqa: F401
@@ -178,3 +178,51 @@ def test_policy_page_shows_fields_precedence_and_power_formula_as_the_code_says(
     assert "defaults (never saved)" in page
     assert client.get("/sla/policy/nowhere/").status_code == 404
     assert client.get("/sla/policy/staging/", {"service": "nope"}).status_code == 404
+
+
+def test_policy_page_header_names_where_the_effective_values_come_from(environments, service, ops, auditor):
+    """An environment policy saved and no service override: the service's page names the environment's version,
+    not "never saved" (the values shown are that version's, not the defaults)."""
+    client = logged_in(auditor)
+    never = client.get("/sla/policy/staging/", {"service": service.name}).content.decode()
+    assert "defaults (never saved)" in never and "Never saved: the defaults apply." in never
+
+    services.policy_version_save(actor=Actor.of(ops), environment="staging", policy={"evaluation_window_s": 30},
+                                 comment="demo")
+    env_page = client.get("/sla/policy/staging/").content.decode()
+    assert re.search(r"data-policy-source>\s*version 1\s*</small>", env_page)
+    page = client.get("/sla/policy/staging/", {"service": service.name}).content.decode()
+    source = re.search(r"data-policy-source>(.*?)</small>", page, re.S).group(1)
+    assert " ".join(source.split()) == f"staging's policy v1 (no override for {service.name})"
+    assert "never saved" not in page.lower()
+    assert f"No override for {service.name} saved: staging's policy v1 applies." in page
+    value = re.search(r'data-field="evaluation_window_s".*?<td class="num">(.*?)</td>', page, re.S).group(1)
+    assert float(value) == 30, value  # the environment version's value, not the default 600
+
+    services.policy_version_save(actor=Actor.of(ops), environment="staging", service=service.name,
+                                 policy={"evaluation_window_s": 60}, comment="override")
+    page = client.get("/sla/policy/staging/", {"service": service.name}).content.decode()
+    source = re.search(r"data-policy-source>(.*?)</small>", page, re.S).group(1)
+    assert " ".join(source.split()) == f"{service.name}'s override v1 over staging's policy v1"
+    api = client.get(f"/api/sla/policies/staging/?service={service.name}").json()
+    assert (api["number"], api["environment_number"]) == (1, 1)
+
+
+def test_precedence_table_lists_each_llm_quality_rule_in_the_row_of_its_effect_in_the_code(environments, auditor):
+    """The quality rules (sla/quality.py) decide through the same effects; each is listed in its effect's row,
+    in the code's table, the README and on the policy page."""
+    fired = set(re.findall(r'Finding\(\s*"(\w+)",\s*Effect\.([A-Z_]+)', inspect.getsource(quality)))
+    assert {rule for rule, _ in fired} == {"eval_score_regression", "tool_error_regression", "cost_per_success"}
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    page = logged_in(auditor).get("/sla/policy/staging/").content.decode()
+    page_rows = re.findall(r'<tr data-precedence="(\w+)"><td><span class="status sla-(\w+)">.*?</tr>', page, re.S)
+    page_texts = re.findall(r'<tr data-precedence="\w+">(.*?)</tr>', page, re.S)
+    for rule, name in fired:
+        effect = verdict.Effect[name]
+        rows = [(status, action) for status, action, text in selectors.PRECEDENCE if rule in text]
+        assert rows == [(effect.status, effect.action)], (rule, effect)
+        assert [(s, a) for (a, s), text in zip(page_rows, page_texts) if rule in text] == rows, rule
+        readme_rows = [line for line in readme.splitlines() if f"`{rule}`" in line
+                       and any(line.startswith(f"| {status} | `{action}` |")
+                               for status, action, _ in selectors.PRECEDENCE)]
+        assert [line.split(" | ")[:2] for line in readme_rows] == [[f"| {effect.status}", f"`{effect.action}`"]], rule
