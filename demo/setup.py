@@ -162,10 +162,13 @@ def local_demo_setup(*, var_dir: Path | None = None, registry: str = REGISTRY,
         if environment is None or prod is None or service is None:
             raise LookupError(f"no {ENVIRONMENT} or {PROD} environment or no {SERVICE} service: run "
                               f"`manage.py seed_demo` first")
-        for env, extra in ((environment, {}), (prod, {"gray_step_approvals": PROD_GRAY_STEPS})):
+        for env, extra, token_file in ((environment, {}, paths.token_file),
+                                       (prod, {"gray_step_approvals": PROD_GRAY_STEPS}, paths.prod_token_file)):
+            # agent_token_file: the agents of each environment register with that environment's token
             wanted_env = {"deploy_target": DeployTargetKind.LOCAL, "auto_rollback": True, **extra,
                           "target_settings": {"state_dir": str(paths.state_dir),
-                                              "startup_timeout_s": startup_timeout_s}}
+                                              "startup_timeout_s": startup_timeout_s,
+                                              "agent_token_file": str(token_file)}}
             before = {key: getattr(env, key) for key in wanted_env}
             if before != wanted_env:
                 for key, value in wanted_env.items():

@@ -6,6 +6,9 @@ Environment.target_settings (all optional):
   profiles           {"v1.2.0": "slow"}: run a version with another behaviour profile than versions.yaml names
   command            the command to run per version, a list with {service} {env} {version} {port} {listen_fd}
   startup_timeout_s  how long a new version has to answer its health check (default 20)
+  agent_token_file   the file holding this environment's agent token, passed to the agents as
+                     ROLLGATE_AGENT_TOKEN_FILE so they register with the agent registry (agent tokens are per
+                     environment; default: the worker's own ROLLGATE_AGENT_TOKEN_FILE, if any)
 
 The stable version is the environment's live release; the canary is the release being rolled out. The canary's
 traffic share is decided by the scheduler from the routing table, so set_weight changes no process: it logs the
@@ -30,8 +33,12 @@ def target_for(environment: Environment, log: LogFn | None = None) -> LocalTarge
     state_dir = options.get("state_dir") or Path(settings.BASE_DIR) / "var" / "local-target"
     command = options.get("command") or agent_command(config=options.get("agent_config"))
     try:
+        token_file = options.get("agent_token_file")
+        if token_file is not None and not isinstance(token_file, str):
+            raise TypeError(f"agent_token_file must be a path, got {type(token_file).__name__}")
         return LocalTarget(state_dir, command=command, profiles=options.get("profiles") or {},
-                           startup_timeout_s=float(options.get("startup_timeout_s", 20)), log=log)
+                           startup_timeout_s=float(options.get("startup_timeout_s", 20)), log=log,
+                           extra_env={"ROLLGATE_AGENT_TOKEN_FILE": token_file} if token_file else {})
     except (TypeError, ValueError) as error:
         raise TargetError(f"environment {environment.name}: target_settings: {error}") from None
 

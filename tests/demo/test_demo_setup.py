@@ -37,6 +37,15 @@ def test_demo_setup_makes_staging_the_local_demo_and_is_idempotent(db, tmp_path,
     assert AuditEvent.objects.filter(action="environment.update", actor_name="demo-setup").count() == 2
     prod = Environment.objects.get(name="prod")  # the demo plays prod too: same target, a gray step for qa
     assert prod.deploy_target == "local" and prod.gray_step_approvals == {"50": {"qa": 1}}
+    # each environment's agents register with that environment's own agent token (tokens are per environment)
+    assert staging.target_settings["agent_token_file"] == str(tmp_path / "demo" / "agent-token")
+    assert prod.target_settings["agent_token_file"] == str(tmp_path / "demo" / "agent-token-prod")
+    from deploy.drivers.local import target_for
+    assert target_for(prod).extra_env == {"ROLLGATE_AGENT_TOKEN_FILE": str(tmp_path / "demo" / "agent-token-prod")}
+    staging_token, prod_token = ((tmp_path / "demo" / name).read_text().strip()
+                                 for name in ("agent-token", "agent-token-prod"))
+    assert auth.agent_for_key(prod_token).environment == "prod"
+    assert auth.agent_for_key(staging_token).environment == "staging"
     assert policy_effective(environment=prod).to_dict()["min_sample_size"] == DEMO_POLICY["min_sample_size"]
     assert (tmp_path / "demo" / "agent-token-prod").is_file()
 
