@@ -277,16 +277,28 @@ class PhaseSample:
 
     requests: float
     failures: float
-    rate_per_s: float  # current canary traffic, from the window
+    rate_per_s: float  # current canary traffic: since the phase began, or over the window early in a phase
 
 
-def phase_sample(state: GateState, canary: ReleaseReadings, window_s: float) -> PhaseSample:
+PHASE_RATE_AFTER_S = 15.0  # a phase this old has its own traffic rate; younger ones use the window's
+
+
+def phase_sample(state: GateState, canary: ReleaseReadings, window_s: float,
+                 now: datetime | None = None) -> PhaseSample:
     totals, mark = canary.counter_totals, state.phase_mark
     requests = failures = 0.0
     if totals is not None and mark is not None and totals.requests >= mark.requests:
         requests = totals.requests - mark.requests
         failures = max(0.0, totals.failures - mark.failures)
-    return PhaseSample(requests, failures, (canary.value(Metric.REQUEST_COUNT) or 0.0) / window_s)
+    rate = (canary.value(Metric.REQUEST_COUNT) or 0.0) / window_s
+    # The window still holds traffic from before the phase (a smaller weight, or no canary yet), which makes
+    # "about N minutes at the current rate" far too long right after a promotion: the phase's own rate is the
+    # canary's traffic at this weight.
+    if now is not None and state.phase_mark_at is not None and requests > 0:
+        age = (now - state.phase_mark_at).total_seconds()
+        if age >= PHASE_RATE_AFTER_S:
+            rate = requests / age
+    return PhaseSample(requests, failures, rate)
 
 
 def power_rule(policy: SlaPolicy, release: GrayRelease, baseline, sample: PhaseSample) -> Finding:

@@ -174,7 +174,7 @@ def evaluate(policy: SlaPolicy, canary: ReleaseReadings, baseline: ReleaseReadin
     findings += rules.completeness(policy, canary, baseline, state, now)
     if not any(f.effect is not None and f.effect.severity > Effect.WATCH.severity for f in findings):
         power = rules.power_rule(policy, release, baseline, rules.phase_sample(state, canary,
-                                                                                 policy.evaluation_window_s))
+                                                                                 policy.evaluation_window_s, now))
         findings.append(power)
         if power.effect is not None and power.threshold is not None:  # "needs about N more requests"
             outcome = Outcome.LOW_TRAFFIC

@@ -71,3 +71,22 @@ def test_while_the_ramp_moves_a_pause_rule_wins_over_the_block_and_says_what_com
     assert (verdict.status, verdict.action) == ("blocked", "pause"), verdict.summary
     [finding] = [f for f in verdict.findings if f.rule == "failed_traces"]
     assert finding.effect is None and "blocked if it fails 20 more times while paused" in finding.text
+
+
+def test_the_time_a_canary_still_needs_uses_the_traffic_of_its_current_step():
+    """Right after 5 % -> 10 %, the window still holds the 5 % traffic: the phase's own rate tells the time."""
+    from sla import rules
+
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+    window_s = 300.0
+    for rate_now, earlier_share in ((4.0, 0.5), (10.0, 0.25), (0.5, 0.0)):
+        # the last 60 s at `rate_now`; the 240 s before at a fraction of it (a smaller weight, or no canary yet)
+        in_window = rate_now * 60 + rate_now * earlier_share * 240
+        readings = ReleaseReadings(at=now, metrics={Metric.REQUEST_COUNT: Reading(in_window, "q", 300, now)},
+                                   counter_totals=CounterTotals(requests=1000 + rate_now * 60, failures=0))
+        state = GateState(deployed_at=now - timedelta(hours=1), phase_started_at=now - timedelta(seconds=60),
+                          phase_mark=CounterTotals(requests=1000, failures=0), phase_mark_at=now - timedelta(seconds=60))
+        assert rules.phase_sample(state, readings, window_s, now).rate_per_s == rate_now
+        assert rules.phase_sample(state, readings, window_s).rate_per_s == in_window / window_s  # no clock: window
+        young = replace(state, phase_mark_at=now - timedelta(seconds=5))  # too young to have a rate of its own
+        assert rules.phase_sample(young, readings, window_s, now).rate_per_s == in_window / window_s
