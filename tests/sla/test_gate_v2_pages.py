@@ -53,6 +53,10 @@ def test_sla_section_opens_with_the_sentence_then_rules_in_their_units(canary, r
     # the queries are folded away, one per rule that has one
     folded = page[page.index("<details"):]
     assert "agent_callback_total" in folded and 'href="/sla/policy/staging/?service=agent-infer"' in page
+    # the rule that fired is shown before the fold, with its numbers; the passing ones stay folded
+    shown = page[page.index("data-sla-fired"):page.index('<details class="sla-rules"')]
+    assert "callback_failure_rate" in shown and "3.10 %" in shown and "2.00 %" in shown
+    assert "p95_latency_rollback" not in shown and "evidence_power" not in shown
 
 
 def test_manual_review_box_offers_resume_and_roll_back_to_those_who_may(canary, rm, ops, qa):  # noqa: F811
