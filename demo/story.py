@@ -30,8 +30,10 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from deploy.models import Rollout, RolloutStatus
 from pipelines.models import Pipeline, StageStatus
@@ -45,6 +47,8 @@ from releases.services import (Actor, release_approve, release_create, release_p
 from sla.models import GateRecord
 
 S = ReleaseStatus
+# Each demo version's commit is this old when dev tags it, so DORA's lead time (commit -> live) has a start.
+COMMIT_AGE = timedelta(minutes=25)
 FINAL = {S.ROLLED_BACK, S.REJECTED, S.BLOCKED, S.FAILED, S.CI_FAILED}
 
 
@@ -241,8 +245,10 @@ class Story:
 
     def _create(self, tag: str) -> Release | None:
         commit = commit_of(tag)
+        committed_at = timezone.now() - COMMIT_AGE
         release = self._try(lambda: release_create(actor=self.dev, service=self.service,
-                                                   environment=self.environment, tag=tag, commit=commit))
+                                                   environment=self.environment, tag=tag, commit=commit,
+                                                   committed_at=committed_at))
         if release is not None:
             self.say(f"dev tags {tag} (commit {commit[:8]}) and starts release #{release.pk}; the pipeline runs "
                      f"prepare -> build (podman) -> scan -> push (127.0.0.1:5000)")

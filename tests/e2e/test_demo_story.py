@@ -189,6 +189,9 @@ def test_the_demo_story_ramps_v1_1_0_to_live_and_the_gate_rolls_back_v1_2_0_and_
                   .order_by("pk")]
     assert gate_steps == [(5, 10), (10, 30), (30, 50), (50, 100)]
     assert v130.status == ReleaseStatus.READY, "v1.3.0 is left for the user to promote"
+    # every version carries its commit time, so DORA's lead time (commit -> live) is known for v1.1.0
+    assert all(r.version.committed_at is not None and r.version.committed_at < r.created_at
+               for r in (v100, v110, v120, v121, v130))
 
     # v1.2.0 was paused by the SLA gate (design table: an error regression pauses), its report says why in one
     # sentence, and rm rolled it back.
