@@ -1,10 +1,9 @@
-from urllib.parse import urlsplit
-
 from django.conf import settings
 from django.db import models
 
 from notifications.channels import Channel
 from notifications.choices import DeliveryStatus, EventType
+from releases.redaction import mask_url
 from releases.sealed import SealedTextField
 
 CHANNEL_CHOICES = [(c.value, label) for c, label in [
@@ -38,8 +37,7 @@ class Subscription(models.Model):
 
     @property
     def masked_url(self) -> str:
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+        return mask_url(self.url)
 
 
 class Delivery(models.Model):

@@ -3,11 +3,11 @@
 Status changes happen only in pipelines/services.py: interactive ones under a row lock, worker ones by
 compare-and-set. Models hold data and small derived properties.
 """
-from urllib.parse import urlsplit
 
 from django.db import models
 
 from releases.models import Release
+from releases.redaction import mask_url
 from releases.sealed import SealedTextField
 
 
@@ -208,11 +208,5 @@ class WebhookEndpoint(models.Model):
 
     @property
     def masked_url(self) -> str:
-        """scheme://host[:port]/… — enough to recognise the endpoint, nothing of its path or query."""
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        rest = "/…" if (parts.path.strip("/") or parts.query) else "/"
-        return f"{parts.scheme}://{host}{rest}"
+        return mask_url(self.url)
 

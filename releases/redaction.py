@@ -4,6 +4,7 @@ Each shape has a test (tests/pipelines/test_redaction.py). A match keeps what na
 the scheme) and replaces only the secret itself.
 """
 import re
+from urllib.parse import urlsplit
 
 _KEY = r"[\w-]*(?:token|secret|password|passwd|pwd|api[_-]?key|access[_-]?key|private[_-]?key)[\w-]*"
 
@@ -38,3 +39,14 @@ def redact(text: str) -> str:
     for _name, pattern, replacement in SECRET_SHAPES:
         text = pattern.sub(replacement, text)
     return text
+
+
+def mask_url(url: str) -> str:
+    """scheme://host[:port]/… — enough to recognise a webhook endpoint, nothing of its user, path or query (where
+    tokens live: a DingTalk access_token, a WeCom key, a Slack path)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    rest = "/…" if (parts.path.strip("/") or parts.query) else "/"
+    return f"{parts.scheme}://{host}{rest}"

@@ -55,3 +55,14 @@ def test_webhook_urls_and_signing_secrets_are_stored_encrypted(db, ops):
     fresh = WebhookEndpoint.objects.get(pk=endpoint.pk)
     assert (fresh.url, fresh.signing_secret) == ("https://open.feishu.example/hook/tok-abcdef123456", "sig-s3cret")
     assert fresh.masked_url == "https://open.feishu.example/…"
+
+
+def test_one_url_mask_for_every_webhook_model():
+    from notifications.models import Subscription
+    from pipelines.models import WebhookEndpoint
+    from releases.redaction import mask_url
+
+    url = "https://user:pa55@hooks.example.com:8443/services/T0/B0/secret?key=abc"
+    assert mask_url(url) == "https://hooks.example.com:8443/…"
+    assert mask_url("https://hooks.example.com") == "https://hooks.example.com/"  # nothing hidden, nothing implied
+    assert Subscription(url=url).masked_url == WebhookEndpoint(url=url).masked_url == mask_url(url)
