@@ -166,18 +166,33 @@ def resource_rules(policy: SlaPolicy, release: GrayRelease, canary, baseline) ->
     rate = canary.reading(Metric.CALLBACK_FAILURE_RATE)
     if callbacks is not None and rate is not None and rate.value is not None:
         if (callbacks.value or 0) >= policy.min_callback_sample_size:
-            fired = rate.value > policy.review_callback_failure_rate
-            limit = explain.pct(policy.review_callback_failure_rate)
-            out.append(Finding("callback_failure_rate", Effect.MANUAL_REVIEW if fired else None,
-                               (f"output channel anomaly: {explain.pct(rate.value)} of "
-                                f"{explain.count(callbacks.value)} callbacks failed > {limit}; check the downstream "
-                                f"integration" if fired else
-                                f"callback failure rate {explain.pct(rate.value)} <= {limit}"),
-                               measured=rate.value, threshold=policy.review_callback_failure_rate, query=rate.query,
-                               unit=explain.RATIO,
-                               headline=(f"{release.version}'s callbacks failed {explain.pct(rate.value)} of "
-                                         f"{explain.count(callbacks.value)} times (limit {limit})" if fired else None)))
+            out.append(_callback_finding(policy, release, callbacks.value, rate))
     return out
+
+
+def _callback_finding(policy: SlaPolicy, release: GrayRelease, count: float, rate) -> Finding:
+    """Callback failures above the limit ask for a person, once there is evidence of it: one failed callback
+    among the first 40 is 2.5 %, but a channel failing 2 % of the time shows that as often as not.  The exact
+    binomial test (failures above the limit at stop_significance, like the success floor) decides; an
+    observed rate above the limit without that evidence holds the ramp (watching) until the evidence is in."""
+    limit = explain.pct(policy.review_callback_failure_rate)
+    failed = round(rate.value * count)
+    above = success_rate_below(count - failed, count, 1 - policy.review_callback_failure_rate)
+    over = rate.value > policy.review_callback_failure_rate
+    fired = over and above.significant(policy.stop_significance)
+    counted = f"{explain.count(failed)} of {explain.count(count)} callbacks failed ({explain.pct(rate.value)})"
+    if fired:
+        text = f"output channel anomaly: {counted} > {limit} ({above.describe()}); check the downstream integration"
+    elif over:
+        text = (f"{counted}: above {limit}, but too few to tell from noise ({above.describe()}; "
+                f"{policy.stop_significance:g} needed for a manual review); the ramp does not advance meanwhile")
+    else:
+        text = f"callback failure rate {explain.pct(rate.value)} of {explain.count(count)} <= {limit}"
+    return Finding("callback_failure_rate", Effect.MANUAL_REVIEW if fired else (Effect.WATCH if over else None),
+                   text, measured=rate.value, threshold=policy.review_callback_failure_rate, query=rate.query,
+                   unit=explain.RATIO,
+                   headline=(f"{release.version}'s callbacks failed {explain.pct(rate.value)} of "
+                             f"{explain.count(count)} times (limit {limit})" if fired else None))
 
 
 def _failure_comparison(canary, baseline):

@@ -212,14 +212,16 @@ def _sticky_manual_review(findings: list[Finding], state: GateState, release: Gr
     manual_review = state.manual_review
     raised = next((f for f in findings if f.effect is Effect.MANUAL_REVIEW), None)
     if raised is not None and manual_review is None:
-        return findings, {"since": now.isoformat(), "reason": raised.text[:500]}
+        return findings, {"since": now.isoformat(), "reason": raised.text[:500],
+                          "headline": (raised.headline or "")[:200]}
     if manual_review is not None and raised is None:
         since = datetime.fromisoformat(manual_review["since"])
         findings = findings + [Finding(
             "manual_review_pending", Effect.MANUAL_REVIEW,
             f"waiting for a person since {explain.clock(since)} UTC: {manual_review['reason']}. The gate does not "
             f"clear a manual review by itself: resume or roll back on the release page (comment required)",
-            headline=f"{release.version} waits for a person since {explain.clock(since)} UTC")]
+            headline=(f"{release.version} waits for a person since {explain.clock(since)} UTC"
+                      + (f" ({manual_review['headline']})" if manual_review.get("headline") else "")))]
     return findings, manual_review
 
 

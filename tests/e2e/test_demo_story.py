@@ -29,7 +29,7 @@ from deploy.targets.local import LocalTarget, process_group_members
 from releases.choices import ReleaseStatus
 from releases.models import AuditEvent, Release
 from rollgate_client import RoutingClient
-from sla.models import SlaReport
+from sla.models import GateRecord, SlaReport
 from tests.e2e.conftest import database_url, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,6 +163,17 @@ def demo_stack(tmp_path, transactional_db):
         assert not any(left.values()), f"agent processes left behind: {left} (stopped {stopped})"
 
 
+def _gate_states() -> str:
+    """What the SLA gate holds for each release (a manual review's reason, the last verdict), for a failure."""
+    lines = ["----- SLA gate records"]
+    for record in GateRecord.objects.select_related("release__version", "release__environment").order_by("pk"):
+        release = record.release
+        lines.append(f"{release.version.tag} in {release.environment.name} ({release.status}, "
+                     f"{release.gray_weight} %): {record.status}/{record.action}; manual review "
+                     f"{record.state.get('manual_review')}; last: {(record.last_verdict or {}).get('summary')}")
+    return "\n".join(lines)
+
+
 def _release(tag: str) -> Release:
     return Release.objects.select_related("version").get(version__tag=tag, environment__name="staging")
 
@@ -175,10 +186,10 @@ def test_the_demo_story_ramps_v1_1_0_to_live_and_the_gate_rolls_back_v1_2_0_and_
     try:
         story.wait(timeout=STORY_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"the story did not finish within {STORY_TIMEOUT_S} s\n{stack.logs()}")
+        pytest.fail(f"the story did not finish within {STORY_TIMEOUT_S} s\n{_gate_states()}\n{stack.logs()}")
     took = time.monotonic() - started
     print(f"demo story took {took:.0f} s\n{stack.log('story', 20000)}")
-    assert story.returncode == 0, stack.logs()
+    assert story.returncode == 0, f"{_gate_states()}\n{stack.logs()}"
 
     # v1.0.0 went live first and was replaced by v1.1.0, which the gate ramped through every phase.
     v100, v110, v120, v121, v130 = (_release(tag) for tag in ("v1.0.0", "v1.1.0", "v1.2.0", "v1.2.1", "v1.3.0"))
