@@ -188,9 +188,17 @@ class MetricCatalog:
         by_outcome = f" by ({by + ', ' if by else ''}{lb.outcome})"
         err = f'{lb.outcome}="{lb.outcome_error}"'
 
+        def observed(metric_name: str, sel: str) -> str:
+            # What each counter counted since its first scrape inside the window: no extrapolation, unlike
+            # increase(), which stretches a young series' few scrapes over the whole window (two scrapes a second
+            # apart count double) and would hand the statistical tests trials nobody observed.  A reset inside
+            # the window counts from the lowest value on, never more than was seen.
+            series = f"{metric_name}{{{sel}}}"
+            return f"({series} - min_over_time({series}{w}))"
+
         def total(metric_name: str, extra: str = "") -> str:
             sel = f"{matchers},{extra}" if extra else matchers
-            return f"sum{by_clause} (increase({metric_name}{{{sel}}}{w}))"
+            return f"sum{by_clause} {observed(metric_name, sel)}"
 
         def ratio_of_errors(metric_name: str) -> str:
             # A missing error series means zero errors only where the total exists: `or (total * 0)`.
@@ -208,10 +216,10 @@ class MetricCatalog:
         if metric is Metric.TRACE_LATENCY_P95:
             return (
                 f"histogram_quantile({self.latency_quantile}, "
-                f"sum{by_le} (increase({n.latency_buckets}{{{matchers}}}{w})))"
+                f"sum{by_le} {observed(n.latency_buckets, matchers)})"
             )
         if metric is Metric.LATENCY_BUCKETS:
-            return f"sum{by_le} (increase({n.latency_buckets}{{{matchers}}}{w}))"
+            return f"sum{by_le} {observed(n.latency_buckets, matchers)}"
         if metric is Metric.CALLBACK_FAILURE_RATE:
             return ratio_of_errors(n.callbacks)
         if metric is Metric.CALLBACK_COUNT:
@@ -247,7 +255,7 @@ class MetricCatalog:
             return total(n.tool_errors)
         if metric in (Metric.STEPS_P95, Metric.TTFT_P95):
             name = n.steps_histogram if metric is Metric.STEPS_P95 else n.ttft_histogram
-            return f"histogram_quantile({self.latency_quantile}, sum{by_le} (increase({name}_bucket{{{matchers}}}{w})))"
+            return f"histogram_quantile({self.latency_quantile}, sum{by_le} {observed(name + '_bucket', matchers)})"
         if metric is Metric.COST_PER_SUCCESS:
             ok = f'{lb.outcome}="{lb.outcome_ok}"'
             return f"{total(n.cost)} / {total(n.requests, ok)}"

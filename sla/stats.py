@@ -4,7 +4,8 @@ Three tests, each chosen for what the gate has to decide:
 
 * **Fixed-window tests** (what a snapshot says about the last evaluation window):
   - ``failure_rate_worse``: one-sided pooled two-proportion z-test, "is the canary's failure rate higher than
-    the stable version's over the same window?"  Advancing requires that this is *not* significant.
+    the stable version's over the same window?"  Advancing requires that this is *not* significant.  With
+    fewer than 10 failures expected on a side (rare failures, a young canary) it is Fisher's exact test.
   - ``success_rate_below``: exact one-sided binomial test against the SLA floor (99 %), so a canary is paused
     only when its success rate is below the floor beyond sampling noise, not because 3 of 200 traces failed.
   - ``histogram_mann_whitney``: Mann-Whitney U computed from Prometheus histogram bucket counts.  Latencies in
@@ -54,14 +55,27 @@ class TestResult:
         return f"{self.name}, {readable_p(self.p_value)}"
 
 
+# Below this many failures expected on a side (pooled rate x its size) the normal approximation does not hold.
+EXACT_BELOW_EXPECTED_FAILURES = 10.0
+
+
 def failure_rate_worse(canary_failures: float, canary_total: float,
                        baseline_failures: float, baseline_total: float) -> TestResult:
-    """One-sided pooled two-proportion z-test, H1: canary failure rate > baseline failure rate."""
+    """One-sided test, H1: canary failure rate > baseline failure rate.
+
+    The pooled two-proportion z-test where both sides expect at least EXACT_BELOW_EXPECTED_FAILURES failures at
+    the pooled rate; Fisher's exact test otherwise.  Rare failures on a young canary are where the z-test lies:
+    4 failed tool calls of 43 against a 2 % stable give z's p = 3e-4, while the exact p is 0.011."""
     if canary_total <= 0 or baseline_total <= 0:
         return TestResult("two-proportion z", 0.0, 1.0)
     p_canary = canary_failures / canary_total
     p_baseline = baseline_failures / baseline_total
     pooled = (canary_failures + baseline_failures) / (canary_total + baseline_total)
+    if pooled * min(canary_total, baseline_total) < EXACT_BELOW_EXPECTED_FAILURES and pooled > 0:
+        table = [[round(canary_failures), max(0, round(canary_total - canary_failures))],
+                 [round(baseline_failures), max(0, round(baseline_total - baseline_failures))]]
+        result = scipy_stats.fisher_exact(table, alternative="greater")
+        return TestResult("Fisher exact", p_canary - p_baseline, float(result.pvalue))
     variance = pooled * (1 - pooled) * (1 / canary_total + 1 / baseline_total)
     if variance <= 0:
         # Both error-free (or both all-failing): no evidence either way.

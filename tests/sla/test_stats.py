@@ -85,3 +85,18 @@ def test_cusum_survives_counter_resets_and_round_trips_as_json():
     state, result = error_regression_cusum(state, CounterTotals(10, 0), CounterTotals(1100, 1), factors=(3.0,), threshold=5)
     assert result.canary_failures_added == 0 and not result.alarm  # the canary restarted: increment skipped
     assert CusumState.from_dict(state.to_dict()) == state
+
+
+@pytest.mark.parametrize("failures,total", [(4, 43), (3, 40), (2, 21), (6, 120)])
+def test_rare_failures_on_a_small_canary_are_judged_exactly_not_by_the_normal_approximation(failures, total):
+    """2 % stable tool errors, a young canary: the exact test's p-value, several times larger than z's."""
+    result = failure_rate_worse(failures, total, 2000, 100000)
+    exact = scipy_stats.fisher_exact([[failures, total - failures], [2000, 98000]], alternative="greater").pvalue
+    assert result.name == "Fisher exact" and result.p_value == pytest.approx(exact, rel=1e-9)
+    assert not result.significant(0.001)
+
+
+def test_plenty_of_expected_failures_keep_the_two_proportion_z_test():
+    result = failure_rate_worse(60, 1000, 2000, 100000)
+    assert result.name == "two-proportion z" and result.significant(0.001)
+    assert failure_rate_worse(9, 40, 2000, 100000).significant(0.001), "a real jump is still seen on 40 calls"
