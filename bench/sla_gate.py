@@ -142,7 +142,7 @@ BOUNDS = np.array(LATENCY_BOUNDS + (np.inf,))
 
 
 class SimulatedVersion:
-    """Per-second counts of one version, windowed like Prometheus increase() over the policy window."""
+    """Per-second counts of one version, summed over the policy window as the gate's queries do."""
 
     def __init__(self, window_s: int):
         self.window = deque(maxlen=window_s)

@@ -16,6 +16,12 @@ LLM quality (only for versions whose results carry the optional fields; rollgate
     agent_ttft_seconds_bucket{service,env,version,le} / _sum / _count          histogram (time to first token)
     agent_tokens_in_total / agent_tokens_out_total{service,env,version}        counters
     agent_cost_total{service,env,version}                                      counter (cost of the traces)
+    agent_cost_squared_total{service,env,version}                              counter (sum of squared trace costs:
+                                                                               the spread, for the cost test)
+    agent_cost_successes_total{service,env,version}                            counter (successful traces among the
+                                                                               same results: cost per successful
+                                                                               task divides by it, never by another
+                                                                               source's request count)
     agent_cost_unknown_total{service,env,version}                              counter (traces naming a model
                                                                                whose cost is unknown: not priced)
 
@@ -54,13 +60,15 @@ TTFT = "agent_ttft_seconds"
 TOKENS_IN = "agent_tokens_in_total"
 TOKENS_OUT = "agent_tokens_out_total"
 COST = "agent_cost_total"
+COST_SQUARED = "agent_cost_squared_total"
+COST_SUCCESSES = "agent_cost_successes_total"
 COST_UNKNOWN = "agent_cost_unknown_total"
 STEP_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 30, 40, 50, 75, 100)
 TTFT_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 _TTFT_BOUNDS_MS = tuple(bound * 1000 for bound in TTFT_BUCKETS_S)
 _BUCKETED = {"stp": STEP_BUCKETS, "ttf": TTFT_BUCKETS_S}
-_SUMMED_INTS = {"tok", "evn", "tc", "te", "tin", "tout", "stpsum", "cu"}
-_SUMMED_FLOATS = {"latsum", "evs", "evq", "cost", "ttfsum"}
+_SUMMED_INTS = {"tok", "evn", "tc", "te", "tin", "tout", "stpsum", "cu", "cs"}
+_SUMMED_FLOATS = {"latsum", "evs", "evq", "cost", "cost2", "ttfsum"}
 
 # Seconds. Fixed for every version, so the gate compares like with like (changing them splits the series).
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -103,8 +111,11 @@ def aggregate(service: str, environment: str, results: Iterable[TraceResult]) ->
             ints[_field("tin", label)] += r.tokens_in
         if r.tokens_out is not None:
             ints[_field("tout", label)] += r.tokens_out
+        if r.ok:
+            ints[_field("cs", label)] += 1  # exported with the cost family only (render)
         if r.cost is not None:
             sums[_field("cost", label)] += r.cost
+            sums[_field("cost2", label)] += r.cost * r.cost
         elif r.model is not None:  # a model the price table does not know, and no cost sent: not free, unknown
             ints[_field("cu", label)] += 1
     return ints, sums
@@ -259,14 +270,25 @@ def _render_quality(quality: dict[str, dict[tuple, float]], buckets: dict[str, d
                                   (TOOL_ERRORS, "te", "Failed tool calls of reported traces."),
                                   (TOKENS_IN, "tin", "Prompt (input) tokens of reported traces."),
                                   (TOKENS_OUT, "tout", "Completion (output) tokens of reported traces."),
-                                  (COST, "cost", "Cost of reported traces.")):
+                                  (COST, "cost", "Cost of reported traces."),
+                                  (COST_SQUARED, "cost2", "Sum of squared trace costs (for the variance).")):
         keys = sorted(quality["tc"] if kind == "te" else quality[kind])  # errors: 0 wherever calls exist
         out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-        out += [f"{name}{_labels(*key)} {_number(round(quality[kind].get(key, 0), 6))}" for key in keys]
-    # 0 wherever a cost exists, so increase() sees the first unknown one
+        # Six decimals for sums; the squared costs are tiny (0.0025 ** 2): twelve significant digits instead.
+        out += [f"{name}{_labels(*key)} "
+                f"{_number(float(f'{value:.12g}') if kind == 'cost2' else round(value, 6))}"
+                for key in keys for value in (quality[kind].get(key, 0),)]
+    # 0 wherever a cost exists, so the gate's window sees the first unknown one
     out += [f"# HELP {COST_UNKNOWN} Reported traces whose model has no price and that sent no cost.",
             f"# TYPE {COST_UNKNOWN} counter"]
     out += [f"{COST_UNKNOWN}{_labels(*key)} {_number(quality['cu'].get(key, 0))}"
+            for key in sorted(set(quality["cost"]) | set(quality["cu"]))]
+    # The denominator of cost per successful task, counted from the same results as the cost: an agent's own
+    # request counter is scraped at other moments than these results arrive, and a ratio across the two sources
+    # drifts by the posting lag (a young canary read 1.34x its identical stable).
+    out += [f"# HELP {COST_SUCCESSES} Successful reported traces of the versions that report a cost or a model.",
+            f"# TYPE {COST_SUCCESSES} counter"]
+    out += [f"{COST_SUCCESSES}{_labels(*key)} {_number(quality['cs'].get(key, 0))}"
             for key in sorted(set(quality["cost"]) | set(quality["cu"]))]
     out += [f"# HELP {STEPS} Agent loop iterations per trace.", f"# TYPE {STEPS} histogram"]
     out += _histogram(STEPS, STEP_BUCKETS, buckets["stp"], quality["stpsum"], 1.0)

@@ -23,7 +23,9 @@ series                                                   type       meaning
 LLM quality series (optional: a service that does not send them simply has no quality readings, and the quality
 rules pass it by): ``agent_eval_score_sum``/``_count`` and ``agent_eval_score_squared_total`` (evaluator scores
 0-1), ``agent_tool_calls_total``/``agent_tool_errors_total``, the histograms ``agent_steps`` (loop iterations)
-and ``agent_ttft_seconds`` (time to first token), ``agent_cost_total``, ``agent_cost_unknown_total`` (traces naming
+and ``agent_ttft_seconds`` (time to first token), ``agent_cost_total`` and ``agent_cost_squared_total`` (its spread),
+``agent_cost_successes_total`` (the successful traces of the same results: cost per success divides by it),
+``agent_cost_unknown_total`` (traces naming
 a model that has no price and sending no cost).  routing/metrics.py exports them from
 trace results.
 
@@ -76,6 +78,8 @@ class MetricNames:
     steps_histogram: str = "agent_steps"
     ttft_histogram: str = "agent_ttft_seconds"
     cost: str = "agent_cost_total"
+    cost_squared: str = "agent_cost_squared_total"  # sum of squared trace costs (the cost test's variance)
+    cost_successes: str = "agent_cost_successes_total"  # successful traces of the same results as the cost
     cost_unknown: str = "agent_cost_unknown_total"  # traces naming a model with no price and no cost
 
     @property
@@ -112,7 +116,8 @@ class Metric(str, Enum):
     STEPS_P95 = "steps_p95"
     TTFT_P95 = "ttft_p95"  # seconds
     COST_PER_SUCCESS = "cost_per_success"  # cost of every trace / successful traces
-    SUCCESS_COUNT = "success_count"
+    COST_SQUARES_PER_SUCCESS = "cost_squares_per_success"  # sum of squared trace costs / successful traces
+    SUCCESS_COUNT = "success_count"  # successful traces among the results that report cost (cost's denominator)
     COST_UNKNOWN_COUNT = "cost_unknown_count"  # traces whose cost could not be known (unpriced model, no cost)
 
 
@@ -256,13 +261,16 @@ class MetricCatalog:
         if metric in (Metric.STEPS_P95, Metric.TTFT_P95):
             name = n.steps_histogram if metric is Metric.STEPS_P95 else n.ttft_histogram
             return f"histogram_quantile({self.latency_quantile}, sum{by_le} {observed(name + '_bucket', matchers)})"
+        # Cost per successful task divides by the successes of the same trace results as the cost, never by the
+        # agents' own request counter: two sources scraped at different moments drift apart by the posting lag.
         if metric is Metric.COST_PER_SUCCESS:
-            ok = f'{lb.outcome}="{lb.outcome_ok}"'
-            return f"{total(n.cost)} / {total(n.requests, ok)}"
+            return f"{total(n.cost)} / {total(n.cost_successes)}"
+        if metric is Metric.COST_SQUARES_PER_SUCCESS:
+            return f"{total(n.cost_squared)} / {total(n.cost_successes)}"
         if metric is Metric.COST_UNKNOWN_COUNT:
             return total(n.cost_unknown)
         if metric is Metric.SUCCESS_COUNT:
-            return total(n.requests, f'{lb.outcome}="{lb.outcome_ok}"')
+            return total(n.cost_successes)
         if metric is Metric.SCRAPE_GAP:
             # At each step of the window: the age of the freshest sample of the version (min over its series,
             # so a replaced pod's stale series does not count); the largest such age is the longest hole.
@@ -323,6 +331,7 @@ QUALITY_METRICS: tuple[Metric, ...] = (
     Metric.STEPS_P95,
     Metric.TTFT_P95,
     Metric.COST_PER_SUCCESS,
+    Metric.COST_SQUARES_PER_SUCCESS,
     Metric.SUCCESS_COUNT,
     Metric.COST_UNKNOWN_COUNT,
 )

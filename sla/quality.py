@@ -12,7 +12,10 @@ rule                                 effect          fires when (defaults in sla
                                                      and significantly lower (one-sided Welch z, ``stop_significance``)
 ``tool_error_regression``            rollback        tool error rate higher by >= ``rollback_tool_error_increase``
                                                      (5 points) and significantly higher (two-proportion z)
-``cost_per_success``                 manual_review   cost per successful task > stable's x (1 + ``review_cost_increase``),
+``cost_per_success``                 manual_review   cost per successful task > stable's x (1 + ``review_cost_increase``)
+                                                     and significantly so (one-sided Welch z on the per-task cost,
+                                                     ``stop_significance``; above the limit without that evidence
+                                                     the ramp only holds),
                                                      or the cost of most canary traces unknown (a model without a
                                                      price in ROLLGATE_MODEL_PRICES, no cost sent) while stable's is
                                                      known: unverifiable is never counted as cheap
@@ -29,7 +32,7 @@ from sla import explain
 from sla.catalog import Metric
 from sla.findings import Effect, Finding, GrayRelease, ReleaseReadings
 from sla.policy import SlaPolicy
-from sla.stats import failure_rate_worse, mean_lower
+from sla.stats import failure_rate_worse, mean_above_scaled, mean_lower
 
 
 def _values(readings: ReleaseReadings, *metrics: Metric):
@@ -134,15 +137,40 @@ def cost_rule(policy: SlaPolicy, release: GrayRelease, canary: ReleaseReadings,
                        f"cost per successful task {cost_c:.4g} vs {cost_s:.4g}: fewer than "
                        f"{policy.min_quality_sample} successful traces on a side, not judged yet",
                        measured=cost_c, threshold=limit, query=query)
-    fired = cost_c > limit
+    over = cost_c > limit
+    test = _cost_test(policy, canary, baseline, cost_c, ok_c, cost_s, ok_s)
+    # A manual review is sticky: the cost must be above the limit beyond noise, not one pricey batch of 40 tasks.
+    # Without the spread (an exporter that sends no agent_cost_squared_total) the point comparison decides.
+    fired = over and (test is None or test.significant(policy.stop_significance))
     unpriced = f"; {explain.count(unknown_c)} traces of unknown cost not counted" if unknown_c else ""
+    evidence = f"; {test.describe()}" if test is not None else "; no cost spread exported, not tested"
     comparison = (f"cost per successful task {cost_c:.4g} vs {release.baseline_version}'s {cost_s:.4g} "
-                  f"({'>' if fired else '<='} +{policy.review_cost_increase * 100:g} % = {limit:.4g}{unpriced})")
-    return Finding("cost_per_success", Effect.MANUAL_REVIEW if fired else None,
-                   comparison + ("; a person decides whether the quality is worth it" if fired else ""),
+                  f"({'>' if over else '<='} +{policy.review_cost_increase * 100:g} % = {limit:.4g}{unpriced}"
+                  f"{evidence})")
+    if fired:
+        text = comparison + "; a person decides whether the quality is worth it"
+    elif over:
+        text = (comparison + f": above the limit, but {explain.count(ok_c)} successful tasks are too few to tell "
+                f"from noise ({policy.stop_significance:g} needed for a manual review); the ramp does not advance "
+                f"meanwhile")
+    else:
+        text = comparison
+    return Finding("cost_per_success", Effect.MANUAL_REVIEW if fired else (Effect.WATCH if over else None), text,
                    measured=cost_c, threshold=limit, query=query,
                    headline=(f"{release.version} costs {cost_c / cost_s:.2f}x {release.baseline_version} per "
                              f"successful task") if fired else None)
+
+
+def _cost_test(policy: SlaPolicy, canary: ReleaseReadings, baseline: ReleaseReadings, cost_c: float, ok_c: float,
+               cost_s: float, ok_s: float):
+    """Welch z: is the canary's mean cost per successful task above stable's x (1 + review_cost_increase)?
+    The per-task spread comes from the sum of squared trace costs (None when it is not exported)."""
+    squares_c = canary.value(Metric.COST_SQUARES_PER_SUCCESS)
+    squares_s = baseline.value(Metric.COST_SQUARES_PER_SUCCESS)
+    if squares_c is None or squares_s is None:
+        return None
+    return mean_above_scaled(cost_c, squares_c - cost_c * cost_c, ok_c, 1 + policy.review_cost_increase,
+                             cost_s, squares_s - cost_s * cost_s, ok_s)
 
 
 def _shown(rule: str, label: str, metric: Metric, canary, baseline, release, *, scale: float, unit: str):

@@ -32,8 +32,9 @@ PRECEDENCE = (
     ("blocked", "pause", "success rate below the 99 % floor (window binomial test or the sequential floor test); "
                          "an error-rate regression against stable (sequential test, default); LLM quality: mean "
                          "eval score >= 0.05 below stable and significantly lower (eval_score_regression)"),
-    ("manual_review", "hold", "callback failures > 2 %; Prometheus failing N times in a row; NODATA when the policy "
-                              "says so; LLM quality: cost per successful task > stable's + 30 %, or the cost of most "
+    ("manual_review", "hold", "callback failures > 2 % beyond noise (exact binomial test); Prometheus failing N "
+                              "times in a row; NODATA when the policy says so; LLM quality: cost per successful task "
+                              "> stable's + 30 % and significantly so (Welch z), or the cost of most "
                               "canary traces unknown while stable's is known (cost_per_success). Sticky: the gate "
                               "never clears it, a person acknowledges it (resume or roll back, with a comment) on "
                               "the release page or the API"),

@@ -97,6 +97,20 @@ def mean_lower(canary_mean: float, canary_var: float, canary_n: float,
     return TestResult("Welch z on means", z, float(scipy_stats.norm.sf(z)))
 
 
+def mean_above_scaled(canary_mean: float, canary_var: float, canary_n: float, factor: float,
+                      baseline_mean: float, baseline_var: float, baseline_n: float) -> TestResult:
+    """One-sided Welch z-test, H1: canary mean > factor x baseline mean (e.g. cost per task above stable's
+    + 30 %: factor 1.3).  Large samples; the variances are the per-item ones."""
+    if canary_n < 2 or baseline_n < 2:
+        return TestResult("Welch z on means", 0.0, 1.0)
+    variance = max(canary_var, 0.0) / canary_n + factor * factor * max(baseline_var, 0.0) / baseline_n
+    diff = canary_mean - factor * baseline_mean
+    if variance <= 0:
+        return TestResult("Welch z on means", math.inf if diff > 0 else 0.0, 0.0 if diff > 0 else 1.0)
+    z = diff / math.sqrt(variance)
+    return TestResult("Welch z on means", z, float(scipy_stats.norm.sf(z)))
+
+
 def success_rate_below(successes: float, total: float, floor: float) -> TestResult:
     """Exact one-sided binomial test, H1: true success rate < floor."""
     n = int(round(total))
@@ -110,7 +124,7 @@ def success_rate_below(successes: float, total: float, floor: float) -> TestResu
 def _per_bucket(cumulative: list[tuple[float, float]]) -> np.ndarray:
     counts = np.array([c for _, c in sorted(cumulative, key=lambda b: b[0])], dtype=float)
     per_bucket = np.diff(counts, prepend=0.0)
-    # increase() extrapolation can make neighbouring cumulative buckets slightly non-monotone.
+    # Buckets scraped at different moments can make neighbouring cumulative counts slightly non-monotone.
     return np.clip(per_bucket, 0.0, None)
 
 

@@ -17,7 +17,8 @@ Endpoints (127.0.0.1 by default):
                  {outcome}, agent_tokens_total, agent_log_errors_total, agent_crashes_total,
                  process_resident_memory_bytes; every series labelled service, env, version.
 
-Every series is created at zero when the process starts, so Prometheus's increase() sees the first failure.
+Every series is created at zero when the process starts, so the gate's window (each counter's rise) sees the
+first failure.
 `agent_crashes_total` starts at AGENT_CRASHES, which the supervisor (supervise.py) sets to the number of
 earlier abnormal exits, so the counter keeps growing across restarts the way a pod's restart count does.
 """

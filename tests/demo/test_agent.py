@@ -28,7 +28,7 @@ def release(version, **extra):
 def test_healthy_agent_exports_every_contract_series_with_release_labels(start_agent):
     agent = start_agent("v1.0.0", tokens=1000)
     before = agent.samples()
-    # Every series exists at zero before the first trace, so increase() sees the first failure.
+    # Every series exists at zero before the first trace, so the gate's window sees the first failure.
     for name, extra in [("agent_requests_total", {"outcome": "ok"}), ("agent_requests_total", {"outcome": "error"}),
                         ("agent_callback_total", {"outcome": "ok"}), ("agent_callback_total", {"outcome": "error"}),
                         ("agent_tokens_total", {}), ("agent_log_errors_total", {}), ("agent_crashes_total", {}),

@@ -116,4 +116,5 @@ def test_the_results_endpoint_prices_traces_from_the_settings_table(asgi_server,
     text = httpx.get(f"{asgi_server.url}/metrics/traces", timeout=10).text
     labels = f'service="agent-infer",env="staging",version="{version}"'
     assert f"agent_cost_total{{{labels}}} 0.26" in text  # 2 x 0.0025 + 0.5 x 0.01 = 0.01, plus the explicit 0.25
+    assert f"agent_cost_squared_total{{{labels}}} 0.0626" in text  # 0.01 ** 2 + 0.25 ** 2: the priced ones only
     assert f"agent_cost_unknown_total{{{labels}}} 1" in text

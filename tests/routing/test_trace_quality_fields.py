@@ -62,6 +62,8 @@ def test_quality_series_sum_per_version_and_stay_absent_for_versions_without_the
     assert (text[f"agent_tool_calls_total{lbl}"], text[f"agent_tool_errors_total{lbl}"]) == (24, 3)
     assert (text[f"agent_tokens_in_total{lbl}"], text[f"agent_tokens_out_total{lbl}"]) == (4200, 315)
     assert text[f"agent_cost_total{lbl}"] == pytest.approx(0.015)
+    assert text[f"agent_cost_squared_total{lbl}"] == pytest.approx(6 * 0.0025 ** 2)  # the cost test's spread
+    assert text[f"agent_cost_successes_total{lbl}"] == 6  # cost per success divides by the same results' successes
     assert text[f"agent_steps_sum{lbl}"] == 2 + 3 + 4 + 5 + 6 + 7 and text[f"agent_steps_count{lbl}"] == 6
     le = '{service="agent-infer",env="prod",version="v2.0.0",le="%s"}'
     assert text["agent_steps_bucket" + le % "4"] == 3 and text["agent_steps_bucket" + le % "8"] == 6

@@ -44,7 +44,7 @@ def test_bad_promql_raises_query_error(prom, history_end):
 
 
 def test_many_releases_cost_a_fixed_number_of_queries(prometheus, history_end):
-    """200 releases (mostly without data) in one call: the 16 batched queries and the 11 LLM quality queries
+    """200 releases (mostly without data) in one call: the 16 batched queries and the 12 LLM quality queries
     (sla.catalog.QUALITY_METRICS, over their own window) answer all of them."""
     client = PrometheusClient(prometheus.url)
     releases = [(GrayRelease(f"svc-{i}", ENV, CANARY, STABLE), GateState(history_end, history_end))
@@ -66,7 +66,7 @@ def test_many_releases_cost_a_fixed_number_of_queries(prometheus, history_end):
                                  releases, at=history_end)
     finally:
         client.close()
-    assert len(queries) == 16 + 11  # the 11th quality query: traces of unknown cost (unpriced model)
+    assert len(queries) == 16 + 12  # quality: ... traces of unknown cost (unpriced model), the spread of trace costs
     assert [v.outcome.value for v in verdicts[:199]] == ["NODATA"] * 199
     assert verdicts[-1].action == "ready_to_promote", "\n".join(verdicts[-1].reasons)
 

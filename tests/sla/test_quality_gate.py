@@ -18,6 +18,7 @@ from sla.catalog import QUALITY_METRICS, Metric, MetricCatalog, ReleaseSelector
 from sla.models import GateRecord
 from sla.prometheus import PrometheusClient
 from tests.routing.conftest import ThreadedAsgiServer
+from tests.sla.prometheus_fakes import AgentExporter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -54,6 +55,23 @@ def agent_key(environments, service):
 
 @pytest.fixture
 def prometheus(asgi_server, tmp_path):
+    yield from _prometheus(asgi_server, tmp_path)
+
+
+@pytest.fixture
+def agents():
+    exporter = AgentExporter()
+    yield exporter
+    exporter.stop()
+
+
+@pytest.fixture
+def prometheus_with_agents(asgi_server, agents, tmp_path):
+    """Rollgate's trace results and the agents' own /metrics, as a real deployment scrapes both."""
+    yield from _prometheus(asgi_server, tmp_path, agents_port=agents.port)
+
+
+def _prometheus(asgi_server, tmp_path, *, agents_port: int | None = None):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -63,7 +81,9 @@ def prometheus(asgi_server, tmp_path):
         "scrape_configs:\n"
         "  - job_name: rollgate-traces\n"
         "    metrics_path: /metrics/traces\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{asgi_server.port}']}}]\n")
+        f"    static_configs: [{{targets: ['127.0.0.1:{asgi_server.port}']}}]\n"
+        + (f"  - job_name: agents\n    static_configs: [{{targets: ['127.0.0.1:{agents_port}']}}]\n"
+           if agents_port else ""))
     process = subprocess.Popen(
         [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
          f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
@@ -117,7 +137,7 @@ def test_only_the_eval_score_regresses_and_the_gate_pauses_saying_so(
     url = f"{asgi_server.url}/api/traces/results?service=agent-infer&environment=staging"
     headers = {"Authorization": f"Bearer {agent_key}"}
 
-    # First samples of every series (increase() counts from the first scrape), then the traffic that is judged:
+    # First samples of every series (a window counts from its first scrape), then the traffic that is judged:
     # stable 0.82, canary 0.74; both succeed on 100 % of requests with the same latency, tool errors and cost.
     post_results(url, traces("v1.0.0", 20, mean=0.82) + traces("v1.1.0", 10, mean=0.74), headers=headers)
     count = 'sum(agent_eval_score_count{service="agent-infer",env="staging",version="%s"})'
@@ -163,3 +183,44 @@ def test_only_the_eval_score_regresses_and_the_gate_pauses_saying_so(
     assert 3 <= value[Metric.STEPS_P95] <= 6.5
     assert 0.25 <= value[Metric.TTFT_P95] <= 0.35
     assert value[Metric.COST_PER_SUCCESS] == pytest.approx(0.002, rel=0.02)
+
+
+def test_cost_per_successful_task_divides_by_the_successes_of_the_same_results(
+        asgi_server, prometheus_with_agents, agents, clean_trace_metrics, agent_key, live_release, make_release):
+    """The agents' own request counters run ahead of the posted results (a batch still on its way) and are scraped
+    at other moments; dividing one source's cost by the other's successes made an identical canary read 1.34x its
+    stable in the demo. Here the stable's agents have served 3x what was posted, the canary's exactly what was
+    posted, both at the same price: each still costs its price per successful task."""
+    prometheus = prometheus_with_agents
+    make_release("v1.1.0", "staging")  # a version Rollgate knows: results of unknown versions are refused
+    url = f"{asgi_server.url}/api/traces/results?service=agent-infer&environment=staging"
+    headers = {"Authorization": f"Bearer {agent_key}"}
+    agents.record("agent-infer", "staging", "v1.0.0", ok=0, errors=0)
+    agents.record("agent-infer", "staging", "v1.1.0", ok=0, errors=0)
+    post_results(url, traces("v1.0.0", 10, mean=0.8, cost=0.004) + traces("v1.1.0", 10, mean=0.8, cost=0.004),
+                 headers=headers)
+    successes = 'sum(agent_cost_successes_total{service="agent-infer",env="staging",version="%s"})'
+    wait_until(prometheus, successes % "v1.1.0", 10)
+    wait_until(prometheus, 'count(agent_requests_total{job="agents"})', 4)
+    answer = post_results(url, traces("v1.0.0", 300, mean=0.8, start=10, cost=0.004)
+                          + traces("v1.1.0", 150, mean=0.8, start=10, cost=0.004), headers=headers)
+    assert answer["accepted"] == 450, answer
+    agents.record("agent-infer", "staging", "v1.0.0", ok=900, errors=0)
+    agents.record("agent-infer", "staging", "v1.1.0", ok=150, errors=0)
+    wait_until(prometheus, successes % "v1.0.0", 310)
+    wait_until(prometheus, 'sum(agent_requests_total{job="agents",version="v1.0.0"})', 900)
+    time.sleep(1.5)
+
+    catalog, client = MetricCatalog(), PrometheusClient(prometheus, timeout_s=5)
+    try:
+        for version, posted in (("v1.0.0", 300), ("v1.1.0", 150)):
+            selector = ReleaseSelector("agent-infer", "staging", version)
+            metrics = (Metric.COST_PER_SUCCESS, Metric.SUCCESS_COUNT, Metric.COST_SQUARES_PER_SUCCESS)
+            values = client.instant_many({m: catalog.for_release(m, selector, 60) for m in metrics}, window_s=60,
+                                         at=datetime.now(timezone.utc))
+            value = {m: samples[0].reading.value for m, samples in values.items()}
+            assert value[Metric.SUCCESS_COUNT] == posted, version
+            assert value[Metric.COST_PER_SUCCESS] == pytest.approx(0.004, rel=1e-6), version
+            assert value[Metric.COST_SQUARES_PER_SUCCESS] == pytest.approx(0.004 ** 2, rel=1e-6), version
+    finally:
+        client.close()

@@ -15,7 +15,7 @@ RELEASE = GrayRelease("agent-infer", "prod", "v2.1.0", "v2.0.0")
 
 
 def readings(*, mean=None, sd=0.1, n=0, calls=None, tool_errors=0, cost=None, ok=1000, steps=None, ttft=None,
-             cost_unknown=None):
+             cost_unknown=None, cost_sd=None):
     values = {Metric.SUCCESS_COUNT: ok}
     if cost_unknown is not None:
         values[Metric.COST_UNKNOWN_COUNT] = cost_unknown
@@ -27,6 +27,8 @@ def readings(*, mean=None, sd=0.1, n=0, calls=None, tool_errors=0, cost=None, ok
                        Metric.TOOL_ERROR_RATE: tool_errors / calls if calls else None})
     if cost is not None:
         values[Metric.COST_PER_SUCCESS] = cost
+    if cost_sd is not None:  # the exporter's agent_cost_squared_total: the per-task spread
+        values[Metric.COST_SQUARES_PER_SUCCESS] = cost * cost + cost_sd * cost_sd
     if steps is not None:
         values[Metric.STEPS_P95] = steps
     if ttft is not None:
@@ -70,6 +72,27 @@ def test_tool_error_regression_rolls_back_and_a_small_rise_does_not():
 def test_cost_per_successful_task_over_thirty_percent_asks_a_person(ratio, fires):
     found = by_rule(quality_rules(DEFAULT_POLICY, RELEASE, readings(cost=0.004 * ratio), readings(cost=0.004)))
     assert (found["cost_per_success"].effect is Effect.MANUAL_REVIEW) == fires
+
+
+@pytest.mark.parametrize("ratio, cv, ok, effect", [
+    (1.5, 2.0, 120, Effect.WATCH),            # heavy-tailed costs, 120 tasks: +50 % is within noise, the ramp holds
+    (1.5, 2.0, 5000, Effect.MANUAL_REVIEW),   # the same +50 % over 5 000 tasks: a person decides
+    (1.4, 0.2, 100, Effect.MANUAL_REVIEW),    # tight costs: 100 tasks are enough to show +40 %
+    (1.35, 0.5, 150, Effect.WATCH),           # +35 % with a wider spread: not yet beyond +30 % by evidence
+    (1.2, 2.0, 50000, None),                  # below the +30 % limit, however many tasks
+])
+def test_cost_above_the_limit_asks_a_person_only_beyond_noise(ratio, cv, ok, effect):
+    """With the spread of trace costs exported, a sticky manual review needs evidence, not one pricey batch."""
+    stable_cost = 0.004
+    canary = readings(cost=stable_cost * ratio, cost_sd=stable_cost * ratio * cv, ok=ok)
+    rule = by_rule(quality_rules(DEFAULT_POLICY, RELEASE, canary,
+                                 readings(cost=stable_cost, cost_sd=stable_cost * cv, ok=5000)))["cost_per_success"]
+    assert rule.effect is effect, rule.text
+    assert "Welch z on means" in rule.text
+    if effect is Effect.WATCH:
+        assert "too few to tell from noise" in rule.text and rule.headline is None
+    if effect is Effect.MANUAL_REVIEW:
+        assert rule.headline == f"v2.1.0 costs {ratio:.2f}x v2.0.0 per successful task"
 
 
 @pytest.mark.parametrize("unknown, ok, effect", [
