@@ -14,10 +14,10 @@ A release's **timeline** (the release page shows it): breach onset -> verdict ->
 
 * *breach onset*: the first gate evaluation of the unbroken run of samples, ending at the verdict (or at the
   rollback when a person acted without one), in which the canary read worse than stable: success rate lower by
-  more than BREACH_MARGIN, error-trace or callback-failure ratio higher by more than BREACH_MARGIN, or p95 more than
-  P95_MARGIN above stable's.  No such sample (no gate history, or it was pruned): the onset is unknown and the
+  more than BREACH_MARGIN, error-trace or callback-failure ratio higher by more than BREACH_MARGIN, mean eval score
+  lower by more than EVAL_MARGIN, or p95 more than P95_MARGIN above stable's.  No such sample (no gate history, or it was pruned): the onset is unknown and the
   failure is left out of the time to restore (counted in `restore_unknown`).  When the rule that stopped the canary
-  measures something the chart samples do not carry (CHARTED_RULES: an LLM quality rule, crashes, memory, ...),
+  measures something the chart samples do not carry (CHARTED_RULES: tool errors, cost, crashes, memory, ...),
   the timeline says so and names the rule instead of claiming the canary never read worse.
 * *verdict*: the first gate evaluation that stopped the canary (pause, block, rollback) or asked for manual review.
 * *action*: the first audit row after it that took the canary's traffic (paused, rolled back or blocked).
@@ -38,11 +38,12 @@ from sla.models import SlaReport, SlaSample
 
 BREACH_MARGIN = 0.005  # absolute, on ratios (half a percentage point)
 P95_MARGIN = 0.20  # the policy's default latency rollback margin: canary p95 > stable p95 * 1.2
+EVAL_MARGIN = 0.05  # the policy's default eval-score pause margin: canary mean score < stable's - 0.05
 # The gate's rules whose measure is a column of the chart samples (SlaSample), the only ones the onset can see.
 CHARTED_RULES = frozenset({
     "success_rate_floor", "success_floor_sequential", "failure_rate_vs_baseline", "error_regression_sequential",
     "failed_traces", "callback_failure_rate", "p95_latency_rollback", "latency_regression_sequential",
-    "success_rate_advance", "p95_latency_advance"})
+    "success_rate_advance", "p95_latency_advance", "eval_score_regression"})
 TRAFFIC_STATES = frozenset({S.GRAY, S.LIVE})
 FAILED_STATES = frozenset({S.ROLLED_BACK, S.BLOCKED})
 STOPPED_STATES = frozenset({S.PAUSED, S.ROLLED_BACK, S.BLOCKED})
@@ -109,13 +110,17 @@ def _worse(sample: dict) -> bool:
         canary, stable = pair(name)
         if canary is not None and stable is not None and canary > stable + BREACH_MARGIN:
             return True
+    canary, stable = pair("eval_score")
+    if canary is not None and stable is not None and canary < stable - EVAL_MARGIN:
+        return True
     canary, stable = pair("p95_ms")
     return canary is not None and stable is not None and stable > 0 and canary > stable * (1 + P95_MARGIN)
 
 
 _SAMPLE_FIELDS = ("release_id", "sequence", "evaluated_at", "status", "action", "canary_success_rate",
                   "baseline_success_rate", "canary_p95_ms", "baseline_p95_ms", "canary_error_ratio",
-                  "baseline_error_ratio", "canary_callback_fail_rate", "baseline_callback_fail_rate")
+                  "baseline_error_ratio", "canary_callback_fail_rate", "baseline_callback_fail_rate",
+                  "canary_eval_score", "baseline_eval_score")
 
 
 def _place_gate_history(facts: ReleaseFacts, samples: list[dict], transitions: list[dict]) -> None:

@@ -79,6 +79,8 @@ class SlaReport(models.Model):
     p95_latency_ms = models.IntegerField(null=True)
     error_trace_ratio = models.FloatField(null=True)
     callback_fail_rate = models.FloatField(null=True)
+    eval_score = models.FloatField(null=True, help_text="the canary's mean eval score over the quality window "
+                                                        "(LLM quality); null when its traces carry none")
     status = models.CharField(max_length=20)
     action = models.CharField(max_length=20)
     outcome = models.CharField(max_length=20)
@@ -128,6 +130,9 @@ class SlaSample(models.Model):
     baseline_error_ratio = models.FloatField(null=True)
     canary_callback_fail_rate = models.FloatField(null=True)
     baseline_callback_fail_rate = models.FloatField(null=True)
+    # LLM quality (sla/quality.py): mean eval score over the quality window; null when the traces carry none.
+    canary_eval_score = models.FloatField(null=True)
+    baseline_eval_score = models.FloatField(null=True)
 
     class Meta:
         ordering = ["release", "evaluated_at", "id"]

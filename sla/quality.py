@@ -11,7 +11,8 @@ rule                                 effect          fires when (defaults in sla
 ``eval_score_regression``            pause           mean eval score lower by >= ``pause_eval_score_drop`` (0.05)
                                                      and significantly lower (one-sided Welch z, ``stop_significance``)
 ``tool_error_regression``            rollback        tool error rate higher by >= ``rollback_tool_error_increase``
-                                                     (5 points) and significantly higher (two-proportion z)
+                                                     (5 points) and significantly higher (two-proportion z;
+                                                     Fisher's exact test with < 10 errors expected on a side)
 ``cost_per_success``                 manual_review   cost per successful task > stable's x (1 + ``review_cost_increase``)
                                                      and significantly so (one-sided Welch z on the per-task cost,
                                                      ``stop_significance``; above the limit without that evidence

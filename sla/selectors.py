@@ -58,12 +58,13 @@ POWER_FORMULA_WORDS = (
 
 # Columns of the CSV export and the QA list, in order: the design shape first, then where it came from.
 REPORT_COLUMNS = ("id", "version", "start_ts", "agent_group", "success_rate", "p95_latency_ms", "error_trace_ratio",
-                  "callback_fail_rate", "status", "action", "service", "environment", "release_id", "gray_weight",
+                  "callback_fail_rate", "eval_score", "status", "action", "service", "environment", "release_id", "gray_weight",
                   "outcome", "evaluated_at", "created_at", "summary", "reasons")
 
 SERIES_FIELDS = ("canary_success_rate", "baseline_success_rate", "canary_p95_ms", "baseline_p95_ms",
                  "canary_error_ratio", "baseline_error_ratio", "canary_callback_fail_rate",
-                 "baseline_callback_fail_rate", "canary_requests", "baseline_requests")
+                 "baseline_callback_fail_rate", "canary_eval_score", "baseline_eval_score", "canary_requests",
+                 "baseline_requests")
 
 
 def report_list(*, user, version: str = "", environment: str = "", service: str = "", status: str = "",
@@ -86,7 +87,7 @@ def report_get(*, user, report_id: int) -> SlaReport | None:
 def report_row(report: SlaReport) -> dict:
     """A flat row: the design shape plus provenance (the CSV and the list)."""
     return {
-        "id": report.pk, **report.design_shape(), "service": report.service.name,
+        "id": report.pk, **report.design_shape(), "eval_score": report.eval_score, "service": report.service.name,
         "environment": report.environment.name, "release_id": report.release_id, "gray_weight": report.gray_weight,
         "outcome": report.outcome, "evaluated_at": report.evaluated_at.isoformat(),
         "created_at": report.created_at.isoformat(),

@@ -345,6 +345,7 @@ def _sample(candidate: Candidate, evaluation: Evaluation) -> SlaSample:
         canary_error_ratio=_ratio(canary), baseline_error_ratio=_ratio(baseline),
         canary_callback_fail_rate=canary.value(Metric.CALLBACK_FAILURE_RATE),
         baseline_callback_fail_rate=baseline.value(Metric.CALLBACK_FAILURE_RATE),
+        canary_eval_score=canary.value(Metric.EVAL_SCORE_MEAN), baseline_eval_score=baseline.value(Metric.EVAL_SCORE_MEAN),
     )
 
 
@@ -456,7 +457,8 @@ def gate_apply(candidate: Candidate, evaluation: Evaluation) -> Applied:
                 gray_weight=candidate.weight, version=report["version"], start_ts=_as_utc(candidate.state.deployed_at),
                 agent_group=report["agent_group"], success_rate=report["success_rate"],
                 p95_latency_ms=report["p95_latency_ms"], error_trace_ratio=report["error_trace_ratio"],
-                callback_fail_rate=report["callback_fail_rate"], status=verdict.status, action=verdict.action,
+                callback_fail_rate=report["callback_fail_rate"], eval_score=canary.value(Metric.EVAL_SCORE_MEAN),
+                status=verdict.status, action=verdict.action,
                 outcome=verdict.outcome.value, evaluated_at=at, verdict=verdict_json,
                 readings={"canary": _readings_json(canary), "baseline": _readings_json(baseline)},
             )

@@ -205,6 +205,8 @@ class SlaSeriesOutput(serializers.Serializer):
     baseline_error_ratio = _series(serializers.FloatField(allow_null=True))
     canary_callback_fail_rate = _series(serializers.FloatField(allow_null=True))
     baseline_callback_fail_rate = _series(serializers.FloatField(allow_null=True))
+    canary_eval_score = _series(serializers.FloatField(allow_null=True))
+    baseline_eval_score = _series(serializers.FloatField(allow_null=True))
     canary_requests = _series(serializers.FloatField(allow_null=True))
     baseline_requests = _series(serializers.FloatField(allow_null=True))
 
@@ -311,6 +313,8 @@ class ReportRowOutput(DesignReportOutput):
     environment = serializers.CharField()
     release_id = serializers.IntegerField()
     gray_weight = serializers.IntegerField()
+    eval_score = serializers.FloatField(allow_null=True, help_text="the canary's mean eval score (LLM quality); "
+                                                                   "null when its traces carry none")
     outcome = serializers.CharField()
     evaluated_at = serializers.CharField()
     created_at = serializers.CharField()

@@ -261,29 +261,53 @@ def test_release_create_keeps_the_commit_time(environments, service, dev):
     assert future.json()["detail"].startswith("committed_at: ") and "future" in future.json()["detail"]
 
 
-def test_timeline_of_a_quality_pause_names_the_rule_the_chart_samples_do_not_carry(environments, service, dev, base,
-                                                                                  qa, client):
-    """Paused for an eval-score regression while every charted reading matched stable: the onset is unknown
+def test_timeline_of_a_tool_error_rollback_names_the_rule_the_chart_samples_do_not_carry(environments, service, dev,
+                                                                                       base, qa, client):
+    """Rolled back for a tool-error regression while every charted reading matched stable: the onset is unknown
     because the rule is not in the samples, not because the canary never read worse (that contradicted the verdict)."""
     h, m = History(dev), timedelta(minutes=1)
     release = h.release("agent-infer", "staging", "v1.2.1")
     t = base + timedelta(days=1)
     h.move(release, S.GRAY, t, from_state=S.READY)
     h.sample(release, 1, t + m)
-    h.sample(release, 2, t + 2 * m, status="blocked", action="pause")
+    h.sample(release, 2, t + 2 * m, status="rollbacked", action="rollback")
     SlaReport.objects.create(
         release=release, service=release.service, environment=release.environment, sequence=2, gray_weight=5,
-        version="v1.2.1", start_ts=t, agent_group="agent-infer-staging", status="blocked", action="pause",
+        version="v1.2.1", start_ts=t, agent_group="agent-infer-staging", status="rollbacked", action="rollback",
         outcome="FAILED", evaluated_at=t + 2 * m,
-        verdict={"summary": "v1.2.1's answers got worse: paused", "action": "pause", "findings": [
-            {"rule": "success_rate_floor", "effect": None},
-            {"rule": "eval_score_regression", "effect": "pause"}]})
-    h.move(release, S.PAUSED, t + 2 * m + timedelta(seconds=5), actor="sla-gate", from_state=S.GRAY)
+        verdict={"summary": "v1.2.1's tool calls failed 12 % of the time: rolled back", "action": "rollback",
+                 "findings": [{"rule": "success_rate_floor", "effect": None},
+                              {"rule": "tool_error_regression", "effect": "rollback"}]})
+    h.move(release, S.ROLLED_BACK, t + 2 * m + timedelta(seconds=5), actor="sla-gate", from_state=S.GRAY)
 
     client.force_login(qa)
     page = client.get(f"/sla/releases/{release.pk}/").content.decode()
     at = (t + 2 * m).strftime("%H:%M:%S")
-    assert (f"unknown: the rule that fired (eval_score_regression) is not in the chart samples; the verdict came "
+    assert (f"unknown: the rule that fired (tool_error_regression) is not in the chart samples; the verdict came "
             f"at {at} UTC") in page
     assert "no gate sample showed the canary worse than stable" not in page
-    assert "v1.2.1&#x27;s answers got worse: paused" in page
+
+
+@pytest.mark.parametrize("canary_scores, onset_sample", [((0.81, 0.74, 0.72), 2), ((0.70, 0.71, 0.69), 1)])
+def test_an_eval_score_pause_has_its_breach_onset_in_the_chart_samples(environments, service, dev, base, qa, client,
+                                                                       canary_scores, onset_sample):
+    """The chart samples carry the mean eval score: a quality pause's onset is the first sample in which the canary
+    scored more than 0.05 below stable, and the eval-score chart has its series."""
+    h, m = History(dev), timedelta(minutes=1)
+    release = h.release("agent-infer", "staging", "v1.2.1")
+    t = base + timedelta(days=1)
+    h.move(release, S.GRAY, t, from_state=S.READY)
+    for sequence, score in enumerate(canary_scores, start=1):
+        last = sequence == len(canary_scores)
+        h.sample(release, sequence, t + sequence * m, status="blocked" if last else "watching",
+                 action="pause" if last else "hold", canary_eval_score=score, baseline_eval_score=0.82)
+    h.move(release, S.PAUSED, t + len(canary_scores) * m + timedelta(seconds=5), actor="sla-gate",
+           from_state=S.GRAY)
+
+    client.force_login(qa)
+    page = client.get(f"/sla/releases/{release.pk}/").content.decode()
+    onset = (t + onset_sample * m).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"{onset} UTC" in page and "is not in the chart samples" not in page
+    api = client_for(qa)
+    series = api.get(f"/api/releases/{release.pk}/sla/").json()["series"]
+    assert series["canary_eval_score"] == list(canary_scores) and series["baseline_eval_score"] == [0.82] * 3

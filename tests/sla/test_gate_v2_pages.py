@@ -133,7 +133,7 @@ def test_snapshot_page_opens_with_the_sentence_and_charts_the_history_up_to_it(c
     series = json.loads(re.search(r'<script id="sla-series" type="application/json">(.*?)</script>', page,
                                   re.S).group(1))
     assert series["canary_p95_ms"] == [480.0, 490.0, 500.0]
-    assert page.count("<canvas data-sla-chart=") == 4 and "frontend/sla.js" in page
+    assert page.count("<canvas data-sla-chart=") == 5 and "frontend/sla.js" in page  # eval score: hidden when empty
 
 
 def test_qa_list_filters_by_action_and_shows_each_sentence(reports, qa):

@@ -15,7 +15,7 @@ from releases.services import Actor, release_promote
 from rollgate_client.results import post_results
 from sla import services
 from sla.catalog import QUALITY_METRICS, Metric, MetricCatalog, ReleaseSelector
-from sla.models import GateRecord
+from sla.models import GateRecord, SlaReport, SlaSample
 from sla.prometheus import PrometheusClient
 from tests.routing.conftest import ThreadedAsgiServer
 from tests.sla.prometheus_fakes import AgentExporter
@@ -127,7 +127,8 @@ def traces(version: str, count: int, *, mean: float, start: int = 0, tool_errors
 
 
 def test_only_the_eval_score_regresses_and_the_gate_pauses_saying_so(
-        asgi_server, prometheus, clean_trace_metrics, agent_key, live_release, make_release, rm, ops, settings):
+        asgi_server, prometheus, clean_trace_metrics, agent_key, live_release, make_release, rm, ops, qa, settings,
+        client):
     services.policy_version_save(actor=Actor.of(ops), environment="staging", comment="quality test",
                                  policy={"evaluation_window_s": 60, "evaluation_interval_s": 30})
     canary = make_release("v1.1.0", "staging")
@@ -169,6 +170,17 @@ def test_only_the_eval_score_regresses_and_the_gate_pauses_saying_so(
     assert record.last_verdict["summary"].startswith("v1.1.0's answers got worse: mean eval score 0.74 vs v1.0.0's 0.82")
     assert "although its requests still succeed: ramp paused at" in record.last_verdict["summary"]
     assert "answers got worse" in canary.status_reason
+
+    # QA sees the score beside the verdict: the snapshot keeps the canary's mean eval score, the chart sample
+    # both sides, and the reports list has a column for it.
+    report = SlaReport.objects.filter(release=canary, action="pause").get()
+    sample = SlaSample.objects.filter(release=canary).order_by("-sequence").first()
+    assert 0.73 <= report.eval_score <= 0.75
+    assert 0.73 <= sample.canary_eval_score <= 0.75 and 0.81 <= sample.baseline_eval_score <= 0.83
+    client.force_login(qa)
+    listed = client.get("/sla/reports/", {"action": "pause"}).content.decode()
+    assert f"<td class=\"num\" data-eval-score>{report.eval_score:.3f}</td>" in listed
+    assert client.get("/api/sla/reports/", {"action": "pause"}).json()[0]["eval_score"] == report.eval_score
 
     # The catalog's other quality queries answer against the same Prometheus.
     catalog, selector = MetricCatalog(), ReleaseSelector("agent-infer", "staging", "v1.1.0")

@@ -43,7 +43,7 @@ def test_sla_section_shows_the_verdict_reasons_queries_and_chart_series(canary_o
     series = json.loads(re.search(r'<script id="sla-series" type="application/json">(.*?)</script>', section,
                                   re.S).group(1))
     assert series["canary_p95_ms"][0] > series["baseline_p95_ms"][0] * 1.2
-    assert section.count("<canvas data-sla-chart=") == 4 and "vendor/chart.js/dist/chart.umd.js" in section
+    assert section.count("<canvas data-sla-chart=") == 5 and "vendor/chart.js/dist/chart.umd.js" in section
 
 
 def test_manual_review_is_raised_visibly_on_the_release_page(canary_of, history_end, qa):

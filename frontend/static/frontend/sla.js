@@ -9,6 +9,7 @@
     p95_ms: ["canary_p95_ms", "baseline_p95_ms"],
     error_ratio: ["canary_error_ratio", "baseline_error_ratio"],
     callback_fail_rate: ["canary_callback_fail_rate", "baseline_callback_fail_rate"],
+    eval_score: ["canary_eval_score", "baseline_eval_score"],
   };
   function loadChartJs() {
     if (window.Chart) return Promise.resolve();
@@ -25,6 +26,7 @@
   const FORMAT = {
     ratio: (v) => (v * 100).toFixed(2) + " %",
     ms: (v) => Math.round(v).toLocaleString("en-US") + " ms",
+    score: (v) => v.toFixed(3),
   };
   function format(unit, value) {
     if (value === null || value === undefined) return "n/a";
@@ -38,6 +40,10 @@
     document.querySelectorAll("canvas[data-sla-chart]").forEach((canvas) => {
       const [canary, baseline] = CHARTS[canvas.dataset.slaChart];
       const unit = canvas.dataset.unit;
+      // A chart without a single number (a service whose traces carry no eval score) is left out, not drawn empty.
+      const empty = ![...(series[canary] || []), ...(series[baseline] || [])].some((v) => v !== null);
+      canvas.closest("figure").hidden = empty;
+      if (empty) return;
       const old = window.Chart.getChart(canvas); if (old) old.destroy();
       new window.Chart(canvas, {
         type: "line",
