@@ -15,8 +15,9 @@ A release's **timeline** (the release page shows it): breach onset -> verdict ->
 * *breach onset*: the first gate evaluation of the unbroken run of samples, ending at the verdict (or at the
   rollback when a person acted without one), in which the canary read worse than stable: success rate lower by
   more than BREACH_MARGIN, error-trace or callback-failure ratio higher by more than BREACH_MARGIN, mean eval score
-  lower by more than EVAL_MARGIN, or p95 more than P95_MARGIN above stable's.  No such sample (no gate history, or it was pruned): the onset is unknown and the
-  failure is left out of the time to restore (counted in `restore_unknown`).  When the rule that stopped the canary
+  lower by more than EVAL_MARGIN, or p95 more than P95_MARGIN above stable's.  No such sample (no gate history, or
+  it was pruned): the onset is unknown and the failure is left out of the time to restore (counted in
+  `restore_unknown`).  When the rule that stopped the canary
   measures something the chart samples do not carry (CHARTED_RULES: tool errors, cost, crashes, memory, ...),
   the timeline says so and names the rule instead of claiming the canary never read worse.
 * *verdict*: the first gate evaluation that stopped the canary (pause, block, rollback) or asked for manual review.

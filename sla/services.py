@@ -345,7 +345,8 @@ def _sample(candidate: Candidate, evaluation: Evaluation) -> SlaSample:
         canary_error_ratio=_ratio(canary), baseline_error_ratio=_ratio(baseline),
         canary_callback_fail_rate=canary.value(Metric.CALLBACK_FAILURE_RATE),
         baseline_callback_fail_rate=baseline.value(Metric.CALLBACK_FAILURE_RATE),
-        canary_eval_score=canary.value(Metric.EVAL_SCORE_MEAN), baseline_eval_score=baseline.value(Metric.EVAL_SCORE_MEAN),
+        canary_eval_score=canary.value(Metric.EVAL_SCORE_MEAN),
+        baseline_eval_score=baseline.value(Metric.EVAL_SCORE_MEAN),
     )
 
 
